@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Network and process tests spawn servers and shells; two cores, so keep it modest.
+    pool: "forks",
+    maxWorkers: 2,
+  },
+});
