@@ -1,0 +1,173 @@
+// `veil secret set|ls|get|rm`: manage secrets; values come from stdin, never from the command line.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type SecretMeta, ValueKind } from "../../index.js";
+import { type Command, group, keyValues, parse } from "../command.js";
+import { CONNECTION_HELP, CONNECTION_OPTIONS, connect } from "../connection.js";
+import { EXIT, readSecretValue, table, UsageError } from "../io.js";
+
+const session = { session: { type: "string" } } as const;
+const json = { json: { type: "boolean" } } as const;
+
+function one(positionals: string[], what: string): string {
+  if (positionals.length !== 1) throw new UsageError(`expected exactly one ${what}`);
+  return positionals[0]!;
+}
+
+function metaJson(meta: SecretMeta | undefined) {
+  if (meta === undefined) return undefined;
+  return {
+    name: meta.name,
+    session: meta.session,
+    version: Number(meta.version),
+    kind: meta.kind === ValueKind.FIELDS ? "fields" : "text",
+    fieldNames: meta.fieldNames,
+    description: meta.description,
+    metadata: meta.metadata,
+    allowedAgents: meta.allowedAgents,
+    createdAt: meta.createdAt ? timestampDate(meta.createdAt).toISOString() : "",
+    updatedAt: meta.updatedAt ? timestampDate(meta.updatedAt).toISOString() : "",
+  };
+}
+
+const set: Command = {
+  name: "set",
+  summary: "create or update a secret; the value is read from stdin",
+  help: `Usage: veil secret set NAME [options] < value
+
+Reads the value from stdin (or prompts without echo on a terminal); never from the
+command line, where other users and shell history would see it.
+
+Options:
+  --fields                 stdin holds key=value lines: a grouped credential
+  --keep-value             change description, metadata and grants only
+  --description TEXT       free text, at most 1 KiB
+  --meta KEY=VALUE         metadata entry (repeatable)
+  --agent NAME             grant to this agent only (repeatable; none = every agent)
+  --expected-version N     check-and-set: write only if the stored version is N (0 = new)
+  --session S              scope inside the tenant ("" = tenant-wide)
+  --json                   print the written metadata as JSON
+${CONNECTION_HELP}`,
+  async run(argv) {
+    const { values, positionals } = parse(argv, {
+      ...CONNECTION_OPTIONS,
+      ...session,
+      ...json,
+      fields: { type: "boolean" },
+      "keep-value": { type: "boolean" },
+      description: { type: "string" },
+      meta: { type: "string", multiple: true },
+      agent: { type: "string", multiple: true },
+      "expected-version": { type: "string" },
+    });
+    const name = one(positionals, "secret NAME");
+    const expected = values["expected-version"];
+    if (expected !== undefined && !/^\d+$/.test(expected)) throw new UsageError("--expected-version: must be a whole number");
+    const client = await connect(values);
+    let value: { text?: string; fields?: Record<string, string> } = {};
+    if (!values["keep-value"]) {
+      const raw = await readSecretValue(name);
+      value = values.fields ? { fields: keyValues(raw.split(/\r?\n/), "stdin (--fields)") } : { text: raw };
+    }
+    const res = await client.secrets.setSecrets({
+      session: values.session ?? "",
+      secrets: [
+        {
+          name,
+          ...value,
+          description: values.description ?? "",
+          metadata: keyValues(values.meta ?? [], "--meta"),
+          allowedAgents: values.agent ?? [],
+          ...(expected !== undefined ? { expectedVersion: BigInt(expected) } : {}),
+        },
+      ],
+    });
+    const meta = res.secrets[0];
+    if (values.json) process.stdout.write(`${JSON.stringify(metaJson(meta))}\n`);
+    else process.stderr.write(`${name}: version ${meta?.version}\n`);
+    return EXIT.ok;
+  },
+};
+
+const ls: Command = {
+  name: "ls",
+  summary: "list secret names and metadata (never values)",
+  help: `Usage: veil secret ls [options]
+
+Options:
+  --prefix P      only names starting with P
+  --session S     scope inside the tenant
+  --json          one JSON object per line
+${CONNECTION_HELP}`,
+  async run(argv) {
+    const { values } = parse(argv, { ...CONNECTION_OPTIONS, ...session, ...json, prefix: { type: "string" } }, false);
+    const client = await connect(values);
+    const rows: SecretMeta[] = [];
+    let pageToken = "";
+    do {
+      const page = await client.secrets.listSecrets({ session: values.session ?? "", namePrefix: values.prefix ?? "", pageSize: 1000, pageToken });
+      rows.push(...page.secrets);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    if (values.json) {
+      for (const meta of rows) process.stdout.write(`${JSON.stringify(metaJson(meta))}\n`);
+    } else if (rows.length > 0) {
+      const header = ["NAME", "VERSION", "KIND", "AGENTS", "UPDATED", "DESCRIPTION"];
+      const body = rows.map((m) => {
+        const j = metaJson(m)!;
+        return [j.name, String(j.version), j.kind, j.allowedAgents.join(",") || "*", j.updatedAt, j.description];
+      });
+      process.stdout.write(`${table([header, ...body])}\n`);
+    }
+    return EXIT.ok;
+  },
+};
+
+const get: Command = {
+  name: "get",
+  summary: "print a secret's value",
+  help: `Usage: veil secret get NAME [options]
+
+Prints the value to stdout (fields as key=value lines).
+
+Options:
+  --version N     a kept older version (the last 10 are kept)
+  --session S     scope inside the tenant
+  --json          value and metadata as one JSON object
+${CONNECTION_HELP}`,
+  async run(argv) {
+    const { values, positionals } = parse(argv, { ...CONNECTION_OPTIONS, ...session, ...json, version: { type: "string" } });
+    const name = one(positionals, "secret NAME");
+    if (values.version !== undefined && !/^\d+$/.test(values.version)) throw new UsageError("--version: must be a whole number");
+    const client = await connect(values);
+    const res = await client.secrets.getSecret({ session: values.session ?? "", name, version: BigInt(values.version ?? 0) });
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ ...metaJson(res.meta), ...(res.text !== undefined ? { text: res.text } : { fields: res.fields }) })}\n`);
+    } else if (res.text !== undefined) {
+      process.stdout.write(res.text.endsWith("\n") || !process.stdout.isTTY ? res.text : `${res.text}\n`);
+    } else {
+      process.stdout.write(Object.entries(res.fields).map(([k, v]) => `${k}=${v}\n`).join(""));
+    }
+    return EXIT.ok;
+  },
+};
+
+const rm: Command = {
+  name: "rm",
+  summary: "delete a secret and all its versions",
+  help: `Usage: veil secret rm NAME [options]
+
+Options:
+  --session S     scope inside the tenant
+${CONNECTION_HELP}`,
+  async run(argv) {
+    const { values, positionals } = parse(argv, { ...CONNECTION_OPTIONS, ...session });
+    const name = one(positionals, "secret NAME");
+    const client = await connect(values);
+    await client.secrets.deleteSecret({ session: values.session ?? "", name });
+    process.stderr.write(`${name}: deleted\n`);
+    return EXIT.ok;
+  },
+};
+
+/** The `veil secret` group. */
+export const secretCommand = group("secret", "Manage secrets.", [set, ls, get, rm]);

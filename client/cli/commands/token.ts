@@ -1,0 +1,103 @@
+// `veil token create|ls|revoke`: bearer tokens for admins and agents.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Role, type TokenInfo } from "../../index.js";
+import { type Command, group, parse, parseDuration } from "../command.js";
+import { CONNECTION_HELP, CONNECTION_OPTIONS, connect } from "../connection.js";
+import { EXIT, table, UsageError } from "../io.js";
+
+function infoJson(info: TokenInfo | undefined) {
+  if (info === undefined) return undefined;
+  return {
+    tokenId: info.tokenId,
+    tenant: info.tenant,
+    role: info.role === Role.AGENT ? "agent" : "admin",
+    agent: info.agent,
+    createdAt: info.createdAt ? timestampDate(info.createdAt).toISOString() : "",
+    expiresAt: info.expiresAt ? timestampDate(info.expiresAt).toISOString() : null,
+    revoked: info.revoked,
+    operator: info.operator,
+    description: info.description,
+  };
+}
+
+const create: Command = {
+  name: "create",
+  summary: "mint a token (printed once)",
+  help: `Usage: veil token create [options]
+
+Prints the new token on stdout (once: only its hash is stored).
+
+Options:
+  --agent NAME        an agent token bound to NAME (default: an admin token)
+  --ttl DURATION      expiry such as 30m, 1h, 7d (default: never)
+  --tenant T          tenant of the token (default: yours; others need the operator token)
+  --description TEXT  what the token is for
+  --json              token, id and details as JSON
+${CONNECTION_HELP}`,
+  async run(argv) {
+    const { values } = parse(
+      argv,
+      { ...CONNECTION_OPTIONS, agent: { type: "string" }, ttl: { type: "string" }, tenant: { type: "string" }, description: { type: "string" }, json: { type: "boolean" } },
+      false,
+    );
+    const ttlSeconds = values.ttl === undefined ? 0 : parseDuration(values.ttl, "--ttl");
+    const client = await connect(values);
+    const res = await client.tokens.createToken({
+      tenant: values.tenant ?? "",
+      role: values.agent !== undefined ? Role.AGENT : Role.ADMIN,
+      agent: values.agent ?? "",
+      ttlSeconds: BigInt(ttlSeconds),
+      description: values.description ?? "",
+    });
+    if (values.json) process.stdout.write(`${JSON.stringify({ token: res.token, ...infoJson(res.info) })}\n`);
+    else {
+      process.stdout.write(`${res.token}\n`);
+      process.stderr.write(`token id ${res.tokenId}${values.agent ? ` (agent ${values.agent})` : " (admin)"}\n`);
+    }
+    return EXIT.ok;
+  },
+};
+
+const ls: Command = {
+  name: "ls",
+  summary: "list tokens (never their plaintext)",
+  help: `Usage: veil token ls [--tenant T] [--json]\n\n${CONNECTION_HELP}`,
+  async run(argv) {
+    const { values } = parse(argv, { ...CONNECTION_OPTIONS, tenant: { type: "string" }, json: { type: "boolean" } }, false);
+    const client = await connect(values);
+    const tokens: TokenInfo[] = [];
+    let pageToken = "";
+    do {
+      const page = await client.tokens.listTokens({ tenant: values.tenant ?? "", pageSize: 1000, pageToken });
+      tokens.push(...page.tokens);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    if (values.json) for (const t of tokens) process.stdout.write(`${JSON.stringify(infoJson(t))}\n`);
+    else if (tokens.length > 0) {
+      const rows = tokens.map((t) => {
+        const j = infoJson(t)!;
+        const state = j.revoked ? "revoked" : j.expiresAt && Date.parse(j.expiresAt) < Date.now() ? "expired" : "active";
+        return [j.tokenId, j.operator ? "operator" : j.role, j.agent || "-", state, j.expiresAt ?? "never", j.description];
+      });
+      process.stdout.write(`${table([["ID", "ROLE", "AGENT", "STATE", "EXPIRES", "DESCRIPTION"], ...rows])}\n`);
+    }
+    return EXIT.ok;
+  },
+};
+
+const revoke: Command = {
+  name: "revoke",
+  summary: "revoke a token by id",
+  help: `Usage: veil token revoke TOKEN_ID\n\n${CONNECTION_HELP}`,
+  async run(argv) {
+    const { values, positionals } = parse(argv, CONNECTION_OPTIONS);
+    if (positionals.length !== 1) throw new UsageError("expected exactly one TOKEN_ID");
+    const client = await connect(values);
+    await client.tokens.revokeToken({ tokenId: positionals[0]! });
+    process.stderr.write(`${positionals[0]}: revoked\n`);
+    return EXIT.ok;
+  },
+};
+
+/** The `veil token` group. */
+export const tokenCommand = group("token", "Manage bearer tokens.", [create, ls, revoke]);

@@ -1,0 +1,34 @@
+// Where the CLI connects and with which token: flags, then VEIL_* variables, then the local defaults.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createVeilClient, type VeilClient, type VeilProtocol } from "../index.js";
+import { UsageError } from "./io.js";
+
+/** Flags every client command accepts. */
+export const CONNECTION_OPTIONS = {
+  url: { type: "string" },
+  token: { type: "string" },
+  protocol: { type: "string" },
+} as const;
+
+export const CONNECTION_HELP = `Connection:
+  --url URL          server address (default $VEIL_URL or http://127.0.0.1:8080)
+  --token TOKEN      bearer token (default $VEIL_TOKEN, else <data dir>/admin.token)
+  --protocol P       grpc (default), connect or grpc-web`;
+
+/** The token to use: --token, $VEIL_TOKEN, or the local operator token file. */
+function resolveToken(flag: string | undefined): string {
+  if (flag) return flag;
+  if (process.env.VEIL_TOKEN) return process.env.VEIL_TOKEN;
+  const file = join(process.env.VEIL_DATA_DIR ?? "./.veil", "admin.token");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  throw new UsageError(`no token: pass --token, set VEIL_TOKEN, or run next to a data dir with ${file}`);
+}
+
+/** Builds the client for a command's parsed connection flags. */
+export async function connect(values: { url?: string | undefined; token?: string | undefined; protocol?: string | undefined }): Promise<VeilClient> {
+  const protocol = (values.protocol ?? "grpc") as VeilProtocol;
+  if (!["grpc", "connect", "grpc-web"].includes(protocol)) throw new UsageError("--protocol: must be grpc, connect or grpc-web");
+  const baseUrl = values.url ?? process.env.VEIL_URL ?? "http://127.0.0.1:8080";
+  return createVeilClient({ baseUrl, token: resolveToken(values.token), protocol });
+}

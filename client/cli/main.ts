@@ -1,0 +1,45 @@
+// The `veil` command line: dispatches to the subcommands and turns failures into exit codes.
+import type { Command } from "./command.js";
+import { secretCommand } from "./commands/secret.js";
+import { serveCommand } from "./commands/serve.js";
+import { tokenCommand } from "./commands/token.js";
+import { describeFailure, EXIT, UsageError } from "./io.js";
+
+const commands: Command[] = [serveCommand, secretCommand, tokenCommand];
+
+const help = `Usage: veil <command> [options]
+
+Veil keeps secrets for AI agents: stored encrypted, injected into commands, masked in output.
+
+Commands:
+${commands.map((c) => `  ${c.name.padEnd(8)} ${c.summary}`).join("\n")}
+
+Run 'veil <command> --help' for details.`;
+
+/** Runs the CLI and resolves to its exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(`${help}\n`);
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const command = commands.find((c) => c.name === name);
+  try {
+    if (command === undefined) throw new UsageError(`unknown command '${name}' (try 'veil --help')`);
+    if (command.name === "serve" && (rest.includes("--help") || rest.includes("-h"))) {
+      process.stdout.write(`${command.help}\n`);
+      return EXIT.ok;
+    }
+    return await command.run(rest);
+  } catch (error) {
+    const { message, exitCode } = describeFailure(error);
+    process.stderr.write(`veil${command ? ` ${command.name}` : ""}: ${message}\n`);
+    return exitCode;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("/cli/main.ts")) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

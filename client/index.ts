@@ -1,0 +1,72 @@
+// The typed Veil client: one factory, typed clients for every service, over gRPC, gRPC-Web or Connect.
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { AuditService } from "../gen/veil/v1/audit_pb.js";
+import { ConversationService } from "../gen/veil/v1/conversation_pb.js";
+import { KeyService } from "../gen/veil/v1/keys_pb.js";
+import { SecretService } from "../gen/veil/v1/secret_pb.js";
+import { SettingsService } from "../gen/veil/v1/settings_pb.js";
+import { TokenService } from "../gen/veil/v1/token_pb.js";
+
+export * from "../gen/veil/v1/audit_pb.js";
+export * from "../gen/veil/v1/conversation_pb.js";
+export * from "../gen/veil/v1/keys_pb.js";
+export * from "../gen/veil/v1/secret_pb.js";
+export * from "../gen/veil/v1/settings_pb.js";
+export * from "../gen/veil/v1/token_pb.js";
+
+/** The wire protocols one Veil port speaks. */
+export type VeilProtocol = "grpc" | "connect" | "grpc-web";
+
+/** Options of {@link createVeilClient}. */
+export interface VeilClientOptions {
+  baseUrl: string;
+  token: string;
+  /** Default "grpc" in Node. Browsers use "connect" or "grpc-web". */
+  protocol?: VeilProtocol;
+  /** Bring your own transport (a browser's `@connectrpc/connect-web`, a router transport in tests). */
+  transport?: (options: { baseUrl: string; interceptors: Interceptor[]; protocol: VeilProtocol }) => Transport;
+}
+
+/** Typed clients for each Veil service, sharing one transport. */
+export interface VeilClient {
+  secrets: Client<typeof SecretService>;
+  tokens: Client<typeof TokenService>;
+  conversations: Client<typeof ConversationService>;
+  settings: Client<typeof SettingsService>;
+  audit: Client<typeof AuditService>;
+  keys: Client<typeof KeyService>;
+  transport: Transport;
+}
+
+/** Adds `authorization: Bearer <token>` to every call. */
+export function bearer(token: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
+
+/** Builds clients from a transport (for callers that made their own). */
+export function clientsFor(transport: Transport): VeilClient {
+  return {
+    secrets: createClient(SecretService, transport),
+    tokens: createClient(TokenService, transport),
+    conversations: createClient(ConversationService, transport),
+    settings: createClient(SettingsService, transport),
+    audit: createClient(AuditService, transport),
+    keys: createClient(KeyService, transport),
+    transport,
+  };
+}
+
+/**
+ * Creates a Veil client. In Node the transport comes from `@connectrpc/connect-node`
+ * (loaded lazily so browser bundles never pull it in); in browsers pass `transport`
+ * built with `@connectrpc/connect-web`.
+ */
+export async function createVeilClient(options: VeilClientOptions): Promise<VeilClient> {
+  const protocol = options.protocol ?? "grpc";
+  const interceptors = [bearer(options.token)];
+  const makeTransport = options.transport ?? (await import("./node-transport.js")).nodeTransport;
+  return clientsFor(makeTransport({ baseUrl: options.baseUrl, interceptors, protocol }));
+}

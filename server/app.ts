@@ -1,0 +1,74 @@
+// Assembles Veil: data dir, store, keyring, domain objects, and the routes and interceptors over them.
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import type { ServerConfig } from "./config.js";
+import { Keyring } from "./domain/keyring.js";
+import { createTokens, type Tokens } from "./domain/tokens.js";
+import { createVault, type Vault } from "./domain/vault.js";
+import type { Logger } from "./log.js";
+import { loadMasterKey } from "./master-key.js";
+import { createAuthInterceptor } from "./rpc/auth.js";
+import { createErrorInterceptor } from "./rpc/errors.js";
+import { createLoggingInterceptor } from "./rpc/logging.js";
+import { createRoutes } from "./routes.js";
+import type { KvStore } from "./store/kv.js";
+import { openLevelStore } from "./store/level-store.js";
+
+/** A running Veil core, transport-free: what tests wrap in a router transport or a real server. */
+export interface VeilApp {
+  routes: (router: ConnectRouter) => void;
+  interceptors: Interceptor[];
+  store: KvStore;
+  keyring: Keyring;
+  vault: Vault;
+  tokens: Tokens;
+  /** The operator token's plaintext, only on the first start of a data dir. */
+  operatorToken: string | undefined;
+  /** False once shutdown began: health then answers NOT_SERVING. */
+  serving: boolean;
+  close(): Promise<void>;
+}
+
+/** Opens the data dir and builds the app. A wrong master key or an unusable data dir throws. */
+export async function createApp(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv }): Promise<VeilApp> {
+  const { logger } = options;
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const masterKey = loadMasterKey({ env: options.env ?? process.env, dataDir: config.dataDir, logger, ...(config.masterKeyFile !== undefined ? { file: config.masterKeyFile } : {}) });
+  const store = await openLevelStore(join(config.dataDir, "db"));
+  let keyring: Keyring;
+  try {
+    keyring = await Keyring.open(store, masterKey);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const vault = createVault(store, keyring);
+  const tokens = createTokens(store);
+  const operatorToken = await tokens.bootstrapOperator();
+  if (operatorToken !== undefined) writeAdminToken(config.dataDir, operatorToken);
+
+  const app: VeilApp = {
+    routes: () => {},
+    interceptors: [createLoggingInterceptor(logger), createErrorInterceptor(logger), createAuthInterceptor(tokens)],
+    store,
+    keyring,
+    vault,
+    tokens,
+    operatorToken,
+    serving: true,
+    async close() {
+      app.serving = false;
+      await store.close();
+    },
+  };
+  app.routes = createRoutes({ vault, tokens, isServing: () => app.serving });
+  return app;
+}
+
+/** The operator token file: 0600, so only the server's user can read it. */
+function writeAdminToken(dataDir: string, token: string) {
+  const path = join(dataDir, "admin.token");
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  if (existsSync(path)) chmodSync(path, 0o600);
+}

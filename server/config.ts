@@ -1,0 +1,77 @@
+// Server configuration from flags and VEIL_* variables, validated once at start.
+import { parseArgs } from "node:util";
+import { z } from "zod";
+
+/** Everything `veil serve` can be told. */
+export interface ServerConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  masterKeyFile?: string;
+  sandbox: "auto" | "required" | "off";
+  commandTimeoutMs: number;
+  outputLimitBytes: number;
+  idleTimeoutMs: number;
+  maxConversationsPerTenant: number;
+}
+
+/** A configuration mistake; the CLI prints it on one line and exits 2. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+const integer = (min: number, max: number) => z.coerce.number().int(`must be a whole number`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
+
+const schema = z.object({
+  host: z.string().min(1, "must not be empty"),
+  port: integer(0, 65535),
+  dataDir: z.string().min(1, "must not be empty"),
+  masterKeyFile: z.string().min(1, "must not be empty").optional(),
+  sandbox: z.enum(["auto", "required", "off"], { error: "must be auto, required or off" }),
+  commandTimeoutMs: integer(100, 24 * 3600 * 1000),
+  outputLimitBytes: integer(1024, 1024 * 1024 * 1024),
+  idleTimeoutMs: integer(1000, 24 * 3600 * 1000),
+  maxConversationsPerTenant: integer(1, 10_000),
+});
+
+/** Flags with their environment variables and defaults. */
+const OPTIONS = {
+  host: { flag: "host", env: "VEIL_HOST", default: "127.0.0.1" },
+  port: { flag: "port", env: "VEIL_PORT", default: "8080" },
+  dataDir: { flag: "data-dir", env: "VEIL_DATA_DIR", default: "./.veil" },
+  masterKeyFile: { flag: "master-key-file", env: "VEIL_MASTER_KEY_FILE", default: undefined },
+  sandbox: { flag: "sandbox", env: "VEIL_SANDBOX", default: "auto" },
+  commandTimeoutMs: { flag: "command-timeout-ms", env: "VEIL_COMMAND_TIMEOUT_MS", default: "120000" },
+  outputLimitBytes: { flag: "output-limit-bytes", env: "VEIL_OUTPUT_LIMIT_BYTES", default: String(16 * 1024 * 1024) },
+  idleTimeoutMs: { flag: "idle-timeout-ms", env: "VEIL_IDLE_TIMEOUT_MS", default: String(15 * 60 * 1000) },
+  maxConversationsPerTenant: { flag: "max-conversations", env: "VEIL_MAX_CONVERSATIONS", default: "32" },
+} as const;
+
+/** The flag table for `veil serve --help`. */
+export const SERVE_FLAGS = Object.values(OPTIONS).map((o) => ({ flag: `--${o.flag}`, env: o.env, default: o.default }));
+
+/** Parses `veil serve` arguments over the environment; flags win over variables. */
+export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(Object.values(OPTIONS).map((o) => [o.flag, { type: "string" as const }])),
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new ConfigError((error as Error).message.split("\n")[0] ?? "bad arguments");
+  }
+  const raw = Object.fromEntries(
+    Object.entries(OPTIONS).map(([key, o]) => [key, (values[o.flag] as string | undefined) ?? env[o.env] ?? o.default]),
+  );
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const option = OPTIONS[issue.path[0] as keyof typeof OPTIONS];
+    throw new ConfigError(`--${option.flag} (or ${option.env}): ${issue.message}`);
+  }
+  const { masterKeyFile, ...rest } = result.data;
+  return { ...rest, ...(masterKeyFile !== undefined ? { masterKeyFile } : {}) };
+}

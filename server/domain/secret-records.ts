@@ -1,0 +1,79 @@
+// Storage layout of secrets: keys, record shapes, associated data and value encoding.
+
+/** How many versions stay readable by number. */
+export const KEPT_VERSIONS = 10;
+
+/** A secret's value: one text, or a map of fields for grouped credentials. */
+export type SecretValue = { kind: "text"; text: string } | { kind: "fields"; fields: Record<string, string> };
+
+/** Everything stored about a secret except its value (kept in the clear). */
+export interface SecretRecord {
+  name: string;
+  session: string;
+  description: string;
+  metadata: Record<string, string>;
+  allowedAgents: string[];
+  kind: SecretValue["kind"];
+  fieldNames: string[];
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Key prefix of every secret record of one tenant and session. */
+export function recordPrefix(tenant: string, session: string): string {
+  return `sec\0${tenant}\0${session}\0`;
+}
+
+/** Key of a secret's record. */
+export function recordKey(tenant: string, session: string, name: string): string {
+  return recordPrefix(tenant, session) + name;
+}
+
+/** Key of one version's ciphertext; zero-padded so versions sort numerically. */
+export function valueKey(tenant: string, session: string, name: string, version: number): string {
+  return `val\0${tenant}\0${session}\0${name}\0${String(version).padStart(12, "0")}`;
+}
+
+/** Key range of every stored value of every tenant (for re-encryption). */
+export const VALUE_RANGE = { gte: "val\0", lt: "val\u0001" } as const;
+
+/** Parses a value key back into its parts. */
+export function parseValueKey(key: string): { tenant: string; session: string; name: string; version: number } {
+  const [, tenant = "", session = "", name = "", version = "0"] = key.split("\0");
+  return { tenant, session, name, version: Number(version) };
+}
+
+/**
+ * Associated data binds a ciphertext to its place: copied to another tenant,
+ * session, name or version it fails to open.
+ */
+export function valueAad(tenant: string, session: string, name: string, version: number): Uint8Array {
+  return enc.encode(`veil/v1 secret\0${tenant}\0${session}\0${name}\0${version}`);
+}
+
+/** The versions still kept for a secret at `version`. */
+export function keptVersions(version: number): number[] {
+  const first = Math.max(1, version - KEPT_VERSIONS + 1);
+  return Array.from({ length: version - first + 1 }, (_, i) => first + i);
+}
+
+export function encodeRecord(record: SecretRecord): Uint8Array {
+  return enc.encode(JSON.stringify(record));
+}
+
+export function decodeRecord(bytes: Uint8Array): SecretRecord {
+  return JSON.parse(dec.decode(bytes)) as SecretRecord;
+}
+
+export function encodeValue(value: SecretValue): Uint8Array {
+  return enc.encode(JSON.stringify(value.kind === "text" ? { t: value.text } : { f: value.fields }));
+}
+
+export function decodeValue(bytes: Uint8Array): SecretValue {
+  const raw = JSON.parse(dec.decode(bytes)) as { t?: string; f?: Record<string, string> };
+  return raw.f !== undefined ? { kind: "fields", fields: raw.f } : { kind: "text", text: raw.t ?? "" };
+}

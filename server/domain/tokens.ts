@@ -1,0 +1,168 @@
+// Bearer tokens: minted at random, stored only as SHA-256 hashes, expiring and revocable.
+import { createHash, randomBytes } from "node:crypto";
+import type { KvOp, KvStore } from "../store/kv.js";
+import { fail } from "./errors.js";
+import { paginate } from "./page-token.js";
+import { DEFAULT_TENANT, type Principal, type Role } from "./principal.js";
+
+/** A token as stored: never its plaintext. */
+export interface TokenRecord {
+  id: string;
+  tenant: string;
+  role: Role;
+  agent: string;
+  createdAt: string;
+  expiresAt?: string;
+  revoked: boolean;
+  description: string;
+  operator: boolean;
+}
+
+/** What a new token is for. */
+export interface TokenRequest {
+  tenant: string;
+  role: Role;
+  agent: string;
+  ttlSeconds: number;
+  description: string;
+}
+
+/** Extra ops a token change carries into its atomic write (the audit trail). */
+export type TokenHook = (record: TokenRecord) => KvOp[];
+
+const TOKEN_PREFIX = "veil_";
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+const hashKey = (hash: string) => `tok\0${hash}`;
+const idPrefix = (tenant: string) => `tokid\0${tenant}\0`;
+
+function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+function decode(bytes: Uint8Array): TokenRecord {
+  return JSON.parse(dec.decode(bytes)) as TokenRecord;
+}
+
+/** Creates the token registry over a store. */
+export function createTokens(store: KvStore, now: () => Date = () => new Date()) {
+  async function mint(request: TokenRequest, operator: boolean, hook?: TokenHook) {
+    const token = TOKEN_PREFIX + randomBytes(32).toString("base64url");
+    const hash = hashToken(token);
+    const created = now();
+    const record: TokenRecord = {
+      id: `tok_${randomBytes(8).toString("hex")}`,
+      tenant: request.tenant,
+      role: request.role,
+      agent: request.agent,
+      createdAt: created.toISOString(),
+      ...(request.ttlSeconds > 0 ? { expiresAt: new Date(created.getTime() + request.ttlSeconds * 1000).toISOString() } : {}),
+      revoked: false,
+      description: request.description,
+      operator,
+    };
+    await store.write([
+      { type: "put", key: hashKey(hash), value: enc.encode(JSON.stringify(record)) },
+      { type: "put", key: idPrefix(record.tenant) + record.id, value: enc.encode(hash) },
+      ...(hook?.(record) ?? []),
+    ]);
+    return { token, record };
+  }
+
+  /** Finds a token of `tenant` by id; another tenant's token is NOT_FOUND. */
+  async function findById(tenant: string, id: string) {
+    const hash = await store.get(idPrefix(tenant) + id);
+    const raw = hash === undefined ? undefined : await store.get(hashKey(dec.decode(hash)));
+    if (hash === undefined || raw === undefined) throw fail.notFound(`token_id: no token ${id}`);
+    return { hash: dec.decode(hash), raw, record: decode(raw) };
+  }
+
+  return {
+    /** Maps a presented bearer token to its principal; unknown, revoked or expired is UNAUTHENTICATED. */
+    async authenticate(token: string): Promise<Principal> {
+      if (!token.startsWith(TOKEN_PREFIX)) throw fail.unauthenticated("authorization: not a Veil token");
+      const raw = await store.get(hashKey(hashToken(token)));
+      if (raw === undefined) throw fail.unauthenticated("authorization: unknown token");
+      const record = decode(raw);
+      if (record.revoked) throw fail.unauthenticated("authorization: token revoked");
+      if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now().getTime()) {
+        throw fail.unauthenticated("authorization: token expired");
+      }
+      return {
+        tenant: record.tenant,
+        role: record.role,
+        ...(record.role === "agent" ? { agent: record.agent } : {}),
+        tokenId: record.id,
+        operator: record.operator,
+      };
+    },
+
+    /** Mints a token. A tenant admin mints only for its own tenant; the operator for any. */
+    async create(principal: Principal, request: TokenRequest, hook?: TokenHook) {
+      if (principal.role !== "admin") throw fail.denied("CreateToken: agent tokens cannot mint tokens");
+      const tenant = request.tenant || principal.tenant;
+      if (tenant !== principal.tenant && !principal.operator) {
+        throw fail.denied("tenant: an admin token mints tokens only for its own tenant");
+      }
+      return mint({ ...request, tenant }, false, hook);
+    },
+
+    /** Lists a tenant's tokens (the operator may name any tenant). */
+    async list(principal: Principal, options: { tenant: string; pageSize: number; pageToken: string }) {
+      if (principal.role !== "admin") throw fail.denied("ListTokens: agent tokens cannot list tokens");
+      const tenant = options.tenant || principal.tenant;
+      if (tenant !== principal.tenant && !principal.operator) throw fail.denied("tenant: an admin token lists only its own tenant");
+      const page = await paginate(store, idPrefix(tenant), { ...options, namePrefix: "" }, (hash) => hash);
+      const raws = await store.getMany(page.items.map((h) => hashKey(dec.decode(h))));
+      const records = raws.filter((r): r is Uint8Array => r !== undefined).map(decode);
+      return { records, nextPageToken: page.nextPageToken };
+    },
+
+    /** Revokes a token: it is UNAUTHENTICATED from the next call on. */
+    async revoke(principal: Principal, tokenId: string, hook?: TokenHook): Promise<TokenRecord> {
+      if (principal.role !== "admin") throw fail.denied("RevokeToken: agent tokens cannot revoke tokens");
+      const found = await findTokenForAdmin(principal, tokenId);
+      const record = { ...found.record, revoked: true };
+      await store.write(
+        [{ type: "put", key: hashKey(found.hash), value: enc.encode(JSON.stringify(record)) }, ...(hook?.(record) ?? [])],
+        [{ key: hashKey(found.hash), value: found.raw }],
+      );
+      return record;
+    },
+
+    /**
+     * Creates the operator token on the first start of a data dir. Returns its
+     * plaintext once, or undefined when the data dir already has one.
+     */
+    async bootstrapOperator(): Promise<string | undefined> {
+      const marker = "sys\0operator";
+      if ((await store.get(marker)) !== undefined) return undefined;
+      const { token } = await mint(
+        { tenant: DEFAULT_TENANT, role: "admin", agent: "", ttlSeconds: 0, description: "operator (bootstrap)" },
+        true,
+        (record) => [{ type: "put", key: marker, value: enc.encode(record.id) }],
+      );
+      return token;
+    },
+  };
+
+  /** The operator may revoke any tenant's token: it finds it by scanning tenants' id indexes. */
+  async function findTokenForAdmin(principal: Principal, tokenId: string) {
+    try {
+      return await findById(principal.tenant, tokenId);
+    } catch (error) {
+      if (!principal.operator) throw error;
+      for await (const [key, hash] of store.scan({ gte: "tokid\0", lt: "tokid\u0001" })) {
+        if (key.endsWith(`\0${tokenId}`)) {
+          const raw = await store.get(hashKey(dec.decode(hash)));
+          if (raw !== undefined) return { hash: dec.decode(hash), raw, record: decode(raw) };
+        }
+      }
+      throw error;
+    }
+  }
+}
+
+/** The token registry's operations. */
+export type Tokens = ReturnType<typeof createTokens>;

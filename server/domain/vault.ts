@@ -1,0 +1,196 @@
+// The vault: secrets sealed per tenant, versioned, check-and-set, granted to agents.
+import { type KvOp, type KvStore, KvConflictError } from "../store/kv.js";
+import { fail } from "./errors.js";
+import type { Keyring } from "./keyring.js";
+import { paginate } from "./page-token.js";
+import type { Principal } from "./principal.js";
+import {
+  decodeRecord,
+  decodeValue,
+  encodeRecord,
+  encodeValue,
+  keptVersions,
+  KEPT_VERSIONS,
+  recordKey,
+  recordPrefix,
+  type SecretRecord,
+  type SecretValue,
+  valueAad,
+  valueKey,
+} from "./secret-records.js";
+
+/** One secret to write; without `value` the stored value is kept and only the rest changes. */
+export interface SecretWrite {
+  name: string;
+  value?: SecretValue;
+  description: string;
+  metadata: Record<string, string>;
+  expectedVersion?: number;
+  allowedAgents: string[];
+}
+
+/** A page of secret records. */
+export interface SecretPage {
+  records: SecretRecord[];
+  nextPageToken: string;
+}
+
+/** Extra work a write carries into its atomic batch (the audit trail uses it). */
+export type WriteHook = (records: SecretRecord[]) => KvOp[];
+
+const MAX_CONFLICT_RETRIES = 1000;
+
+/** Creates the vault over a store and a keyring. */
+export function createVault(store: KvStore, keyring: Keyring) {
+  function sealValue(tenant: string, record: SecretRecord, value: SecretValue): Uint8Array {
+    return keyring.seal(tenant, encodeValue(value), valueAad(tenant, record.session, record.name, record.version));
+  }
+
+  async function readRecord(tenant: string, session: string, name: string): Promise<SecretRecord | undefined> {
+    const raw = await store.get(recordKey(tenant, session, name));
+    return raw === undefined ? undefined : decodeRecord(raw);
+  }
+
+  async function openVersion(tenant: string, record: SecretRecord, version: number): Promise<SecretValue> {
+    const blob = await store.get(valueKey(tenant, record.session, record.name, version));
+    if (blob === undefined) throw fail.dataLoss(`secret ${record.name}: version ${version} has no stored ciphertext`);
+    return decodeValue(keyring.open(tenant, blob, valueAad(tenant, record.session, record.name, version)));
+  }
+
+  function requireAdmin(principal: Principal, action: string) {
+    if (principal.role !== "admin") throw fail.denied(`${action}: agent tokens cannot do this; use an admin token`);
+  }
+
+  /** Whether an agent token may see a secret: empty grants mean every agent of the tenant. */
+  function granted(principal: Principal, record: SecretRecord): boolean {
+    if (principal.role === "admin") return true;
+    return record.allowedAgents.length === 0 || record.allowedAgents.includes(principal.agent ?? "");
+  }
+
+  /** Plans one attempt of a batch against the records as they are now. */
+  async function planWrites(principal: Principal, session: string, writes: readonly SecretWrite[]) {
+    const tenant = principal.tenant;
+    const keys = writes.map((w) => recordKey(tenant, session, w.name));
+    const currentRaw = await store.getMany(keys);
+    const now = new Date().toISOString();
+    const ops: KvOp[] = [];
+    const records: SecretRecord[] = [];
+    for (const [i, write] of writes.entries()) {
+      const raw = currentRaw[i];
+      const current = raw === undefined ? undefined : decodeRecord(raw);
+      const currentVersion = current?.version ?? 0;
+      if (write.expectedVersion !== undefined && write.expectedVersion !== currentVersion) {
+        throw fail.aborted(
+          `secrets[${i}].expected_version: expected ${write.expectedVersion}, the stored version is ${currentVersion}`,
+        );
+      }
+      if (write.value === undefined && current === undefined) {
+        throw fail.notFound(`secrets[${i}]: no secret named ${write.name} to update; send text or fields to create it`);
+      }
+      const value = write.value ?? (await openVersion(tenant, current!, current!.version));
+      const record: SecretRecord = {
+        name: write.name,
+        session,
+        description: write.description,
+        metadata: write.metadata,
+        allowedAgents: [...new Set(write.allowedAgents)].sort(),
+        kind: value.kind,
+        fieldNames: value.kind === "fields" ? Object.keys(value.fields).sort() : [],
+        version: currentVersion + 1,
+        createdAt: current?.createdAt ?? now,
+        updatedAt: now,
+      };
+      ops.push({ type: "put", key: keys[i]!, value: encodeRecord(record) });
+      ops.push({ type: "put", key: valueKey(tenant, session, write.name, record.version), value: sealValue(tenant, record, value) });
+      const expired = record.version - KEPT_VERSIONS;
+      if (expired >= 1) ops.push({ type: "del", key: valueKey(tenant, session, write.name, expired) });
+      records.push(record);
+    }
+    const guards = keys.map((key, i) => ({ key, value: currentRaw[i] }));
+    return { ops, guards, records };
+  }
+
+  return {
+    /**
+     * Writes a batch atomically and durably. Concurrent writers to one secret
+     * are serialized by the store's guards: the loser re-reads and retries, so
+     * no update is lost and no two writes get the same version.
+     */
+    async setSecrets(principal: Principal, session: string, writes: readonly SecretWrite[], hook?: WriteHook): Promise<SecretRecord[]> {
+      requireAdmin(principal, "SetSecrets");
+      const seen = new Set<string>();
+      for (const [i, w] of writes.entries()) {
+        if (seen.has(w.name)) throw fail.invalid(`secrets[${i}].name: ${w.name} appears more than once in the batch`);
+        seen.add(w.name);
+      }
+      for (let attempt = 0; ; attempt++) {
+        const plan = await planWrites(principal, session, writes);
+        try {
+          await store.write([...plan.ops, ...(hook?.(plan.records) ?? [])], plan.guards);
+          return plan.records;
+        } catch (error) {
+          if (!(error instanceof KvConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        }
+      }
+    },
+
+    /** Lists records of one scope in name order; agents see only what is granted to them. */
+    async listSecrets(principal: Principal, session: string, options: { pageSize: number; pageToken: string; namePrefix: string }): Promise<SecretPage> {
+      const prefix = recordPrefix(principal.tenant, session);
+      const page = await paginate(store, prefix, options, (raw) => {
+        const record = decodeRecord(raw);
+        return granted(principal, record) ? record : undefined;
+      });
+      return { records: page.items, nextPageToken: page.nextPageToken };
+    },
+
+    /** Reads a secret (latest or a kept version). Another tenant's secret is NOT_FOUND, like a missing one. */
+    async getSecret(principal: Principal, session: string, name: string, version = 0): Promise<{ record: SecretRecord; value: SecretValue; version: number }> {
+      const record = await readRecord(principal.tenant, session, name);
+      if (record === undefined) throw fail.notFound(`name: no secret named ${name}`);
+      if (!granted(principal, record)) throw fail.denied(`name: secret ${name} is not granted to agent ${principal.agent}`);
+      const wanted = version === 0 ? record.version : version;
+      if (!keptVersions(record.version).includes(wanted)) {
+        throw fail.notFound(`version: ${name} has no version ${wanted} (versions ${keptVersions(record.version).join(", ")} are kept)`);
+      }
+      return { record, value: await openVersion(principal.tenant, record, wanted), version: wanted };
+    },
+
+    /** Removes every version of a secret for good. */
+    async deleteSecret(principal: Principal, session: string, name: string, hook?: WriteHook): Promise<SecretRecord> {
+      requireAdmin(principal, "DeleteSecret");
+      for (let attempt = 0; ; attempt++) {
+        const key = recordKey(principal.tenant, session, name);
+        const raw = await store.get(key);
+        if (raw === undefined) throw fail.notFound(`name: no secret named ${name}`);
+        const record = decodeRecord(raw);
+        const ops: KvOp[] = [{ type: "del", key }];
+        for (const v of keptVersions(record.version)) ops.push({ type: "del", key: valueKey(principal.tenant, session, name, v) });
+        try {
+          await store.write([...ops, ...(hook?.([record]) ?? [])], [{ key, value: raw }]);
+          return record;
+        } catch (error) {
+          if (!(error instanceof KvConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        }
+      }
+    },
+
+    /**
+     * Resolves names for a conversation: the session's secret wins over the
+     * tenant-wide one. Every name must exist and be granted, or nothing resolves.
+     */
+    async resolve(principal: Principal, session: string, names: readonly string[]): Promise<Map<string, { record: SecretRecord; value: SecretValue }>> {
+      const resolved = new Map<string, { record: SecretRecord; value: SecretValue }>();
+      for (const [i, name] of names.entries()) {
+        const record = (session !== "" ? await readRecord(principal.tenant, session, name) : undefined) ?? (await readRecord(principal.tenant, "", name));
+        if (record === undefined) throw fail.notFound(`secrets[${i}]: no secret named ${name}`);
+        if (!granted(principal, record)) throw fail.denied(`secrets[${i}]: secret ${name} is not granted to agent ${principal.agent}`);
+        resolved.set(name, { record, value: await openVersion(principal.tenant, record, record.version) });
+      }
+      return resolved;
+    },
+  };
+}
+
+/** The vault's operations. */
+export type Vault = ReturnType<typeof createVault>;

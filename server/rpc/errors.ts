@@ -1,0 +1,51 @@
+// Error interceptor: domain errors become ConnectErrors with their code; surprises become INTERNAL.
+import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { VeilError, type VeilErrorKind } from "../domain/errors.js";
+import { describeError, type Logger } from "../log.js";
+
+const CODES: Record<VeilErrorKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
+  not_found: Code.NotFound,
+  aborted: Code.Aborted,
+  data_loss: Code.DataLoss,
+  resource_exhausted: Code.ResourceExhausted,
+  failed_precondition: Code.FailedPrecondition,
+  unavailable: Code.Unavailable,
+  internal: Code.Internal,
+};
+
+/** Maps any thrown error to what the client may see. */
+export function toConnectError(error: unknown, logger: Logger, procedure: string): ConnectError {
+  if (error instanceof VeilError) return new ConnectError(error.message, CODES[error.kind]);
+  if (error instanceof ConnectError) return error;
+  // Unexpected: the message may quote data, so the client gets a generic one and the log gets no message.
+  logger.log("error", "unexpected error", { procedure, ...describeError(error) });
+  return new ConnectError("internal error", Code.Internal);
+}
+
+/** Translates errors of unary calls and of server streams (thrown mid-iteration). */
+export function createErrorInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const procedure = req.method.parent.typeName + "/" + req.method.name;
+    let res: UnaryResponse | StreamResponse;
+    try {
+      res = await next(req);
+    } catch (error) {
+      throw toConnectError(error, logger, procedure);
+    }
+    if (!res.stream) return res;
+    const message = res.message;
+    return {
+      ...res,
+      message: (async function* () {
+        try {
+          yield* message;
+        } catch (error) {
+          throw toConnectError(error, logger, procedure);
+        }
+      })(),
+    } as StreamResponse;
+  };
+}

@@ -1,0 +1,97 @@
+// Request validation rules shared by the services: names, sizes and limits from the contract.
+import { z } from "zod";
+
+/** Limits of the contract, in one place. */
+export const LIMITS = {
+  valueBytes: 64 * 1024,
+  descriptionBytes: 1024,
+  metadataEntries: 32,
+  metadataKeyChars: 64,
+  metadataValueChars: 512,
+  secretsPerCall: 1000,
+  messageBytes: 4 * 1024 * 1024,
+  fieldsPerSecret: 64,
+} as const;
+
+const bytes = (s: string) => Buffer.byteLength(s, "utf8");
+
+/** Environment-variable rules: what a secret name may be. */
+export const secretName = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, "must match ^[A-Za-z][A-Za-z0-9_]{0,63}$ (a letter, then letters, digits or _; 1-64 chars)");
+
+/** "" is the tenant-wide scope. */
+export const sessionName = z
+  .string()
+  .regex(/^([A-Za-z0-9][A-Za-z0-9_.:-]{0,127})?$/, "must be empty or match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$");
+
+export const tenantName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must match ^[a-z0-9][a-z0-9_-]{0,62}$");
+
+export const agentName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, "must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$");
+
+const description = z.string().refine((s) => bytes(s) <= LIMITS.descriptionBytes, `must be at most ${LIMITS.descriptionBytes} bytes`);
+
+const metadata = z
+  .record(
+    z.string().min(1, "keys must not be empty").max(LIMITS.metadataKeyChars, `keys must be at most ${LIMITS.metadataKeyChars} chars`),
+    z.string().max(LIMITS.metadataValueChars, `values must be at most ${LIMITS.metadataValueChars} chars`),
+  )
+  .refine((m) => Object.keys(m).length <= LIMITS.metadataEntries, `must have at most ${LIMITS.metadataEntries} entries`);
+
+const fieldKey = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "field names must match ^[A-Za-z0-9_.-]{1,64}$");
+
+/** One SecretInput: at most one of text/fields, 64 KiB of value at most. */
+export const secretInput = z
+  .object({
+    name: secretName,
+    text: z.string().optional(),
+    fields: z.record(fieldKey, z.string()).refine((f) => Object.keys(f).length <= LIMITS.fieldsPerSecret, `must have at most ${LIMITS.fieldsPerSecret} fields`),
+    description,
+    metadata,
+    expectedVersion: z.bigint().optional(),
+    allowedAgents: z.array(agentName).max(100, "must name at most 100 agents"),
+  })
+  .superRefine((s, ctx) => {
+    const hasFields = Object.keys(s.fields).length > 0;
+    if (s.text !== undefined && hasFields) ctx.addIssue({ code: "custom", path: ["text"], message: "set either text or fields, not both" });
+    const size = s.text !== undefined ? bytes(s.text) : Object.entries(s.fields).reduce((n, [k, v]) => n + bytes(k) + bytes(v), 0);
+    if (size > LIMITS.valueBytes) ctx.addIssue({ code: "custom", path: [s.text !== undefined ? "text" : "fields"], message: `value must be at most ${LIMITS.valueBytes} bytes (64 KiB)` });
+  });
+
+export const setSecretsRequest = z.object({
+  session: sessionName,
+  secrets: z.array(secretInput).min(1, "must hold at least one secret").max(LIMITS.secretsPerCall, `must hold at most ${LIMITS.secretsPerCall} secrets per call`),
+});
+
+export const pageSize = z.number().int().max(1000, "must be at most 1000");
+
+export const listSecretsRequest = z.object({
+  session: sessionName,
+  pageSize,
+  pageToken: z.string().max(4096, "must be at most 4096 chars"),
+  namePrefix: z.string().regex(/^[A-Za-z0-9_]{0,64}$/, "must match ^[A-Za-z0-9_]{0,64}$"),
+});
+
+export const getSecretRequest = z.object({ session: sessionName, name: secretName, version: z.bigint() });
+
+export const deleteSecretRequest = z.object({ session: sessionName, name: secretName });
+
+export const createTokenRequest = z
+  .object({
+    tenant: z.union([z.literal(""), tenantName]),
+    role: z.number(),
+    agent: z.string(),
+    ttlSeconds: z.bigint().max(10n * 365n * 86400n, "must be at most ten years"),
+    description: description,
+  })
+  .superRefine((r, ctx) => {
+    if (r.role === 2 && !agentName.safeParse(r.agent).success) {
+      ctx.addIssue({ code: "custom", path: ["agent"], message: "is required for ROLE_AGENT and must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$" });
+    }
+    if (r.role === 1 && r.agent !== "") ctx.addIssue({ code: "custom", path: ["agent"], message: "must be empty for ROLE_ADMIN" });
+    if (r.role !== 1 && r.role !== 2) ctx.addIssue({ code: "custom", path: ["role"], message: "must be ROLE_ADMIN or ROLE_AGENT" });
+  });
+
+export const listTokensRequest = z.object({ tenant: z.union([z.literal(""), tenantName]), pageSize, pageToken: z.string().max(4096) });
+
+export const revokeTokenRequest = z.object({ tokenId: z.string().regex(/^tok_[0-9a-f]{16}$/, "must be a token id such as tok_0123456789abcdef") });

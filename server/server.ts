@@ -1,0 +1,50 @@
+// The network server: the app's routes behind the Connect adapter on one port, with graceful shutdown.
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createApp, type VeilApp } from "./app.js";
+import type { ServerConfig } from "./config.js";
+import type { Logger } from "./log.js";
+import { withCors } from "./net/cors.js";
+import { listen } from "./net/listener.js";
+import { LIMITS } from "./rpc/schemas.js";
+
+/** A listening Veil server. */
+export interface VeilServer {
+  app: VeilApp;
+  url: string;
+  port: number;
+  /** Drains in-flight calls (up to drainMs), then closes the store. */
+  close(options?: { drainMs?: number }): Promise<void>;
+}
+
+/** Starts Veil on `config.host:config.port` (port 0 picks a free one). */
+export async function startServer(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv }): Promise<VeilServer> {
+  const app = await createApp(config, options);
+  const handler = connectNodeAdapter({
+    routes: app.routes,
+    interceptors: app.interceptors,
+    readMaxBytes: LIMITS.messageBytes,
+    // gzip of responses dominated CPU in streaming here, and loopback/LAN clients gain little from it.
+    acceptCompression: [],
+  });
+  let listener;
+  try {
+    listener = await listen(withCors(handler), { host: config.host, port: config.port });
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    url: listener.url,
+    port: listener.port,
+    close(closeOptions = {}) {
+      closing ??= (async () => {
+        app.serving = false;
+        await listener.close(closeOptions);
+        await app.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,37 @@
+// SecretService: validates requests, calls the vault, answers metadata and values.
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Vault } from "../domain/vault.js";
+import { principalOf } from "../rpc/context.js";
+import { deleteSecretRequest, getSecretRequest, listSecretsRequest, setSecretsRequest } from "../rpc/schemas.js";
+import { validate } from "../rpc/validate.js";
+import type { SecretService } from "../../gen/veil/v1/secret_pb.js";
+import { toSecretMeta, toSecretWrite, valueFields } from "./secret-messages.js";
+
+/** Builds the SecretService handlers over a vault. */
+export function createSecretService({ vault }: { vault: Vault }): ServiceImpl<typeof SecretService> {
+  return {
+    async setSecrets(req, ctx) {
+      validate(setSecretsRequest, req);
+      const records = await vault.setSecrets(principalOf(ctx), req.session, req.secrets.map(toSecretWrite));
+      return { secrets: records.map(toSecretMeta) };
+    },
+
+    async listSecrets(req, ctx) {
+      validate(listSecretsRequest, req);
+      const page = await vault.listSecrets(principalOf(ctx), req.session, req);
+      return { secrets: page.records.map(toSecretMeta), nextPageToken: page.nextPageToken };
+    },
+
+    async getSecret(req, ctx) {
+      validate(getSecretRequest, req);
+      const { record, value, version } = await vault.getSecret(principalOf(ctx), req.session, req.name, Number(req.version));
+      return { meta: { ...toSecretMeta(record), version: BigInt(version) }, ...valueFields(value) };
+    },
+
+    async deleteSecret(req, ctx) {
+      validate(deleteSecretRequest, req);
+      await vault.deleteSecret(principalOf(ctx), req.session, req.name);
+      return {};
+    },
+  };
+}

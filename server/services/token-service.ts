@@ -1,0 +1,53 @@
+// TokenService: mints, lists and revokes bearer tokens.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { TokenRecord, Tokens } from "../domain/tokens.js";
+import { principalOf } from "../rpc/context.js";
+import { createTokenRequest, listTokensRequest, revokeTokenRequest } from "../rpc/schemas.js";
+import { validate } from "../rpc/validate.js";
+import { Role, type TokenInfo, TokenInfoSchema, type TokenService } from "../../gen/veil/v1/token_pb.js";
+
+/** A stored token as TokenInfo. */
+export function toTokenInfo(record: TokenRecord): TokenInfo {
+  return create(TokenInfoSchema, {
+    tokenId: record.id,
+    tenant: record.tenant,
+    role: record.role === "admin" ? Role.ADMIN : Role.AGENT,
+    agent: record.agent,
+    createdAt: timestampFromDate(new Date(record.createdAt)),
+    ...(record.expiresAt !== undefined ? { expiresAt: timestampFromDate(new Date(record.expiresAt)) } : {}),
+    revoked: record.revoked,
+    description: record.description,
+    operator: record.operator,
+  });
+}
+
+/** Builds the TokenService handlers over the token registry. */
+export function createTokenService({ tokens }: { tokens: Tokens }): ServiceImpl<typeof TokenService> {
+  return {
+    async createToken(req, ctx) {
+      validate(createTokenRequest, req);
+      const { token, record } = await tokens.create(principalOf(ctx), {
+        tenant: req.tenant,
+        role: req.role === Role.AGENT ? "agent" : "admin",
+        agent: req.agent,
+        ttlSeconds: Number(req.ttlSeconds),
+        description: req.description,
+      });
+      return { token, tokenId: record.id, info: toTokenInfo(record) };
+    },
+
+    async listTokens(req, ctx) {
+      validate(listTokensRequest, req);
+      const page = await tokens.list(principalOf(ctx), req);
+      return { tokens: page.records.map(toTokenInfo), nextPageToken: page.nextPageToken };
+    },
+
+    async revokeToken(req, ctx) {
+      validate(revokeTokenRequest, req);
+      await tokens.revoke(principalOf(ctx), req.tokenId);
+      return {};
+    },
+  };
+}
