@@ -4,6 +4,7 @@ import { createApp, type VeilApp } from "./app.js";
 import type { ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
 import { withCors } from "./net/cors.js";
+import { withSpecGrpcMessage } from "./net/grpc-message.js";
 import { listen } from "./net/listener.js";
 import { LIMITS } from "./rpc/schemas.js";
 
@@ -26,9 +27,9 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     // gzip of responses dominated CPU in streaming here, and loopback/LAN clients gain little from it.
     acceptCompression: [],
   });
-  let listener;
+  let listener: Awaited<ReturnType<typeof listen>>;
   try {
-    listener = await listen(withCors(handler), { host: config.host, port: config.port });
+    listener = await listen(withCors(withSpecGrpcMessage(handler)), { host: config.host, port: config.port });
   } catch (error) {
     await app.close();
     throw error;

@@ -28,7 +28,7 @@ export function toConnectError(error: unknown, logger: Logger, procedure: string
 /** Translates errors of unary calls and of server streams (thrown mid-iteration). */
 export function createErrorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    const procedure = req.method.parent.typeName + "/" + req.method.name;
+    const procedure = `${req.method.parent.typeName}/${req.method.name}`;
     let res: UnaryResponse | StreamResponse;
     try {
       res = await next(req);

@@ -145,7 +145,7 @@ ${CONNECTION_HELP}`,
     } else if (res.text !== undefined) {
       process.stdout.write(res.text.endsWith("\n") || !process.stdout.isTTY ? res.text : `${res.text}\n`);
     } else {
-      process.stdout.write(Object.entries(res.fields).map(([k, v]) => `${k}=${v}\n`).join(""));
+      process.stdout.write(Object.entries(res.fields).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}\n`).join(""));
     }
     return EXIT.ok;
   },

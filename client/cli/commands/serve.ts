@@ -22,7 +22,7 @@ export const serveCommand: Command = {
   help,
   async run(argv) {
     const logger = createLogger();
-    let server;
+    let server: Awaited<ReturnType<typeof startServer>>;
     try {
       server = await startServer(parseServerConfig(argv), { logger });
     } catch (error) {
