@@ -1,0 +1,12 @@
+// The terminal executor: persistent, optionally sandboxed bash shells that run one command at a time.
+// It knows nothing about secrets storage, masking or the transport; callers pass the environment in.
+export { EXIT_CODE_KILLED, EXIT_CODE_TIMED_OUT } from "./executor/command-run.js";
+export { detectSandbox } from "./executor/sandbox.js";
+export { openShellSession } from "./executor/shell-session.js";
+export type {
+  CommandEvent,
+  CommandOptions,
+  SandboxMode,
+  ShellOptions,
+  ShellSession,
+} from "./executor/types.js";

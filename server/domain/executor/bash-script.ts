@@ -1,0 +1,68 @@
+// The bash text fed to the persistent shell's stdin: the start-up prologue and the wrapper around each command.
+// Values appear only in a command's own `env` (INJECT_REFERENCED), through the private stdin pipe, never argv or files.
+
+/** Single-quotes a string for bash: everything inside is literal, including newlines. */
+export function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+// Every variable name starts with one of these; "${!X@}" lists them without forking, whatever IFS is.
+const ALL_NAMES = [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"].map((c) => `"\${!${c}@}"`).join(" ");
+
+/**
+ * Reports `R<exit code>\0C<cwd>\0NAME=VALUE\0...\0` on fd 3: exported, set, non-array variables only.
+ * Pure builtins, so it costs no fork (about 1 ms).
+ */
+const REPORT_STATE =
+  `{ builtin printf 'R%s\\0C%s\\0' "$__veil_rc" "\${PWD-}"; ` +
+  `for __veil_n in ${ALL_NAMES}; do case \${!__veil_n@a} in *[aA]*) ;; *x*) ` +
+  `if [[ -n \${!__veil_n+y} ]]; then builtin printf '%s=%s\\0' "$__veil_n" "\${!__veil_n}"; fi;; esac; done; ` +
+  `builtin printf '\\0'; } >&3`;
+
+/**
+ * Run once when the shell starts: keeps copies of stdout/stderr on fds 4 and 5 so end markers still
+ * arrive after a command ran `exec >file`, moves to `cwd` (restoring a replaced shell), and reports the
+ * initial state, which doubles as the "ready" signal.
+ */
+export function prologue(cwd: string | undefined): string {
+  const cd = cwd === undefined ? "" : `builtin cd -- ${shellQuote(cwd)} 2>/dev/null; `;
+  return `exec 4>&1 5>&2; ${cd}__veil_rc=0; ${REPORT_STATE}\n`;
+}
+
+/**
+ * Wraps one command. Each command starts with stdout/stderr on the pipes again (an `exec >file` or
+ * `exec 2>&1` lasts until the end of its command, so streams stay apart for the next). It runs through
+ * `eval` of a single-quoted word, so any text (quotes, heredocs, syntax errors) stays inside it, in the
+ * shell itself so cd/export/functions persist; stdin is /dev/null so it cannot eat the next wrapper,
+ * and fds 3-5 are closed for it so it cannot forge the protocol. (A plain `exec`: `builtin exec` would
+ * undo its own redirections.)
+ * errexit, nounset and xtrace are switched off around the wrapper's own work and back on for the next
+ * command, so they neither break the wrapper nor trace it. Then the marker goes to stdout and stderr
+ * (printed as two halves so an xtrace or verbose echo of this line never contains it whole) and the
+ * state to fd 3.
+ */
+export function commandWrapper(command: string, marker: MarkerHalves, env: Record<string, string> = {}): string {
+  const printMarker = `builtin printf '\\036VEIL%s%s\\036' ${marker.head} ${marker.tail}`;
+  // Per-command variables are exported before tracing is restored (so `set -x` never prints them)
+  // and unset before the state report (so a replacement shell never inherits them).
+  const names = Object.keys(env);
+  const exports = names.map((name) => `builtin export ${name}=${shellQuote(env[name]!)}; `).join("");
+  const unsets = names.length > 0 ? `builtin unset ${names.join(" ")}; ` : "";
+  return (
+    `exec 1>&4 2>&5; ${exports}{ if [[ -n \${__veil_f-} ]]; then builtin set -$__veil_f; fi; } 2>/dev/null; ` +
+    `builtin eval ${shellQuote(command)} </dev/null 3>&- 4>&- 5>&-; ` +
+    `{ __veil_rc=$? __veil_f=\${-//[^eux]/}; builtin set +eux; } 2>/dev/null; ${unsets}` +
+    `${printMarker} >&4; ${printMarker} >&5; ${REPORT_STATE}\n`
+  );
+}
+
+/** A per-command random marker, as bash sees it (two hex halves) and as it appears in the output. */
+export interface MarkerHalves {
+  head: string;
+  tail: string;
+}
+
+/** The bytes `commandWrapper` prints for this marker. */
+export function markerBytes(marker: MarkerHalves): Buffer {
+  return Buffer.from(`\x1eVEIL${marker.head}${marker.tail}\x1e`, "latin1");
+}

@@ -1,0 +1,223 @@
+// One spawned bash (inside bwrap or not): its pipes, their flow control, its start-up handshake and killing its whole tree.
+import { type ChildProcessByStdio, spawn } from "node:child_process";
+import { constants } from "node:os";
+import type { Readable, Writable } from "node:stream";
+import { prologue } from "./bash-script.js";
+import { ControlParser, type ShellState } from "./control-channel.js";
+import { killProcessTree } from "./process-tree.js";
+import { BASH, bubblewrapArgs, plainShellArgs } from "./sandbox.js";
+
+/** Which of the shell's output pipes. */
+export type StreamName = "stdout" | "stderr";
+
+/** Receives what the shell does while a command runs. */
+export interface ShellSink {
+  output(stream: StreamName, data: Buffer): void;
+  control(state: ShellState): void;
+  /** The shell is gone and its pipes are drained; `exitCode` is its own (128+n when killed by signal n). */
+  ended(exitCode: number): void;
+}
+
+/** How to start a shell. */
+export interface ShellLaunch {
+  /** bwrap's path, or undefined for an unsandboxed shell. */
+  bwrap: string | undefined;
+  workspace: string;
+  network: boolean;
+  env: Record<string, string>;
+  cwd: string | undefined;
+}
+
+// A fd 3 report bigger than this (huge exported variables) is dropped rather than buffered.
+const CONTROL_LIMIT = 8 * 1024 * 1024;
+// Once the shell is dead its pipes are drained ignoring backpressure; this much is all a dead shell's
+// pipes can hold (kernel pipe plus Node's buffer, per stream), so more means a survivor keeps writing.
+const DRAIN_LIMIT = 512 * 1024;
+const DRAIN_GRACE_MS = 1_000;
+const START_TIMEOUT_MS = 10_000;
+
+type Child = ChildProcessByStdio<Writable, Readable, Readable>;
+
+/** A live shell process. Output goes to the attached sink; while none is attached it is held (and the pipes paused). */
+export class ShellProcess {
+  private sink: ShellSink | undefined;
+  private readonly held: { stream: StreamName; data: Buffer }[] = [];
+  private draining = false;
+  private drained = 0;
+  private endCode: number | undefined;
+  private readonly closed: Promise<void>;
+  private killing: Promise<void> | undefined;
+  private startupError = "";
+  private finishing = false;
+  private done = false;
+
+  private constructor(
+    private readonly child: Child,
+    private readonly control: Readable,
+  ) {
+    this.closed = new Promise((resolve) => child.once("close", () => resolve()));
+    for (const stream of ["stdout", "stderr"] as const) {
+      child[stream].pause();
+      child[stream].on("data", (data: Buffer) => this.deliver(stream, data));
+      child[stream].on("error", () => {});
+    }
+    // Writing to a shell that just died raises EPIPE here; the death itself is handled on exit.
+    child.stdin.on("error", () => {});
+    control.on("error", () => {});
+    const parser = new ControlParser(CONTROL_LIMIT, (state) => this.sink?.control(state));
+    control.on("data", (data: Buffer) => parser.push(data));
+    // A failed spawn (no such file) reports "error" and never "exit".
+    child.on("error", (err) => {
+      if (this.endCode !== undefined) return;
+      this.startupError ||= err.message;
+      this.endCode = 127;
+      void this.finish();
+    });
+    child.once("exit", (code, signal) => {
+      this.endCode ??= code ?? 128 + (signal ? (constants.signals[signal] ?? 9) : 9);
+      void this.finish();
+    });
+  }
+
+  /** Spawns a shell and waits for its first state report; throws with the shell's stderr when it does not come. */
+  static async start(launch: ShellLaunch): Promise<{ shell: ShellProcess; state: ShellState }> {
+    const [file, args] =
+      launch.bwrap === undefined
+        ? [BASH, plainShellArgs()]
+        : [launch.bwrap, bubblewrapArgs({ workspace: launch.workspace, network: launch.network })];
+    // detached: a process group of its own, so the shell's tree can be killed without touching the server.
+    // env: given whole; the server's process.env never reaches the shell (nor bwrap's argv, unlike --setenv).
+    const child = spawn(file, args, {
+      cwd: launch.workspace,
+      env: launch.env,
+      detached: true,
+      stdio: ["pipe", "pipe", "pipe", "pipe"],
+    }) as unknown as Child;
+    const control = child.stdio[3] as Readable;
+    const shell = new ShellProcess(child, control);
+    const state = await shell.handshake(launch.cwd);
+    return { shell, state };
+  }
+
+  /** Host pid of the spawned process (bwrap or bash); undefined once it has exited. */
+  get pid(): number | undefined {
+    return this.endCode === undefined ? this.child.pid : undefined;
+  }
+
+  /** True once the process has exited (its pipes may still be draining). */
+  get exited(): boolean {
+    return this.endCode !== undefined;
+  }
+
+  /** True once `kill()` was called: the shell must not take another command. */
+  get killed(): boolean {
+    return this.killing !== undefined;
+  }
+
+  /** Routes output and reports to `sink`, first handing it what was held while no one listened. */
+  attach(sink: ShellSink): void {
+    this.sink = sink;
+    for (const { stream, data } of this.held.splice(0)) sink.output(stream, data);
+    if (this.done) sink.ended(this.endCode ?? 1);
+  }
+
+  /** Stops routing to the sink; pipes are paused so held output stays small. */
+  detach(): void {
+    this.sink = undefined;
+    this.setPaused("stdout", true);
+    this.setPaused("stderr", true);
+  }
+
+  /** Keeps output that arrived after a command's marker for whoever attaches next (background jobs' output). */
+  hold(stream: StreamName, data: Buffer): void {
+    if (data.length > 0) this.held.push({ stream, data });
+  }
+
+  /** Pauses or resumes one pipe; ignored while a dead shell's pipes drain. */
+  setPaused(stream: StreamName, paused: boolean): void {
+    if (this.draining) return;
+    if (paused) this.child[stream].pause();
+    else this.child[stream].resume();
+  }
+
+  /** Writes bash text to the shell's stdin. */
+  write(text: string): void {
+    if (!this.exited) this.child.stdin.write(text);
+  }
+
+  /** Kills the shell and everything it started; resolves when they are gone and the pipes are closed. */
+  kill(): Promise<void> {
+    this.killing ??= (async () => {
+      if (this.child.pid !== undefined && !this.exited) await killProcessTree(this.child.pid);
+      await this.closed;
+    })();
+    return this.killing;
+  }
+
+  private async handshake(cwd: string | undefined): Promise<ShellState> {
+    const collectStderr = (data: Buffer) => {
+      if (this.startupError.length < 2_000) this.startupError += data.toString("utf8");
+    };
+    this.child.stderr.on("data", collectStderr);
+    this.setPaused("stderr", false);
+    try {
+      const state = await new Promise<ShellState>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("shell did not start in time")), START_TIMEOUT_MS);
+        this.attach({
+          output: () => {},
+          control: (s) => {
+            clearTimeout(timer);
+            resolve(s);
+          },
+          ended: (code) => {
+            clearTimeout(timer);
+            reject(new Error(`shell exited during start-up (${code}): ${this.startupError.trim().slice(0, 500)}`));
+          },
+        });
+        this.write(prologue(cwd));
+      });
+      this.detach();
+      return state;
+    } catch (err) {
+      await this.kill();
+      throw err;
+    } finally {
+      this.child.stderr.off("data", collectStderr);
+    }
+  }
+
+  private deliver(stream: StreamName, data: Buffer): void {
+    if (this.draining) {
+      this.drained += data.length;
+      if (this.drained > DRAIN_LIMIT) {
+        this.child.stdout.destroy();
+        this.child.stderr.destroy();
+        return;
+      }
+    }
+    if (this.sink) this.sink.output(stream, data);
+    else this.held.push({ stream, data });
+  }
+
+  /** After exit: sweep what the shell left running, drain its pipes, then tell the sink. */
+  private async finish(): Promise<void> {
+    if (this.finishing) return;
+    this.finishing = true;
+    // The shell's pid is already reaped here, so only its process group seeds the sweep.
+    if (this.child.pid !== undefined) await killProcessTree(this.child.pid, { rootReaped: true }).catch(() => {});
+    this.draining = true;
+    this.child.stdout.resume();
+    this.child.stderr.resume();
+    this.control.resume();
+    // A process that escaped the sweep may keep a pipe open; do not wait for it forever.
+    const grace = setTimeout(() => {
+      this.child.stdout.destroy();
+      this.child.stderr.destroy();
+      this.control.destroy();
+    }, DRAIN_GRACE_MS);
+    await this.closed;
+    clearTimeout(grace);
+    this.done = true;
+    this.sink?.ended(this.endCode ?? 1);
+  }
+}

@@ -1,0 +1,179 @@
+// A conversation's terminal: one persistent bash, commands run one at a time, and a replacement shell when one dies.
+import { existsSync, mkdirSync, realpathSync } from "node:fs";
+import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
+import { CommandRun, EXIT_CODE_KILLED } from "./command-run.js";
+import type { ShellState } from "./control-channel.js";
+import { buildShellEnv, envForRestore } from "./environment.js";
+import { bubblewrapPath } from "./sandbox.js";
+import { ShellProcess } from "./shell-process.js";
+import type { CommandEvent, CommandOptions, ShellOptions, ShellSession } from "./types.js";
+
+const DEFAULT_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * Starts a shell for one conversation and resolves once it is ready. A shell killed by a timeout, a cut,
+ * an abort or its own `exit` is replaced at the next command, started in the last reported cwd with
+ * the last reported exported variables. Lost at a replacement: shell variables, functions, options,
+ * exports made by the killed command itself, and (in the sandbox) a cwd inside the private /tmp.
+ * Without the sandbox, commands run as the server's user with no isolation (they can read its files
+ * and /proc), a double-forked setsid daemon escapes close(), and nothing dies with a crashed server.
+ */
+export async function openShellSession(options: ShellOptions): Promise<ShellSession> {
+  if (!isAbsolute(options.workspace)) throw new Error("workspace must be an absolute path");
+  const workspace = realpathSync(options.workspace);
+  const cwd = workingDirectory(workspace, options.workingDir ?? ".");
+  const bwrap = options.sandbox === "bubblewrap" ? await bubblewrapPath() : undefined;
+  const session = new Session({
+    bwrap,
+    workspace,
+    network: options.network ?? false,
+    env: buildShellEnv(workspace, options.env),
+    cwd,
+    bufferBytes: options.outputBufferBytes ?? DEFAULT_BUFFER_BYTES,
+  });
+  await session.start();
+  return session;
+}
+
+interface SessionConfig {
+  bwrap: string | undefined;
+  workspace: string;
+  network: boolean;
+  env: Record<string, string>;
+  cwd: string;
+  bufferBytes: number;
+}
+
+class Session implements ShellSession {
+  private shell: ShellProcess | undefined;
+  private starting: Promise<{ shell: ShellProcess }> | undefined;
+  private current: CommandRun | undefined;
+  private closed = false;
+  private queue: Promise<void> = Promise.resolve();
+  /** What a replacement shell starts with: the last state a shell reported. */
+  private env: Record<string, string>;
+  private cwd: string;
+
+  constructor(private readonly config: SessionConfig) {
+    this.env = config.env;
+    this.cwd = config.cwd;
+  }
+
+  get pid(): number | undefined {
+    return this.shell?.pid;
+  }
+
+  get queuedBytes(): number {
+    return this.current?.queue.queuedBytes ?? 0;
+  }
+
+  run(command: string, options: CommandOptions): AsyncIterable<CommandEvent> {
+    return this.runSerialized(command, options);
+  }
+
+  cutCurrent(): void {
+    this.current?.cut();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    // A shell still starting is killed too, not only the one in place.
+    const started = await this.starting?.catch(() => undefined);
+    await Promise.all([started?.shell.kill(), this.shell?.kill()]);
+  }
+
+  /** Starts the first shell; throws if it cannot start (bwrap failing, for one). */
+  async start(): Promise<void> {
+    await this.liveShell();
+  }
+
+  private async *runSerialized(command: string, options: CommandOptions): AsyncGenerator<CommandEvent> {
+    if (command.includes("\0")) throw new Error("command contains a NUL byte");
+    if (!(options.timeoutMs > 0)) throw new Error("timeoutMs must be positive");
+    const release = await this.turn();
+    try {
+      if (this.closed) throw new Error("shell session is closed");
+      if (options.signal?.aborted) {
+        yield { type: "exit", exitCode: EXIT_CODE_KILLED, durationMs: 0, timedOut: false, truncated: false };
+        return;
+      }
+      const run = new CommandRun(await this.liveShell(), command, options, this.config.bufferBytes);
+      this.current = run;
+      try {
+        for (;;) {
+          const item = await run.queue.next();
+          if (item.kind === "output") {
+            yield { type: "output", stream: item.stream, data: item.data };
+            continue;
+          }
+          // Bookkeeping before the yield: a consumer may stop pulling right after the exit event.
+          if (run.report) this.remember(run.report);
+          const truncated = run.truncated;
+          this.current = undefined;
+          yield { type: "exit", exitCode: item.exitCode, durationMs: item.durationMs, timedOut: item.timedOut, truncated };
+          return;
+        }
+      } finally {
+        this.current = undefined;
+        await run.dispose();
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** Waits for the previous command to finish; returns the function that lets the next one go. */
+  private async turn(): Promise<() => void> {
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const previous = this.queue;
+    this.queue = previous.then(() => mine);
+    await previous;
+    return release;
+  }
+
+  /** The running shell, or a new one restored to the last reported state. */
+  private async liveShell(): Promise<ShellProcess> {
+    if (this.shell && !this.shell.exited && !this.shell.killed) return this.shell;
+    await this.shell?.kill();
+    this.shell = undefined;
+    const starting = ShellProcess.start({
+      bwrap: this.config.bwrap,
+      workspace: this.config.workspace,
+      network: this.config.network,
+      env: this.env,
+      cwd: this.cwd,
+    });
+    this.starting = starting;
+    const { shell, state } = await starting;
+    if (this.closed) {
+      await shell.kill();
+      throw new Error("shell session is closed");
+    }
+    this.shell = shell;
+    this.remember(state);
+    return shell;
+  }
+
+  private remember(state: ShellState): void {
+    if (state.cwd !== undefined) this.cwd = state.cwd;
+    if (state.env !== undefined) this.env = envForRestore(state.env);
+  }
+}
+
+/** Resolves and creates the initial directory, refusing anything (a `..`, a symlink) that leads out of the workspace. */
+function workingDirectory(workspace: string, workingDir: string): string {
+  const dir = resolve(workspace, workingDir);
+  const inside = (path: string) => {
+    const rel = relative(workspace, path);
+    return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
+  };
+  if (!inside(dir)) throw new Error("workingDir must stay inside the workspace");
+  let existing = dir;
+  while (!existsSync(existing)) existing = dirname(existing);
+  if (!inside(realpathSync(existing))) throw new Error("workingDir must stay inside the workspace");
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}

@@ -1,0 +1,68 @@
+// The executor's public shapes: what a caller passes to open a shell and run commands, and what comes back.
+
+/** How to isolate commands: "auto" uses bubblewrap when it works here, "required" insists on it, "off" never uses it. */
+export type SandboxMode = "auto" | "required" | "off";
+
+/** Options for one persistent shell (one per conversation). */
+export interface ShellOptions {
+  /** Absolute directory created by the caller; HOME points here and, in the sandbox, it is the only writable place besides a private /tmp. */
+  workspace: string;
+  /** The full environment besides the base (PATH, HOME, LANG, TERM): conversation env plus injected secrets. Overrides the base. */
+  env: Record<string, string>;
+  /** Initial working directory, relative to the workspace; created when missing; may not leave the workspace. */
+  workingDir?: string;
+  /** What `detectSandbox` answered. */
+  sandbox: "bubblewrap" | "none";
+  /** Sandbox only: share the host's network. Default false: only a private loopback. */
+  network?: boolean;
+  /** Bytes of output buffered for a consumer that is not pulling before the shell's pipes are paused. Default 1 MiB. */
+  outputBufferBytes?: number;
+}
+
+/** Options for one command. */
+export interface CommandOptions {
+  /** Wall-clock limit; on expiry the whole shell (command, its children, background jobs) is killed and the exit says timedOut. */
+  timeoutMs: number;
+  /**
+   * Cap on the command's raw stdout+stderr bytes. The output is cut exactly at the cap, the command
+   * is killed and the exit says truncated. Callers that must cap after masking use `cutCurrent()` instead.
+   */
+  outputLimitBytes?: number;
+  /** Aborting kills the command now (exit code EXIT_CODE_KILLED); output produced before the kill is still delivered. */
+  signal?: AbortSignal;
+  /**
+   * Variables exported for this command only (INJECT_REFERENCED). They reach bash through its
+   * private stdin pipe, never argv or a file, and are unset after the command, before the state
+   * snapshot, so later commands and replacement shells do not see them.
+   */
+  env?: Record<string, string>;
+}
+
+/** What `run()` yields: output chunks as they come, then exactly one exit event. */
+export type CommandEvent =
+  | { type: "output"; stream: "stdout" | "stderr"; data: Uint8Array }
+  | { type: "exit"; exitCode: number; durationMs: number; timedOut: boolean; truncated: boolean };
+
+/** One persistent bash: cwd, exported variables, shell variables and functions carry from one command to the next. */
+export interface ShellSession {
+  /**
+   * Runs one command once iteration starts; yields its output chunks as they come, then one exit event.
+   * Commands are serialized: a second iteration waits for the first to finish. Leaving the loop early
+   * kills the command. Throws when the session is closed, the command contains a NUL byte, or a
+   * replacement shell cannot be started.
+   */
+  run(command: string, options: CommandOptions): AsyncIterable<CommandEvent>;
+  /**
+   * Cuts the running command for an output cap applied by the caller: kills it (and the shell, which is
+   * restored for the next command), drops output not yet yielded, and makes its exit event say
+   * truncated: true. Also marks the exit truncated when the command already ended but its exit event
+   * was not yielded yet. No-op when no command runs.
+   */
+  cutCurrent(): void;
+  /** Kills every process the session started (background ones included) and waits for them to be gone. Idempotent. */
+  close(): Promise<void>;
+  /** Host pid of the shell (of bwrap when sandboxed); undefined while no shell runs. */
+  readonly pid: number | undefined;
+  /** Output bytes waiting for the consumer of the running command (bounded by `outputBufferBytes` plus one chunk). */
+  readonly queuedBytes: number;
+}
