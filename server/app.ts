@@ -3,7 +3,10 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { ServerConfig } from "./config.js";
+import { createConversations, type Conversations } from "./domain/conversations.js";
+import { detectSandbox } from "./domain/executor.js";
 import { Keyring } from "./domain/keyring.js";
+import { VeilError } from "./domain/errors.js";
 import { createTokens, type Tokens } from "./domain/tokens.js";
 import { createVault, type Vault } from "./domain/vault.js";
 import type { Logger } from "./log.js";
@@ -23,6 +26,7 @@ export interface VeilApp {
   keyring: Keyring;
   vault: Vault;
   tokens: Tokens;
+  conversations: Conversations;
   /** The operator token's plaintext, only on the first start of a data dir. */
   operatorToken: string | undefined;
   /** False once shutdown began: health then answers NOT_SERVING. */
@@ -33,6 +37,10 @@ export interface VeilApp {
 /** Opens the data dir and builds the app. A wrong master key or an unusable data dir throws. */
 export async function createApp(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv }): Promise<VeilApp> {
   const { logger } = options;
+  // Checked first: `--sandbox required` on a machine without bubblewrap must refuse to start.
+  const sandbox = await detectSandbox(config.sandbox).catch((error: unknown) => {
+    throw new VeilError("failed_precondition", `--sandbox required: ${(error as Error).message}`);
+  });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const masterKey = loadMasterKey({ env: options.env ?? process.env, dataDir: config.dataDir, logger, ...(config.masterKeyFile !== undefined ? { file: config.masterKeyFile } : {}) });
   const store = await openLevelStore(join(config.dataDir, "db"));
@@ -47,6 +55,13 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   const tokens = createTokens(store);
   const operatorToken = await tokens.bootstrapOperator();
   if (operatorToken !== undefined) writeAdminToken(config.dataDir, operatorToken);
+  const conversations = createConversations({
+    workRoot: join(config.dataDir, "workspaces"),
+    sandbox: sandbox.kind,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxPerTenant: config.maxConversationsPerTenant,
+  });
+  logger.log("info", "sandbox", { mode: config.sandbox, kind: sandbox.kind });
 
   const app: VeilApp = {
     routes: () => {},
@@ -55,14 +70,23 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     keyring,
     vault,
     tokens,
+    conversations,
     operatorToken,
     serving: true,
     async close() {
       app.serving = false;
+      await conversations.closeAll();
       await store.close();
     },
   };
-  app.routes = createRoutes({ vault, tokens, isServing: () => app.serving });
+  app.routes = createRoutes({
+    vault,
+    tokens,
+    conversations,
+    defaultTimeoutMs: config.commandTimeoutMs,
+    outputLimitBytes: config.outputLimitBytes,
+    isServing: () => app.serving,
+  });
   return app;
 }
 

@@ -1,4 +1,5 @@
 // Server configuration from flags and VEIL_* variables, validated once at start.
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 
@@ -73,5 +74,6 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     throw new ConfigError(`--${option.flag} (or ${option.env}): ${issue.message}`);
   }
   const { masterKeyFile, ...rest } = result.data;
-  return { ...rest, ...(masterKeyFile !== undefined ? { masterKeyFile } : {}) };
+  // Absolute from here on: workspaces and sandbox binds need absolute paths.
+  return { ...rest, dataDir: resolve(rest.dataDir), ...(masterKeyFile !== undefined ? { masterKeyFile: resolve(masterKeyFile) } : {}) };
 }

@@ -2,13 +2,14 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { Tokens } from "./domain/tokens.js";
 import type { Vault } from "./domain/vault.js";
+import { type ConversationDeps, createConversationService } from "./services/conversation-service.js";
 import { createHealthService } from "./services/health.js";
 import { registerReflection } from "./services/reflection.js";
 import { createSecretService } from "./services/secret-service.js";
 import { createTokenService } from "./services/token-service.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { file_veil_v1_audit } from "../gen/veil/v1/audit_pb.js";
-import { file_veil_v1_conversation } from "../gen/veil/v1/conversation_pb.js";
+import { ConversationService, file_veil_v1_conversation } from "../gen/veil/v1/conversation_pb.js";
 import { file_veil_v1_keys } from "../gen/veil/v1/keys_pb.js";
 import { file_veil_v1_secret, SecretService } from "../gen/veil/v1/secret_pb.js";
 import { file_veil_v1_settings } from "../gen/veil/v1/settings_pb.js";
@@ -16,7 +17,7 @@ import { file_veil_v1_token, TokenService } from "../gen/veil/v1/token_pb.js";
 import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
 
 /** What the routes are built from. */
-export interface RouteDeps {
+export interface RouteDeps extends ConversationDeps {
   vault: Vault;
   tokens: Tokens;
   isServing: () => boolean;
@@ -24,10 +25,11 @@ export interface RouteDeps {
 
 /** Builds the route table. */
 export function createRoutes(deps: RouteDeps) {
-  const services = [SecretService, TokenService];
+  const services = [SecretService, TokenService, ConversationService];
   return (router: ConnectRouter) => {
     router.service(SecretService, createSecretService(deps));
     router.service(TokenService, createTokenService(deps));
+    router.service(ConversationService, createConversationService(deps));
     router.service(Health, createHealthService(deps.isServing, { services: services.map((s) => s.typeName) }));
     registerReflection(router, [
       file_veil_v1_secret,

@@ -42,6 +42,8 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     close(closeOptions = {}) {
       closing ??= (async () => {
         app.serving = false;
+        // Conversations first: a long-running command would otherwise hold the drain until its deadline.
+        await app.conversations.closeAll();
         await listener.close(closeOptions);
         await app.close();
       })();

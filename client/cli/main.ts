@@ -1,11 +1,12 @@
 // The `veil` command line: dispatches to the subcommands and turns failures into exit codes.
 import type { Command } from "./command.js";
+import { runCommand } from "./commands/run.js";
 import { secretCommand } from "./commands/secret.js";
 import { serveCommand } from "./commands/serve.js";
 import { tokenCommand } from "./commands/token.js";
 import { describeFailure, EXIT, UsageError } from "./io.js";
 
-const commands: Command[] = [serveCommand, secretCommand, tokenCommand];
+const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand];
 
 const help = `Usage: veil <command> [options]
 
@@ -26,7 +27,8 @@ export async function main(argv: string[]): Promise<number> {
   const command = commands.find((c) => c.name === name);
   try {
     if (command === undefined) throw new UsageError(`unknown command '${name}' (try 'veil --help')`);
-    if (command.name === "serve" && (rest.includes("--help") || rest.includes("-h"))) {
+    const flags = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest;
+    if ((command.name === "serve" || command.name === "run") && (flags.includes("--help") || flags.includes("-h"))) {
       process.stdout.write(`${command.help}\n`);
       return EXIT.ok;
     }
@@ -34,7 +36,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     const { message, exitCode } = describeFailure(error);
     process.stderr.write(`veil${command ? ` ${command.name}` : ""}: ${message}\n`);
-    return exitCode;
+    // `veil run` exits with the command's own code, so its own failures use 125 (as env and docker run do).
+    return (error as { runnerFailed?: boolean }).runnerFailed ? EXIT.runnerFailed : exitCode;
   }
 }
 

@@ -95,3 +95,42 @@ export const createTokenRequest = z
 export const listTokensRequest = z.object({ tenant: z.union([z.literal(""), tenantName]), pageSize, pageToken: z.string().max(4096) });
 
 export const revokeTokenRequest = z.object({ tokenId: z.string().regex(/^tok_[0-9a-f]{16}$/, "must be a token id such as tok_0123456789abcdef") });
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "names must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$");
+const command = z
+  .string()
+  .min(1, "must not be empty")
+  .refine((c) => bytes(c) <= 64 * 1024, "must be at most 64 KiB")
+  .refine((c) => !c.includes("\0"), "must not contain NUL bytes");
+const timeoutMs = z.number().int().max(24 * 3600 * 1000, "must be at most 24 h");
+
+export const startConversationRequest = z.object({
+  session: sessionName,
+  agent: z.union([z.literal(""), agentName]),
+  secrets: z
+    .array(secretName)
+    .max(256, "must declare at most 256 secrets")
+    .refine((s) => new Set(s).size === s.length, "must not declare a name twice"),
+  commands: z.array(command).max(100, "must hold at most 100 commands"),
+  env: z
+    .record(envName, z.string().refine((v) => bytes(v) <= 64 * 1024 && !v.includes("\0"), "values must be at most 64 KiB, without NUL"))
+    .refine((e) => Object.keys(e).length <= 256, "must have at most 256 entries"),
+  workingDir: z
+    .string()
+    .max(1024, "must be at most 1024 chars")
+    .refine((d) => !d.startsWith("/") && !d.split("/").includes(".."), "must be relative to the workspace, without '..'"),
+  inject: z.number().refine((n) => n >= 0 && n <= 2, "must be INJECT_DECLARED or INJECT_REFERENCED"),
+  sealedSecrets: z.record(secretName, z.string().max(64 * 1024, "tokens must be at most 64 KiB")),
+  injectSettings: z.boolean(),
+  timeoutMs,
+});
+
+export const runCommandRequest = z.object({
+  conversationId: z.string().regex(/^conv_[0-9a-f]{24}$/, "must be a conversation id from `started`"),
+  command,
+  timeoutMs,
+});
+
+export const endConversationRequest = z.object({
+  conversationId: z.string().regex(/^conv_[0-9a-f]{24}$/, "must be a conversation id from `started`"),
+});

@@ -1,0 +1,100 @@
+// `veil run`: runs one command through a conversation and streams its masked output, like `op run`.
+import { Inject, Stream } from "../../index.js";
+import { type Command, keyValues, parse, parseDuration } from "../command.js";
+import { CONNECTION_HELP, CONNECTION_OPTIONS, connect } from "../connection.js";
+import { EXIT, UsageError } from "../io.js";
+
+const help = `Usage: veil run [options] -- COMMAND [ARG...]
+
+Runs COMMAND on the Veil server with the named secrets injected as environment
+variables, streams its output here with every secret value masked, and exits with
+its exit code (124 when it timed out, 125 when Veil itself failed).
+
+One argument is shell text, so quote it to let the server expand the secrets:
+  veil run --secret GITHUB_TOKEN -- 'curl -H "Authorization: Bearer $GITHUB_TOKEN" https://api.github.com/user'
+Several arguments are quoted one by one, as exec would:
+  veil run --secret DB -- printenv DB_PASSWORD
+
+Options:
+  --secret NAME        inject this secret (repeatable)
+  --session S          resolve secrets in session S, over the tenant-wide ones
+  --agent NAME         act as this agent (its grants apply)
+  --referenced         inject only the secrets the command text references
+  --env KEY=VALUE      a plain variable (repeatable)
+  --cwd DIR            working directory, relative to the conversation's workspace
+  --timeout DURATION   e.g. 30s, 5m (default: the server's)
+  --network            allow network access inside the sandbox
+${CONNECTION_HELP}`;
+
+/** Quotes one argument for bash. */
+function quote(arg: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+export const runCommand: Command = {
+  name: "run",
+  summary: "run a command with secrets injected; output masked",
+  help,
+  async run(argv) {
+    const dashdash = argv.indexOf("--");
+    const own = dashdash === -1 ? argv : argv.slice(0, dashdash);
+    const words = dashdash === -1 ? [] : argv.slice(dashdash + 1);
+    const { values, positionals } = parse(own, {
+      ...CONNECTION_OPTIONS,
+      secret: { type: "string", multiple: true },
+      session: { type: "string" },
+      agent: { type: "string" },
+      referenced: { type: "boolean" },
+      env: { type: "string", multiple: true },
+      cwd: { type: "string" },
+      timeout: { type: "string" },
+      network: { type: "boolean" },
+    });
+    if (positionals.length > 0 || words.length === 0) throw new UsageError("expected the command after --, e.g. veil run --secret KEY -- 'echo $KEY'");
+    const command = words.length === 1 ? words[0]! : words.map(quote).join(" ");
+    const timeoutMs = values.timeout === undefined ? 0 : parseDuration(values.timeout, "--timeout") * 1000;
+    const client = await connect(values);
+
+    const abort = new AbortController();
+    const onSignal = () => abort.abort();
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    let exitCode: number = EXIT.runnerFailed;
+    try {
+      const events = client.startConversation(
+        {
+          session: values.session ?? "",
+          agent: values.agent ?? "",
+          secrets: values.secret ?? [],
+          commands: [command],
+          env: keyValues(values.env ?? [], "--env"),
+          workingDir: values.cwd ?? "",
+          inject: values.referenced ? Inject.REFERENCED : Inject.DECLARED,
+          timeoutMs,
+          network: values.network ?? false,
+          endWhenDone: true,
+        },
+        { signal: abort.signal },
+      );
+      for await (const { event } of events) {
+        if (event.case === "started" && event.value.unmaskedSecrets.length > 0) {
+          process.stderr.write(`veil run: too short to mask, shown as is: ${event.value.unmaskedSecrets.join(", ")}\n`);
+        } else if (event.case === "output") {
+          const target = event.value.stream === Stream.STDERR ? process.stderr : process.stdout;
+          if (!target.write(event.value.data)) await new Promise((resolve) => target.once("drain", resolve));
+        } else if (event.case === "commandExited") {
+          if (event.value.truncated) process.stderr.write("veil run: output cut at the server's output limit\n");
+          if (event.value.timedOut) process.stderr.write("veil run: timed out\n");
+          exitCode = event.value.timedOut ? 124 : event.value.exitCode;
+        }
+      }
+    } catch (error) {
+      if (abort.signal.aborted) return 130;
+      throw Object.assign(error as Error, { runnerFailed: true });
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
+    return exitCode;
+  },
+};

@@ -1,0 +1,126 @@
+// One conversation: a shell session with a frozen secret snapshot, whose output leaves only masked.
+import { randomBytes } from "node:crypto";
+import { fail } from "./errors.js";
+import type { ShellSession } from "./executor.js";
+import { type InjectedSecret, referencedEnv } from "./injection.js";
+import type { MaskSet, StreamMasker } from "./masker.js";
+
+/** What a conversation streams, transport-free. */
+export type ConversationEvent =
+  | { type: "command_started"; commandId: string; command: string }
+  | { type: "output"; commandId: string; stream: "stdout" | "stderr"; data: Uint8Array }
+  | { type: "command_exited"; commandId: string; exitCode: number; durationMs: number; timedOut: boolean; truncated: boolean };
+
+/** Who may reach a conversation: its tenant, and its agent when it has one. */
+export interface ConversationOwner {
+  tenant: string;
+  agent: string;
+}
+
+/** How a conversation was set up. */
+export interface ConversationSettings {
+  inject: "declared" | "referenced";
+  secrets: readonly InjectedSecret[];
+  defaultTimeoutMs: number;
+  outputLimitBytes: number;
+  keepOnDisconnect: boolean;
+}
+
+/**
+ * A live conversation. Commands run one after another; every output byte
+ * passes this stream's masker before it is counted against the cap or emitted,
+ * so a cut can never leave half a secret unmasked.
+ */
+export class Conversation {
+  readonly id = `conv_${randomBytes(12).toString("hex")}`;
+  lastActive = Date.now();
+  running = 0;
+  private commandCount = 0;
+  private ended = false;
+
+  constructor(
+    readonly owner: ConversationOwner,
+    readonly settings: ConversationSettings,
+    readonly sandbox: "bubblewrap" | "none",
+    private readonly shell: ShellSession,
+    private readonly masks: MaskSet,
+    private readonly onEnd: (conversation: Conversation) => void,
+  ) {}
+
+  /** Environment names whose values are too short to mask (injected all the same). */
+  get unmaskedNames(): string[] {
+    const short = new Set(this.masks.unmaskedValues);
+    return this.settings.secrets.flatMap((s) => Object.entries(s.env).filter(([, v]) => short.has(v)).map(([k]) => k));
+  }
+
+  /** Runs one command and streams its masked events. Aborting `signal` kills the command. */
+  async *run(command: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): AsyncGenerator<ConversationEvent> {
+    if (this.ended) throw fail.notFound("conversation_id: the conversation has ended");
+    const commandId = `cmd_${++this.commandCount}`;
+    this.running++;
+    this.lastActive = Date.now();
+    try {
+      yield { type: "command_started", commandId, command };
+      const maskers: Record<"stdout" | "stderr", StreamMasker> = { stdout: this.masks.stream(), stderr: this.masks.stream() };
+      let emitted = 0;
+      let capped = false;
+      const limit = this.settings.outputLimitBytes;
+      const env = this.settings.inject === "referenced" ? referencedEnv(this.settings.secrets, command) : undefined;
+      const events = this.shell.run(command, {
+        timeoutMs: options.timeoutMs || this.settings.defaultTimeoutMs,
+        ...(options.signal !== undefined ? { signal: options.signal } : {}),
+        ...(env !== undefined ? { env } : {}),
+      });
+      for await (const event of events) {
+        if (event.type === "output") {
+          if (capped) continue;
+          // Fails closed: if push throws, the raw chunk is dropped and the stream ends with an error.
+          let data = maskers[event.stream].push(event.data);
+          if (emitted + data.length > limit) {
+            data = data.subarray(0, limit - emitted);
+            capped = true;
+            this.shell.cutCurrent();
+          }
+          emitted += data.length;
+          if (data.length > 0) yield { type: "output", commandId, stream: event.stream, data };
+          continue;
+        }
+        if (!capped) {
+          for (const stream of ["stdout", "stderr"] as const) {
+            let rest = maskers[stream].end();
+            if (emitted + rest.length > limit) {
+              rest = rest.subarray(0, limit - emitted);
+              capped = true;
+            }
+            emitted += rest.length;
+            if (rest.length > 0) yield { type: "output", commandId, stream, data: rest };
+          }
+        }
+        yield {
+          type: "command_exited",
+          commandId,
+          exitCode: event.exitCode,
+          durationMs: Math.round(event.durationMs),
+          timedOut: event.timedOut,
+          truncated: event.truncated || capped,
+        };
+      }
+    } finally {
+      this.running--;
+      this.lastActive = Date.now();
+    }
+  }
+
+  /** Kills every process of the conversation and forgets it. Idempotent. */
+  async end(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    this.onEnd(this);
+    await this.shell.close();
+  }
+
+  /** Whether end() was called. */
+  get isEnded(): boolean {
+    return this.ended;
+  }
+}

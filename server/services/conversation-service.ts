@@ -1,0 +1,141 @@
+// ConversationService: resolves the secret snapshot, runs commands, streams masked events.
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { ConversationEvent as DomainEvent } from "../domain/conversation.js";
+import type { Conversations } from "../domain/conversations.js";
+import { fail } from "../domain/errors.js";
+import { type InjectedSecret, injectSecret } from "../domain/injection.js";
+import type { Principal } from "../domain/principal.js";
+import type { Vault } from "../domain/vault.js";
+import { principalOf } from "../rpc/context.js";
+import { endConversationRequest, runCommandRequest, startConversationRequest } from "../rpc/schemas.js";
+import { validate } from "../rpc/validate.js";
+import { type ConversationEventSchema, type ConversationService, Inject, Stream } from "../../gen/veil/v1/conversation_pb.js";
+
+/** Extra secrets a conversation may carry besides declared ones (sealed tokens, LLM settings). */
+export type ExtraSecrets = (principal: Principal, request: { sealedSecrets: Record<string, string>; injectSettings: boolean }) => Promise<InjectedSecret[]>;
+
+/** What the service needs. */
+export interface ConversationDeps {
+  vault: Vault;
+  conversations: Conversations;
+  defaultTimeoutMs: number;
+  outputLimitBytes: number;
+  extraSecrets?: ExtraSecrets;
+}
+
+type EventMessage = MessageInitShape<typeof ConversationEventSchema>;
+
+function toMessage(event: DomainEvent): EventMessage {
+  switch (event.type) {
+    case "command_started":
+      return { event: { case: "commandStarted", value: { commandId: event.commandId, command: event.command } } };
+    case "output":
+      return {
+        event: { case: "output", value: { commandId: event.commandId, stream: event.stream === "stdout" ? Stream.STDOUT : Stream.STDERR, data: event.data } },
+      };
+    case "command_exited":
+      return {
+        event: {
+          case: "commandExited",
+          value: { commandId: event.commandId, exitCode: event.exitCode, durationMs: BigInt(event.durationMs), timedOut: event.timedOut, truncated: event.truncated },
+        },
+      };
+  }
+}
+
+/** The agent a call acts as: an agent token only as itself; an admin as whichever it names. */
+function actingAgent(principal: Principal, requested: string): string {
+  if (principal.role !== "agent") return requested;
+  if (requested !== "" && requested !== principal.agent) {
+    throw fail.denied(`agent: this token acts only as agent ${principal.agent}`);
+  }
+  return principal.agent!;
+}
+
+/** Every environment name must come from one secret only, or a command would see the wrong value. */
+function checkCollisions(secrets: readonly InjectedSecret[], env: Record<string, string>) {
+  const owner = new Map<string, string>();
+  for (const s of secrets) {
+    for (const key of Object.keys(s.env)) {
+      const other = owner.get(key) ?? (key in env ? "env" : undefined);
+      if (other !== undefined) throw fail.invalid(`secrets: ${s.name} sets ${key}, which ${other === "env" ? "env" : `secret ${other}`} also sets`);
+      owner.set(key, s.name);
+    }
+  }
+}
+
+/** Builds the ConversationService handlers. */
+export function createConversationService(deps: ConversationDeps): ServiceImpl<typeof ConversationService> {
+  /** Streams one command; a dropped client stream ends the conversation unless it is kept. */
+  async function* stream(events: AsyncIterable<DomainEvent>) {
+    for await (const event of events) yield toMessage(event);
+  }
+
+  function endIfDropped(ctx: HandlerContext, conversation: { settings: { keepOnDisconnect: boolean }; end(): Promise<void> }) {
+    if (ctx.signal.aborted && !conversation.settings.keepOnDisconnect) void conversation.end();
+  }
+
+  return {
+    async *startConversation(req, ctx) {
+      validate(startConversationRequest, req);
+      const principal = principalOf(ctx);
+      const agent = actingAgent(principal, req.agent);
+      // Grants are checked for the agent the conversation acts as, also when an admin starts it.
+      const grantee: Principal = agent === "" ? principal : { ...principal, role: "agent", agent };
+      const resolved = await deps.vault.resolve(grantee, req.session, req.secrets);
+      const secrets = [...resolved].map(([name, { value }]) => injectSecret(name, value));
+      if (deps.extraSecrets !== undefined) secrets.push(...(await deps.extraSecrets(principal, req)));
+      else if (Object.keys(req.sealedSecrets).length > 0 || req.injectSettings) throw fail.invalid("sealed_secrets: not supported by this server");
+      checkCollisions(secrets, req.env);
+
+      const conversation = await deps.conversations.start({
+        owner: { tenant: principal.tenant, agent },
+        inject: req.inject === Inject.REFERENCED ? "referenced" : "declared",
+        secrets,
+        env: { ...req.env },
+        workingDir: req.workingDir,
+        network: req.network,
+        defaultTimeoutMs: req.timeoutMs || deps.defaultTimeoutMs,
+        outputLimitBytes: deps.outputLimitBytes,
+        keepOnDisconnect: req.keepOnDisconnect,
+      });
+      try {
+        yield {
+          event: {
+            case: "started",
+            value: {
+              conversationId: conversation.id,
+              secrets: secrets.map((s) => s.name).sort(),
+              unmaskedSecrets: conversation.unmaskedNames.sort(),
+              sandbox: conversation.sandbox,
+            },
+          },
+        };
+        for (const command of req.commands) yield* stream(conversation.run(command, { signal: ctx.signal }));
+      } finally {
+        endIfDropped(ctx, conversation);
+        if (req.endWhenDone) await conversation.end();
+      }
+    },
+
+    async *runCommand(req, ctx) {
+      validate(runCommandRequest, req);
+      const principal = principalOf(ctx);
+      const conversation = deps.conversations.find(principal.role === "agent" ? { tenant: principal.tenant, agent: principal.agent! } : principal, req.conversationId);
+      try {
+        yield* stream(conversation.run(req.command, { signal: ctx.signal, ...(req.timeoutMs > 0 ? { timeoutMs: req.timeoutMs } : {}) }));
+      } finally {
+        endIfDropped(ctx, conversation);
+      }
+    },
+
+    async endConversation(req, ctx) {
+      validate(endConversationRequest, req);
+      const principal = principalOf(ctx);
+      const conversation = deps.conversations.find(principal.role === "agent" ? { tenant: principal.tenant, agent: principal.agent! } : principal, req.conversationId);
+      await conversation.end();
+      return {};
+    },
+  };
+}
