@@ -3,7 +3,11 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { ServerConfig } from "./config.js";
+import { type Audit, createAudit } from "./domain/audit.js";
 import { createConversations, type Conversations } from "./domain/conversations.js";
+import { createExtraSecrets } from "./domain/extra-secrets.js";
+import { createSealer } from "./domain/sealed.js";
+import { createSettings, type Settings } from "./domain/settings.js";
 import { detectSandbox } from "./domain/executor.js";
 import { Keyring } from "./domain/keyring.js";
 import { VeilError } from "./domain/errors.js";
@@ -11,6 +15,7 @@ import { createTokens, type Tokens } from "./domain/tokens.js";
 import { createVault, type Vault } from "./domain/vault.js";
 import type { Logger } from "./log.js";
 import { loadMasterKey } from "./master-key.js";
+import { createAuditInterceptor } from "./rpc/audit.js";
 import { createAuthInterceptor } from "./rpc/auth.js";
 import { createErrorInterceptor } from "./rpc/errors.js";
 import { createLoggingInterceptor } from "./rpc/logging.js";
@@ -27,6 +32,8 @@ export interface VeilApp {
   vault: Vault;
   tokens: Tokens;
   conversations: Conversations;
+  settings: Settings;
+  audit: Audit;
   /** The operator token's plaintext, only on the first start of a data dir. */
   operatorToken: string | undefined;
   /** False once shutdown began: health then answers NOT_SERVING. */
@@ -53,6 +60,9 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   }
   const vault = createVault(store, keyring);
   const tokens = createTokens(store);
+  const audit = createAudit(store);
+  const settings = createSettings(store, keyring);
+  const sealer = createSealer(keyring);
   const operatorToken = await tokens.bootstrapOperator();
   if (operatorToken !== undefined) writeAdminToken(config.dataDir, operatorToken);
   const conversations = createConversations({
@@ -65,12 +75,14 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
 
   const app: VeilApp = {
     routes: () => {},
-    interceptors: [createLoggingInterceptor(logger), createErrorInterceptor(logger), createAuthInterceptor(tokens)],
+    interceptors: [createLoggingInterceptor(logger), createErrorInterceptor(logger), createAuthInterceptor(tokens), createAuditInterceptor(audit)],
     store,
     keyring,
     vault,
     tokens,
     conversations,
+    settings,
+    audit,
     operatorToken,
     serving: true,
     async close() {
@@ -83,6 +95,10 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     vault,
     tokens,
     conversations,
+    settings,
+    sealer,
+    audit,
+    extraSecrets: createExtraSecrets({ sealer, settings }),
     defaultTimeoutMs: config.commandTimeoutMs,
     outputLimitBytes: config.outputLimitBytes,
     isServing: () => app.serving,

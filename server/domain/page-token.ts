@@ -34,16 +34,18 @@ function decodeToken(token: string, namePrefix: string): string {
 export async function paginate<T>(
   store: KvStore,
   keyPrefix: string,
-  options: { pageSize: number; pageToken: string; namePrefix: string },
+  options: { pageSize: number; pageToken: string; namePrefix: string; from?: string; to?: string },
   accept: (value: Uint8Array, suffix: string) => T | undefined,
 ): Promise<{ items: T[]; nextPageToken: string }> {
   const pageSize = options.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(options.pageSize, MAX_PAGE_SIZE);
   const after = options.pageToken === "" ? undefined : decodeToken(options.pageToken, options.namePrefix);
   const start = keyPrefix + options.namePrefix;
-  const range = after === undefined ? { gte: start } : { gt: keyPrefix + after };
+  // `from`/`to` narrow the scan itself (time-ordered keys), not just what is kept.
+  const range = after !== undefined ? { gt: keyPrefix + after } : { gte: options.from !== undefined ? keyPrefix + options.from : start };
+  const end = options.to !== undefined ? keyPrefix + options.to : `${start}\uffff`;
   const items: T[] = [];
   let last = "";
-  for await (const [key, value] of store.scan({ ...range, lt: `${start}\uffff` })) {
+  for await (const [key, value] of store.scan({ ...range, lt: end })) {
     const suffix = key.slice(keyPrefix.length);
     if (items.length === pageSize) return { items, nextPageToken: encodeToken({ a: last, p: options.namePrefix }) };
     const item = accept(value, suffix);

@@ -134,3 +134,32 @@ export const runCommandRequest = z.object({
 export const endConversationRequest = z.object({
   conversationId: z.string().regex(/^conv_[0-9a-f]{24}$/, "must be a conversation id from `started`"),
 });
+
+export const updateSettingsRequest = z.object({
+  settings: z.object(
+    {
+      llm: z
+        .object({
+          model: z.string().max(256, "must be at most 256 chars").optional(),
+          baseUrl: z
+            .string()
+            .max(2048, "must be at most 2048 chars")
+            .refine((u) => u === "" || /^https?:\/\/[^\s]+$/.test(u), "must be an http(s) URL, or empty to clear")
+            .optional(),
+          apiKey: z.string().refine((k) => bytes(k) <= LIMITS.valueBytes, "must be at most 64 KiB").optional(),
+        })
+        .optional(),
+      options: z
+        .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "keys must match ^[A-Za-z0-9_.-]{1,64}$"), z.string().max(4096, "values must be at most 4096 chars"))
+        .refine((o) => Object.keys(o).length <= 64, "must have at most 64 entries"),
+    },
+    { error: "is required" },
+  ),
+});
+
+export const listAuditEventsRequest = z.object({
+  pageSize,
+  pageToken: z.string().max(4096, "must be at most 4096 chars"),
+  secretName: z.union([z.literal(""), secretName]),
+  action: z.string().regex(/^[a-z.]{0,64}$/, "must be an action such as secret.get"),
+});

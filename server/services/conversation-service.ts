@@ -7,6 +7,7 @@ import { fail } from "../domain/errors.js";
 import { type InjectedSecret, injectSecret } from "../domain/injection.js";
 import type { Principal } from "../domain/principal.js";
 import type { Vault } from "../domain/vault.js";
+import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
 import { endConversationRequest, runCommandRequest, startConversationRequest } from "../rpc/schemas.js";
 import { validate } from "../rpc/validate.js";
@@ -89,6 +90,8 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
       else if (Object.keys(req.sealedSecrets).length > 0 || req.injectSettings) throw fail.invalid("sealed_secrets: not supported by this server");
       checkCollisions(secrets, req.env);
 
+      const trail = auditTrail(ctx);
+      trail.note({ agent, session: req.session, secretNames: [...req.secrets, ...Object.keys(req.sealedSecrets), ...(req.injectSettings ? ["LLM_API_KEY"] : [])] });
       const conversation = await deps.conversations.start({
         owner: { tenant: principal.tenant, agent },
         inject: req.inject === Inject.REFERENCED ? "referenced" : "declared",
@@ -100,7 +103,12 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
         outputLimitBytes: deps.outputLimitBytes,
         keepOnDisconnect: req.keepOnDisconnect,
       });
+      let announced = false;
       try {
+        // On record before any command runs: if the trail cannot take it, nothing runs.
+        trail.note({ conversationId: conversation.id });
+        await trail.commit();
+        announced = true;
         yield {
           event: {
             case: "started",
@@ -115,7 +123,7 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
         for (const command of req.commands) yield* stream(conversation.run(command, { signal: ctx.signal }));
       } finally {
         endIfDropped(ctx, conversation);
-        if (req.endWhenDone) await conversation.end();
+        if (req.endWhenDone || !announced) await conversation.end();
       }
     },
 
@@ -123,6 +131,7 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
       validate(runCommandRequest, req);
       const principal = principalOf(ctx);
       const conversation = deps.conversations.find(principal.role === "agent" ? { tenant: principal.tenant, agent: principal.agent! } : principal, req.conversationId);
+      await auditTrail(ctx).commit();
       try {
         yield* stream(conversation.run(req.command, { signal: ctx.signal, ...(req.timeoutMs > 0 ? { timeoutMs: req.timeoutMs } : {}) }));
       } finally {

@@ -1,6 +1,7 @@
 // SecretService: validates requests, calls the vault, answers metadata and values.
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Vault } from "../domain/vault.js";
+import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
 import { deleteSecretRequest, getSecretRequest, listSecretsRequest, setSecretsRequest } from "../rpc/schemas.js";
 import { validate } from "../rpc/validate.js";
@@ -12,7 +13,10 @@ export function createSecretService({ vault }: { vault: Vault }): ServiceImpl<ty
   return {
     async setSecrets(req, ctx) {
       validate(setSecretsRequest, req);
-      const records = await vault.setSecrets(principalOf(ctx), req.session, req.secrets.map(toSecretWrite));
+      const trail = auditTrail(ctx);
+      const records = await vault.setSecrets(principalOf(ctx), req.session, req.secrets.map(toSecretWrite), (written) =>
+        trail.batch(written.map((r) => ({ secretName: r.name, version: r.version }))),
+      );
       return { secrets: records.map(toSecretMeta) };
     },
 
@@ -25,12 +29,14 @@ export function createSecretService({ vault }: { vault: Vault }): ServiceImpl<ty
     async getSecret(req, ctx) {
       validate(getSecretRequest, req);
       const { record, value, version } = await vault.getSecret(principalOf(ctx), req.session, req.name, Number(req.version));
+      auditTrail(ctx).note({ version });
       return { meta: { ...toSecretMeta(record), version: BigInt(version) }, ...valueFields(value) };
     },
 
     async deleteSecret(req, ctx) {
       validate(deleteSecretRequest, req);
-      await vault.deleteSecret(principalOf(ctx), req.session, req.name);
+      const trail = auditTrail(ctx);
+      await vault.deleteSecret(principalOf(ctx), req.session, req.name, ([record]) => trail.batch([{ version: record!.version }]));
       return {};
     },
   };

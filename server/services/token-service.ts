@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { TokenRecord, Tokens } from "../domain/tokens.js";
+import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
 import { createTokenRequest, listTokensRequest, revokeTokenRequest } from "../rpc/schemas.js";
 import { validate } from "../rpc/validate.js";
@@ -34,7 +35,7 @@ export function createTokenService({ tokens }: { tokens: Tokens }): ServiceImpl<
         agent: req.agent,
         ttlSeconds: Number(req.ttlSeconds),
         description: req.description,
-      });
+      }, (record) => auditTrail(ctx).batch([{ detail: `${record.id} ${record.role}${record.agent ? ` agent ${record.agent}` : ""} tenant ${record.tenant}` }]));
       return { token, tokenId: record.id, info: toTokenInfo(record) };
     },
 
@@ -46,7 +47,7 @@ export function createTokenService({ tokens }: { tokens: Tokens }): ServiceImpl<
 
     async revokeToken(req, ctx) {
       validate(revokeTokenRequest, req);
-      await tokens.revoke(principalOf(ctx), req.tokenId);
+      await tokens.revoke(principalOf(ctx), req.tokenId, (record) => auditTrail(ctx).batch([{ detail: `${record.id} tenant ${record.tenant}` }]));
       return {};
     },
   };

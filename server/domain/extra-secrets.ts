@@ -1,0 +1,23 @@
+// Secrets a conversation carries besides declared ones: opened sealed tokens and the tenant's LLM settings.
+import type { InjectedSecret } from "./injection.js";
+import type { Principal } from "./principal.js";
+import { INJECT_PURPOSE, type Sealer } from "./sealed.js";
+import type { Settings } from "./settings.js";
+
+/** Opens sealed tokens (environment name to token) and, on request, adds LLM_API_KEY, LLM_MODEL, LLM_BASE_URL. */
+export function createExtraSecrets(deps: { sealer: Sealer; settings: Settings }) {
+  return async (principal: Principal, request: { sealedSecrets: Record<string, string>; injectSettings: boolean }): Promise<InjectedSecret[]> => {
+    const extra: InjectedSecret[] = Object.entries(request.sealedSecrets).map(([name, token]) => {
+      const value = deps.sealer.open(principal.tenant, INJECT_PURPOSE, token, `sealed_secrets[${name}]`);
+      return { name, env: { [name]: value }, values: [value] };
+    });
+    if (request.injectSettings) {
+      const { llm } = await deps.settings.read(principal.tenant);
+      if (llm.apiKey !== undefined) extra.push({ name: "LLM_API_KEY", env: { LLM_API_KEY: llm.apiKey }, values: [llm.apiKey] });
+      // Model and base URL are configuration, not secrets: injected, not masked.
+      if (llm.model !== undefined) extra.push({ name: "LLM_MODEL", env: { LLM_MODEL: llm.model }, values: [] });
+      if (llm.baseUrl !== undefined) extra.push({ name: "LLM_BASE_URL", env: { LLM_BASE_URL: llm.baseUrl }, values: [] });
+    }
+    return extra;
+  };
+}

@@ -1,0 +1,48 @@
+// Sealed tokens: opaque `veil:sealed:v1:` strings only this server can open, bound to a tenant and a purpose.
+import { fail } from "./errors.js";
+import type { Keyring } from "./keyring.js";
+
+/** Every sealed token starts with this. */
+export const SEALED_PREFIX = "veil:sealed:v1:";
+
+/** The purpose of tokens meant for injection into conversations. */
+export const INJECT_PURPOSE = "inject";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function aad(tenant: string, purpose: string): Uint8Array {
+  return enc.encode(`veil/v1 sealed\0${tenant}\0${purpose}`);
+}
+
+/** Seals and opens tokens under the tenant's active key generation. */
+export function createSealer(keyring: Keyring, now: () => number = Date.now) {
+  return {
+    /** Seals a value; with ttlSeconds the token stops opening after that long. */
+    seal(tenant: string, purpose: string, value: string, ttlSeconds = 0): string {
+      const payload = JSON.stringify({ v: value, ...(ttlSeconds > 0 ? { e: now() + ttlSeconds * 1000 } : {}) });
+      const blob = keyring.seal(tenant, enc.encode(payload), aad(tenant, purpose));
+      return SEALED_PREFIX + Buffer.from(blob).toString("base64url");
+    },
+
+    /**
+     * Opens a token. Tampered, expired, another tenant's or another purpose's: all the
+     * same INVALID_ARGUMENT, so the answer tells a prober nothing about why.
+     */
+    open(tenant: string, purpose: string, token: string, field: string): string {
+      const invalid = () => fail.invalid(`${field}: not a valid sealed token for this tenant`);
+      if (!token.startsWith(SEALED_PREFIX)) throw invalid();
+      try {
+        const blob = Buffer.from(token.slice(SEALED_PREFIX.length), "base64url");
+        const payload = JSON.parse(dec.decode(keyring.open(tenant, blob, aad(tenant, purpose)))) as { v: string; e?: number };
+        if (typeof payload.v !== "string" || (payload.e !== undefined && payload.e <= now())) throw invalid();
+        return payload.v;
+      } catch {
+        throw invalid();
+      }
+    },
+  };
+}
+
+/** The sealer's operations. */
+export type Sealer = ReturnType<typeof createSealer>;

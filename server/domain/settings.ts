@@ -1,0 +1,98 @@
+// Agent settings per tenant: LLM model, base URL and API key (sealed like a secret), plus free options.
+import type { KvOp, KvStore } from "../store/kv.js";
+import { KvConflictError } from "../store/kv.js";
+import type { Keyring } from "./keyring.js";
+
+/** Settings as stored: the API key only as a keyring blob (base64). */
+export interface StoredSettings {
+  llm: { model?: string; baseUrl?: string; apiKey?: string };
+  options: Record<string, string>;
+  updatedAt?: string;
+}
+
+/** Settings in the clear, for the server's own use (injection, sealing); never answered as is. */
+export interface PlainSettings {
+  llm: { model?: string; baseUrl?: string; apiKey?: string };
+  options: Record<string, string>;
+}
+
+/** A partial update: a field present changes ("" clears it), a field absent stays; an option "" is removed. */
+export interface SettingsPatch {
+  model?: string;
+  baseUrl?: string;
+  apiKey?: string;
+  options: Record<string, string>;
+}
+
+/** Key range of every tenant's settings (for re-encryption). */
+export const SETTINGS_RANGE = { gte: "cfg\0", lt: "cfg\u0001" } as const;
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Where a tenant's settings live. */
+export const settingsKey = (tenant: string) => `cfg\0${tenant}`;
+
+/** Binds the API key blob to its tenant and field. */
+export const settingsAad = (tenant: string) => enc.encode(`veil/v1 settings\0${tenant}\0llm.api_key`);
+
+/** Decodes a stored settings record. */
+export function decodeSettings(bytes: Uint8Array | undefined): StoredSettings {
+  return bytes === undefined ? { llm: {}, options: {} } : (JSON.parse(dec.decode(bytes)) as StoredSettings);
+}
+
+/** Encodes a stored settings record. */
+export function encodeSettings(settings: StoredSettings): Uint8Array {
+  return enc.encode(JSON.stringify(settings));
+}
+
+/** Creates the settings store. */
+export function createSettings(store: KvStore, keyring: Keyring) {
+  function openKey(tenant: string, stored: StoredSettings): string | undefined {
+    if (stored.llm.apiKey === undefined) return undefined;
+    return dec.decode(keyring.open(tenant, Buffer.from(stored.llm.apiKey, "base64"), settingsAad(tenant)));
+  }
+
+  return {
+    /** Reads a tenant's settings with the API key opened. */
+    async read(tenant: string): Promise<PlainSettings> {
+      const stored = decodeSettings(await store.get(settingsKey(tenant)));
+      const { apiKey: _sealed, ...llm } = stored.llm;
+      const apiKey = openKey(tenant, stored);
+      return { llm: { ...llm, ...(apiKey !== undefined ? { apiKey } : {}) }, options: stored.options };
+    },
+
+    /** Applies a partial update atomically (guarded against a concurrent update). */
+    async update(tenant: string, patch: SettingsPatch, extraOps: KvOp[] = []): Promise<void> {
+      for (;;) {
+        const key = settingsKey(tenant);
+        const raw = await store.get(key);
+        const next = decodeSettings(raw);
+        const llm = { ...next.llm };
+        const apply = (field: "model" | "baseUrl" | "apiKey", value: string | undefined, transform: (v: string) => string = (v) => v) => {
+          if (value === undefined) return;
+          if (value === "") delete llm[field];
+          else llm[field] = transform(value);
+        };
+        apply("model", patch.model);
+        apply("baseUrl", patch.baseUrl);
+        apply("apiKey", patch.apiKey, (v) => Buffer.from(keyring.seal(tenant, enc.encode(v), settingsAad(tenant))).toString("base64"));
+        const options = { ...next.options };
+        for (const [k, v] of Object.entries(patch.options)) {
+          if (v === "") delete options[k];
+          else options[k] = v;
+        }
+        const record: StoredSettings = { llm, options, updatedAt: new Date().toISOString() };
+        try {
+          await store.write([{ type: "put", key, value: encodeSettings(record) }, ...extraOps], [{ key, value: raw }]);
+          return;
+        } catch (error) {
+          if (!(error instanceof KvConflictError)) throw error;
+        }
+      }
+    },
+  };
+}
+
+/** The settings store's operations. */
+export type Settings = ReturnType<typeof createSettings>;

@@ -1,0 +1,57 @@
+// SettingsService: agent settings whose secret fields are only ever answered redacted or sealed.
+import type { ServiceImpl } from "@connectrpc/connect";
+import { fail } from "../domain/errors.js";
+import { INJECT_PURPOSE, type Sealer } from "../domain/sealed.js";
+import type { PlainSettings, Settings } from "../domain/settings.js";
+import { auditTrail } from "../rpc/audit.js";
+import { principalOf } from "../rpc/context.js";
+import { updateSettingsRequest } from "../rpc/schemas.js";
+import { validate } from "../rpc/validate.js";
+import { Expose, type SettingsService } from "../../gen/veil/v1/settings_pb.js";
+
+/** What a set secret field reads as in the redacted view. */
+export const REDACTED = "**********";
+
+/** How long a sealed settings token opens; a frontend fetches a fresh one after that. */
+export const SEALED_SETTINGS_TTL_SECONDS = 24 * 3600;
+
+/** Names (never values) of what an update changes, for the audit trail. */
+function changedFields(llm: { model?: string | undefined; baseUrl?: string | undefined; apiKey?: string | undefined } | undefined, options: Record<string, string>): string {
+  const llmFields = (["model", "baseUrl", "apiKey"] as const).filter((k) => llm?.[k] !== undefined).map((k) => `llm.${k}`);
+  return [...llmFields, ...Object.keys(options).map((k) => `options.${k}`)].join(",");
+}
+
+/** Builds the SettingsService handlers. */
+export function createSettingsService(deps: { settings: Settings; sealer: Sealer }): ServiceImpl<typeof SettingsService> {
+  function answer(tenant: string, plain: PlainSettings, expose: Expose) {
+    const { apiKey, ...llm } = plain.llm;
+    const exposed =
+      apiKey === undefined ? undefined : expose === Expose.SEALED ? deps.sealer.seal(tenant, INJECT_PURPOSE, apiKey, SEALED_SETTINGS_TTL_SECONDS) : REDACTED;
+    return { llm: { ...llm, ...(exposed !== undefined ? { apiKey: exposed } : {}) }, options: plain.options };
+  }
+
+  return {
+    async getSettings(req, ctx) {
+      const principal = principalOf(ctx);
+      return { settings: answer(principal.tenant, await deps.settings.read(principal.tenant), req.expose) };
+    },
+
+    async updateSettings(req, ctx) {
+      validate(updateSettingsRequest, req);
+      const principal = principalOf(ctx);
+      if (principal.role !== "admin") throw fail.denied("UpdateSettings: agent tokens cannot change settings");
+      const llm = req.settings!.llm;
+      await deps.settings.update(
+        principal.tenant,
+        {
+          ...(llm?.model !== undefined ? { model: llm.model } : {}),
+          ...(llm?.baseUrl !== undefined ? { baseUrl: llm.baseUrl } : {}),
+          ...(llm?.apiKey !== undefined ? { apiKey: llm.apiKey } : {}),
+          options: { ...req.settings!.options },
+        },
+        auditTrail(ctx).batch([{ detail: changedFields(llm, req.settings!.options) }]),
+      );
+      return { settings: answer(principal.tenant, await deps.settings.read(principal.tenant), Expose.REDACTED) };
+    },
+  };
+}
