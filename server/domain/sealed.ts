@@ -16,7 +16,7 @@ function aad(tenant: string, purpose: string): Uint8Array {
 }
 
 /** Seals and opens tokens under the tenant's active key generation. */
-export function createSealer(keyring: Keyring, now: () => number = Date.now) {
+export function createSealer(keyring: Keyring, now: () => number = () => Date.now()) {
   return {
     /** Seals a value; with ttlSeconds the token stops opening after that long. */
     seal(tenant: string, purpose: string, value: string, ttlSeconds = 0): string {
