@@ -6,8 +6,9 @@ import type { ServerConfig } from "./config.js";
 import { type Audit, createAudit } from "./domain/audit.js";
 import { createConversations, type Conversations } from "./domain/conversations.js";
 import { createExtraSecrets } from "./domain/extra-secrets.js";
+import { createRotation, type Rotation, secretValueSource } from "./domain/rotation.js";
 import { createSealer } from "./domain/sealed.js";
-import { createSettings, type Settings } from "./domain/settings.js";
+import { createSettings, type Settings, settingsBlobSource } from "./domain/settings.js";
 import { detectSandbox } from "./domain/executor.js";
 import { Keyring } from "./domain/keyring.js";
 import { VeilError } from "./domain/errors.js";
@@ -34,6 +35,7 @@ export interface VeilApp {
   conversations: Conversations;
   settings: Settings;
   audit: Audit;
+  rotation: Rotation;
   /** The operator token's plaintext, only on the first start of a data dir. */
   operatorToken: string | undefined;
   /** False once shutdown began: health then answers NOT_SERVING. */
@@ -54,6 +56,20 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   let keyring: Keyring;
   try {
     keyring = await Keyring.open(store, masterKey);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const rotation = createRotation({
+    store,
+    keyring,
+    sources: [secretValueSource, settingsBlobSource],
+    ratePerSecond: config.reencryptRate,
+    log: (msg, fields) => logger.log("info", msg, fields),
+  });
+  try {
+    // Picks up a rotation a crash interrupted; refuses to start if a retired generation is still needed.
+    await rotation.resume();
   } catch (error) {
     await store.close();
     throw error;
@@ -83,11 +99,13 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     conversations,
     settings,
     audit,
+    rotation,
     operatorToken,
     serving: true,
     async close() {
       app.serving = false;
       await conversations.closeAll();
+      await rotation.stop();
       await store.close();
     },
   };
@@ -98,6 +116,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     settings,
     sealer,
     audit,
+    rotation,
     extraSecrets: createExtraSecrets({ sealer, settings }),
     defaultTimeoutMs: config.commandTimeoutMs,
     outputLimitBytes: config.outputLimitBytes,

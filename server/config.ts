@@ -14,6 +14,7 @@ export interface ServerConfig {
   outputLimitBytes: number;
   idleTimeoutMs: number;
   maxConversationsPerTenant: number;
+  reencryptRate: number;
 }
 
 /** A configuration mistake; the CLI prints it on one line and exits 2. */
@@ -33,6 +34,7 @@ const schema = z.object({
   outputLimitBytes: integer(1024, 1024 * 1024 * 1024),
   idleTimeoutMs: integer(1000, 24 * 3600 * 1000),
   maxConversationsPerTenant: integer(1, 10_000),
+  reencryptRate: integer(1, 10_000_000),
 });
 
 /** Flags with their environment variables and defaults. */
@@ -46,6 +48,7 @@ const OPTIONS = {
   outputLimitBytes: { flag: "output-limit-bytes", env: "VEIL_OUTPUT_LIMIT_BYTES", default: String(16 * 1024 * 1024) },
   idleTimeoutMs: { flag: "idle-timeout-ms", env: "VEIL_IDLE_TIMEOUT_MS", default: String(15 * 60 * 1000) },
   maxConversationsPerTenant: { flag: "max-conversations", env: "VEIL_MAX_CONVERSATIONS", default: "32" },
+  reencryptRate: { flag: "reencrypt-rate", env: "VEIL_REENCRYPT_RATE", default: "5000" },
 } as const;
 
 /** The flag table for `veil serve --help`. */

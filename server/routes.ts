@@ -1,6 +1,7 @@
 // Every service of the server, registered on one router.
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { Audit } from "./domain/audit.js";
+import type { Rotation } from "./domain/rotation.js";
 import type { Sealer } from "./domain/sealed.js";
 import type { Settings } from "./domain/settings.js";
 import type { Tokens } from "./domain/tokens.js";
@@ -8,6 +9,7 @@ import type { Vault } from "./domain/vault.js";
 import { type ConversationDeps, createConversationService } from "./services/conversation-service.js";
 import { createAuditService } from "./services/audit-service.js";
 import { createHealthService } from "./services/health.js";
+import { createKeyService } from "./services/key-service.js";
 import { createSettingsService } from "./services/settings-service.js";
 import { registerReflection } from "./services/reflection.js";
 import { createSecretService } from "./services/secret-service.js";
@@ -15,7 +17,7 @@ import { createTokenService } from "./services/token-service.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { AuditService, file_veil_v1_audit } from "../gen/veil/v1/audit_pb.js";
 import { ConversationService, file_veil_v1_conversation } from "../gen/veil/v1/conversation_pb.js";
-import { file_veil_v1_keys } from "../gen/veil/v1/keys_pb.js";
+import { file_veil_v1_keys, KeyService } from "../gen/veil/v1/keys_pb.js";
 import { file_veil_v1_secret, SecretService } from "../gen/veil/v1/secret_pb.js";
 import { file_veil_v1_settings, SettingsService } from "../gen/veil/v1/settings_pb.js";
 import { file_veil_v1_token, TokenService } from "../gen/veil/v1/token_pb.js";
@@ -28,18 +30,20 @@ export interface RouteDeps extends ConversationDeps {
   settings: Settings;
   sealer: Sealer;
   audit: Audit;
+  rotation: Rotation;
   isServing: () => boolean;
 }
 
 /** Builds the route table. */
 export function createRoutes(deps: RouteDeps) {
-  const services = [SecretService, TokenService, ConversationService, SettingsService, AuditService];
+  const services = [SecretService, TokenService, ConversationService, SettingsService, AuditService, KeyService];
   return (router: ConnectRouter) => {
     router.service(SecretService, createSecretService(deps));
     router.service(TokenService, createTokenService(deps));
     router.service(ConversationService, createConversationService(deps));
     router.service(SettingsService, createSettingsService(deps));
     router.service(AuditService, createAuditService(deps));
+    router.service(KeyService, createKeyService(deps));
     router.service(Health, createHealthService(deps.isServing, { services: services.map((s) => s.typeName) }));
     registerReflection(router, [
       file_veil_v1_secret,

@@ -96,3 +96,22 @@ export function createSettings(store: KvStore, keyring: Keyring) {
 
 /** The settings store's operations. */
 export type Settings = ReturnType<typeof createSettings>;
+
+/** Where settings keep keyring blobs, for re-encryption on rotation. */
+export const settingsBlobSource = {
+  name: "settings",
+  range: SETTINGS_RANGE,
+  generations(_key: string, value: Uint8Array): number[] {
+    const apiKey = decodeSettings(value).llm.apiKey;
+    return apiKey === undefined ? [] : [Buffer.from(apiKey, "base64").readUInt32BE(1)];
+  },
+  reseal(key: string, value: Uint8Array, keyring: Keyring): Uint8Array {
+    const tenant = key.slice("cfg\0".length);
+    const stored = decodeSettings(value);
+    if (stored.llm.apiKey === undefined) return value;
+    const plain = keyring.open(tenant, Buffer.from(stored.llm.apiKey, "base64"), settingsAad(tenant));
+    const apiKey = Buffer.from(keyring.seal(tenant, plain, settingsAad(tenant))).toString("base64");
+    plain.fill(0);
+    return encodeSettings({ ...stored, llm: { ...stored.llm, apiKey } });
+  },
+};

@@ -19,6 +19,7 @@ const ACTIONS: Record<string, string> = {
   "veil.v1.SettingsService/GetSettings": "settings.get",
   "veil.v1.SettingsService/UpdateSettings": "settings.update",
   "veil.v1.KeyService/RotateKeys": "keys.rotate",
+  "veil.v1.KeyService/RetireKeys": "keys.retire",
 };
 
 type Details = Omit<Partial<AuditInput>, "tenant" | "tokenId" | "action" | "outcome">;

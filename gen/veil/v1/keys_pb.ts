@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file veil/v1/keys.proto.
  */
 export const file_veil_v1_keys: GenFile = /*@__PURE__*/
-  fileDesc("ChJ2ZWlsL3YxL2tleXMucHJvdG8SB3ZlaWwudjEiIQoRUm90YXRlS2V5c1JlcXVlc3QSDAoEd2FpdBgBIAEoCCI4ChJSb3RhdGVLZXlzUmVzcG9uc2USIgoGc3RhdHVzGAEgASgLMhIudmVpbC52MS5LZXlTdGF0dXMiFQoTR2V0S2V5U3RhdHVzUmVxdWVzdCI6ChRHZXRLZXlTdGF0dXNSZXNwb25zZRIiCgZzdGF0dXMYASABKAsyEi52ZWlsLnYxLktleVN0YXR1cyKxAQoJS2V5U3RhdHVzEhkKEWFjdGl2ZV9nZW5lcmF0aW9uGAEgASgNEhMKC2dlbmVyYXRpb25zGAIgAygNEhQKDHJlZW5jcnlwdGluZxgDIAEoCBIUCgx2YWx1ZXNfbW92ZWQYBCABKAQSGAoQdmFsdWVzX3JlbWFpbmluZxgFIAEoBBIuCgpyb3RhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKgAQoKS2V5U2VydmljZRJFCgpSb3RhdGVLZXlzEhoudmVpbC52MS5Sb3RhdGVLZXlzUmVxdWVzdBobLnZlaWwudjEuUm90YXRlS2V5c1Jlc3BvbnNlEksKDEdldEtleVN0YXR1cxIcLnZlaWwudjEuR2V0S2V5U3RhdHVzUmVxdWVzdBodLnZlaWwudjEuR2V0S2V5U3RhdHVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChJ2ZWlsL3YxL2tleXMucHJvdG8SB3ZlaWwudjEiIQoRUm90YXRlS2V5c1JlcXVlc3QSDAoEd2FpdBgBIAEoCCI4ChJSb3RhdGVLZXlzUmVzcG9uc2USIgoGc3RhdHVzGAEgASgLMhIudmVpbC52MS5LZXlTdGF0dXMiEwoRUmV0aXJlS2V5c1JlcXVlc3QiSQoSUmV0aXJlS2V5c1Jlc3BvbnNlEg8KB3JldGlyZWQYASADKA0SIgoGc3RhdHVzGAIgASgLMhIudmVpbC52MS5LZXlTdGF0dXMiFQoTR2V0S2V5U3RhdHVzUmVxdWVzdCI6ChRHZXRLZXlTdGF0dXNSZXNwb25zZRIiCgZzdGF0dXMYASABKAsyEi52ZWlsLnYxLktleVN0YXR1cyKxAQoJS2V5U3RhdHVzEhkKEWFjdGl2ZV9nZW5lcmF0aW9uGAEgASgNEhMKC2dlbmVyYXRpb25zGAIgAygNEhQKDHJlZW5jcnlwdGluZxgDIAEoCBIUCgx2YWx1ZXNfbW92ZWQYBCABKAQSGAoQdmFsdWVzX3JlbWFpbmluZxgFIAEoBBIuCgpyb3RhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLnAQoKS2V5U2VydmljZRJFCgpSb3RhdGVLZXlzEhoudmVpbC52MS5Sb3RhdGVLZXlzUmVxdWVzdBobLnZlaWwudjEuUm90YXRlS2V5c1Jlc3BvbnNlEksKDEdldEtleVN0YXR1cxIcLnZlaWwudjEuR2V0S2V5U3RhdHVzUmVxdWVzdBodLnZlaWwudjEuR2V0S2V5U3RhdHVzUmVzcG9uc2USRQoKUmV0aXJlS2V5cxIaLnZlaWwudjEuUmV0aXJlS2V5c1JlcXVlc3QaGy52ZWlsLnYxLlJldGlyZUtleXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message veil.v1.RotateKeysRequest
@@ -51,6 +51,41 @@ export const RotateKeysResponseSchema: GenMessage<RotateKeysResponse> = /*@__PUR
   messageDesc(file_veil_v1_keys, 1);
 
 /**
+ * @generated from message veil.v1.RetireKeysRequest
+ */
+export type RetireKeysRequest = Message<"veil.v1.RetireKeysRequest"> & {
+};
+
+/**
+ * Describes the message veil.v1.RetireKeysRequest.
+ * Use `create(RetireKeysRequestSchema)` to create a new message.
+ */
+export const RetireKeysRequestSchema: GenMessage<RetireKeysRequest> = /*@__PURE__*/
+  messageDesc(file_veil_v1_keys, 2);
+
+/**
+ * @generated from message veil.v1.RetireKeysResponse
+ */
+export type RetireKeysResponse = Message<"veil.v1.RetireKeysResponse"> & {
+  /**
+   * @generated from field: repeated uint32 retired = 1;
+   */
+  retired: number[];
+
+  /**
+   * @generated from field: veil.v1.KeyStatus status = 2;
+   */
+  status?: KeyStatus | undefined;
+};
+
+/**
+ * Describes the message veil.v1.RetireKeysResponse.
+ * Use `create(RetireKeysResponseSchema)` to create a new message.
+ */
+export const RetireKeysResponseSchema: GenMessage<RetireKeysResponse> = /*@__PURE__*/
+  messageDesc(file_veil_v1_keys, 3);
+
+/**
  * @generated from message veil.v1.GetKeyStatusRequest
  */
 export type GetKeyStatusRequest = Message<"veil.v1.GetKeyStatusRequest"> & {
@@ -61,7 +96,7 @@ export type GetKeyStatusRequest = Message<"veil.v1.GetKeyStatusRequest"> & {
  * Use `create(GetKeyStatusRequestSchema)` to create a new message.
  */
 export const GetKeyStatusRequestSchema: GenMessage<GetKeyStatusRequest> = /*@__PURE__*/
-  messageDesc(file_veil_v1_keys, 2);
+  messageDesc(file_veil_v1_keys, 4);
 
 /**
  * @generated from message veil.v1.GetKeyStatusResponse
@@ -78,7 +113,7 @@ export type GetKeyStatusResponse = Message<"veil.v1.GetKeyStatusResponse"> & {
  * Use `create(GetKeyStatusResponseSchema)` to create a new message.
  */
 export const GetKeyStatusResponseSchema: GenMessage<GetKeyStatusResponse> = /*@__PURE__*/
-  messageDesc(file_veil_v1_keys, 3);
+  messageDesc(file_veil_v1_keys, 5);
 
 /**
  * KeyStatus is the state of the keyring.
@@ -122,7 +157,7 @@ export type KeyStatus = Message<"veil.v1.KeyStatus"> & {
  * Use `create(KeyStatusSchema)` to create a new message.
  */
 export const KeyStatusSchema: GenMessage<KeyStatus> = /*@__PURE__*/
-  messageDesc(file_veil_v1_keys, 4);
+  messageDesc(file_veil_v1_keys, 6);
 
 /**
  * KeyService manages the keyring generations (operator only).
@@ -149,6 +184,16 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof GetKeyStatusRequestSchema;
     output: typeof GetKeyStatusResponseSchema;
+  },
+  /**
+   * RetireKeys drops generations older than the active one once nothing needs them.
+   *
+   * @generated from rpc veil.v1.KeyService.RetireKeys
+   */
+  retireKeys: {
+    methodKind: "unary";
+    input: typeof RetireKeysRequestSchema;
+    output: typeof RetireKeysResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_veil_v1_keys, 0);

@@ -1,0 +1,71 @@
+// `veil keys rotate|status|retire`: key generations, online (operator token).
+import type { KeyStatus } from "../../index.js";
+import { type Command, group, parse } from "../command.js";
+import { CONNECTION_HELP, CONNECTION_OPTIONS, connect } from "../connection.js";
+import { EXIT } from "../io.js";
+
+function describe(status: KeyStatus | undefined): string {
+  if (status === undefined) return "";
+  const progress = status.reencrypting ? `re-encrypting: ${status.valuesMoved} moved, ${status.valuesRemaining} remaining` : "every value is on the active generation";
+  return `active generation ${status.activeGeneration} (held: ${status.generations.join(", ")}); ${progress}`;
+}
+
+function statusJson(status: KeyStatus | undefined) {
+  return status && {
+    activeGeneration: status.activeGeneration,
+    generations: status.generations,
+    reencrypting: status.reencrypting,
+    valuesMoved: Number(status.valuesMoved),
+    valuesRemaining: Number(status.valuesRemaining),
+  };
+}
+
+const rotate: Command = {
+  name: "rotate",
+  summary: "add a key generation and re-encrypt every value to it",
+  help: `Usage: veil keys rotate [--no-wait] [--retire] [--json]
+
+Adds a new key generation (new writes use it at once) and re-encrypts every stored value
+and setting to it in the background, online. Waits until done and exits 0, unless
+--no-wait. With --retire, drops the old generations afterwards.
+
+${CONNECTION_HELP}`,
+  async run(argv) {
+    const { values } = parse(argv, { ...CONNECTION_OPTIONS, "no-wait": { type: "boolean" }, retire: { type: "boolean" }, json: { type: "boolean" } }, false);
+    const client = await connect(values);
+    // Re-encrypting a large store takes a while: no deadline on the wait.
+    let { status } = await client.keys.rotateKeys({ wait: !values["no-wait"] });
+    let retired: number[] = [];
+    if (values.retire && !values["no-wait"]) ({ retired, status } = await client.keys.retireKeys({}));
+    if (values.json) process.stdout.write(`${JSON.stringify({ ...statusJson(status), retired })}\n`);
+    else process.stderr.write(`${describe(status)}${retired.length ? `; retired ${retired.join(", ")}` : ""}\n`);
+    return EXIT.ok;
+  },
+};
+
+const status: Command = {
+  name: "status",
+  summary: "show the active generation and re-encryption progress",
+  help: `Usage: veil keys status [--json]\n\n${CONNECTION_HELP}`,
+  async run(argv) {
+    const { values } = parse(argv, { ...CONNECTION_OPTIONS, json: { type: "boolean" } }, false);
+    const { status } = await (await connect(values)).keys.getKeyStatus({});
+    process.stdout.write(values.json ? `${JSON.stringify(statusJson(status))}\n` : `${describe(status)}\n`);
+    return EXIT.ok;
+  },
+};
+
+const retire: Command = {
+  name: "retire",
+  summary: "drop old generations once nothing needs them",
+  help: `Usage: veil keys retire\n\nRefuses while a value still needs an old generation.\n\n${CONNECTION_HELP}`,
+  async run(argv) {
+    const { values } = parse(argv, CONNECTION_OPTIONS, false);
+    const res = await (await connect(values)).keys.retireKeys({});
+    process.stderr.write(`retired: ${res.retired.join(", ") || "none"}; ${describe(res.status)}\n`);
+    return EXIT.ok;
+  },
+};
+
+/** The `veil keys` group. */
+export const keysCommand = group("keys", "Manage key generations (operator token).", [rotate, status, retire]);

@@ -1,0 +1,92 @@
+// Masks secret values, and the encoded forms they take, in streamed command output.
+
+import { compileAutomaton } from "./masker/automaton.js";
+import { codePointLength, derivedForms } from "./masker/forms.js";
+import { AutomatonStream } from "./masker/stream.js";
+
+export { derivedForms } from "./masker/forms.js";
+
+/** What every occurrence becomes; occurrences that overlap or touch become a single mask. */
+export const MASK = "<secret-hidden>";
+
+const MASK_BYTES = new TextEncoder().encode(MASK);
+
+/** Options for {@link createMaskSet}. */
+export interface MaskSetOptions {
+  /** Values with fewer code points than this are not masked, and derived forms shorter than this (in bytes) are skipped. Default 4. */
+  readonly minLength?: number;
+}
+
+/** The compiled patterns of one conversation's secrets; shared by all of its streams. */
+export interface MaskSet {
+  /** Values shorter than minLength: injected but not masked (caller reports them). */
+  readonly unmaskedValues: readonly string[];
+  /** Size of the compiled automaton, for logs and benchmarks (never a value). */
+  readonly stats: MaskSetStats;
+  /** A new streaming masker for one output stream (stdout and stderr each get their own). */
+  stream(): StreamMasker;
+}
+
+/** Counts describing a compiled {@link MaskSet}. */
+export interface MaskSetStats {
+  /** Number of byte patterns compiled (values, lines and their encoded forms). */
+  readonly patterns: number;
+  readonly states: number;
+  readonly denseStates: number;
+  /** Memory held by the automaton. */
+  readonly bytes: number;
+  /** The most bytes a stream ever holds back waiting to know whether they start a secret. */
+  readonly maxHoldBack: number;
+}
+
+/**
+ * A streaming masker for one output stream. It fails closed: if anything goes wrong inside,
+ * push() and end() throw, and every later call throws too. The caller must then drop the
+ * stream and send nothing more of it, since the bytes in flight were never checked.
+ */
+export interface StreamMasker {
+  /**
+   * Feeds a chunk; returns the bytes that are now safe to emit (may be empty). Only bytes
+   * that could still begin a secret are held back. The result may be a view of `chunk`.
+   */
+  push(chunk: Uint8Array): Uint8Array;
+  /** End of stream: returns the remaining held-back bytes, masked. */
+  end(): Uint8Array;
+}
+
+/** Compiles the patterns for a set of secret values (derived forms included). Build once per conversation. */
+export function createMaskSet(values: readonly string[], options: MaskSetOptions = {}): MaskSet {
+  const minLength = options.minLength ?? 4;
+  if (!Number.isInteger(minLength) || minLength < 1) {
+    throw new RangeError("minLength must be a positive integer");
+  }
+  const unmaskedValues: string[] = [];
+  const patterns: Uint8Array[] = [];
+  for (const value of new Set(values)) {
+    if (value === "") continue;
+    if (codePointLength(value) < minLength) unmaskedValues.push(value);
+    else patterns.push(...derivedForms(value, minLength));
+  }
+  const automaton = compileAutomaton(patterns);
+  const stats: MaskSetStats = {
+    patterns: automaton.patterns,
+    states: automaton.states,
+    denseStates: automaton.denseStates,
+    bytes: automaton.pool.byteLength,
+    maxHoldBack: automaton.maxDepth,
+  };
+  return {
+    unmaskedValues: Object.freeze(unmaskedValues),
+    stats: Object.freeze(stats),
+    stream: () => new AutomatonStream(automaton, MASK_BYTES),
+  };
+}
+
+/** Masks a whole buffer, or a sequence of chunks, through one stream: for one-shot callers and tests. */
+export function maskAll(set: MaskSet, input: Uint8Array | Iterable<Uint8Array>): Uint8Array {
+  const stream = set.stream();
+  const parts: Uint8Array[] = [];
+  for (const chunk of input instanceof Uint8Array ? [input] : input) parts.push(stream.push(chunk));
+  parts.push(stream.end());
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,176 @@
+// Assembles one stream's masked output: merges matched runs into single masks and holds back only undecided bytes.
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The output side of a stream masker. Positions are absolute byte offsets in the stream.
+ * A byte is covered when it lies in any reported occurrence; each maximal run of covered
+ * bytes (occurrences that overlap or touch merge) becomes one mask. The scanner reports
+ * occurrences and a boundary: no occurrence can start before it any more. Everything
+ * before the boundary is emitted, except a covered run that ends right at it, which a
+ * later occurrence could still extend; everything from the boundary on is held back.
+ */
+export class MaskedOutput {
+  private readonly mask: Uint8Array;
+  /** The longest pattern: nothing undecided is ever longer. */
+  private readonly maxHold: number;
+  /** Everything before this position has been emitted or dropped under a mask. */
+  private emitPos = 0;
+  /** Pending covered runs, sorted, disjoint and not touching: [runHead, length) are live. */
+  private readonly runStart: number[] = [];
+  private readonly runEnd: number[] = [];
+  private runHead = 0;
+  /** Undecided bytes of earlier chunks: [carryStart, carryStart + carryLength). */
+  private carry: Uint8Array;
+  private carryStart = 0;
+  private carryLength = 0;
+  /** The chunk being scanned: [chunkStart, chunkStart + chunk.length). */
+  private chunk: Uint8Array = EMPTY;
+  private chunkStart = 0;
+  /** This call's output, gathered as views and joined once. */
+  private parts: Uint8Array[] = [];
+  private partsLength = 0;
+  private partsNeedCopy = false;
+
+  constructor(mask: Uint8Array, maxHold: number) {
+    this.mask = mask;
+    this.maxHold = maxHold;
+    this.carry = new Uint8Array(Math.min(256, maxHold));
+  }
+
+  /** Starts a chunk that begins at stream position `start`. */
+  begin(chunk: Uint8Array, start: number): void {
+    this.chunk = chunk;
+    this.chunkStart = start;
+  }
+
+  /** The byte at stream position `at`, which must be held (carried or in the current chunk). */
+  byteAt(at: number): number {
+    return at < this.chunkStart ? this.carry[at - this.carryStart] : this.chunk[at - this.chunkStart];
+  }
+
+  /** An occurrence covers [end - length, end); nothing can start before `boundary` any more. */
+  covered(end: number, length: number, boundary: number): void {
+    this.settle(boundary, false);
+    let start = end - length;
+    const starts = this.runStart;
+    const ends = this.runEnd;
+    // Runs ending at or after `start` overlap or touch this one: they merge.
+    while (starts.length > this.runHead && ends[ends.length - 1] >= start) {
+      start = Math.min(start, starts.pop()!);
+      ends.pop();
+    }
+    starts.push(start);
+    ends.push(end);
+  }
+
+  /** Ends the current chunk: returns what is decided before `boundary` and keeps the rest. */
+  finish(boundary: number): Uint8Array {
+    this.settle(boundary, false);
+    const out = this.take();
+    this.keep(boundary);
+    this.chunk = EMPTY;
+    return out;
+  }
+
+  /** Ends the stream: everything is decided. */
+  finishStream(end: number): Uint8Array {
+    this.begin(EMPTY, end);
+    this.settle(end, true);
+    const out = this.take();
+    this.carry = EMPTY;
+    return out;
+  }
+
+  /**
+   * Emits what no future input can change: runs that end before `boundary` and uncovered
+   * bytes before it. `final` settles everything.
+   */
+  private settle(boundary: number, final: boolean): void {
+    const starts = this.runStart;
+    const ends = this.runEnd;
+    let h = this.runHead;
+    while (h < starts.length && (final || ends[h] < boundary)) {
+      this.literal(this.emitPos, starts[h]);
+      this.parts.push(this.mask);
+      this.partsLength += this.mask.length;
+      this.partsNeedCopy = true;
+      this.emitPos = ends[h];
+      h++;
+    }
+    // Settled runs are dropped in bulk, only once enough pile up, to keep this loop cheap.
+    if (h > 64 && h * 2 > starts.length) {
+      starts.splice(0, h);
+      ends.splice(0, h);
+      h = 0;
+    }
+    this.runHead = h;
+    const stop = h < starts.length ? Math.min(boundary, starts[h]) : boundary;
+    if (stop > this.emitPos) {
+      this.literal(this.emitPos, stop);
+      this.emitPos = stop;
+    }
+  }
+
+  /** Queues the uncovered bytes [from, to), which lie in the carry and/or the current chunk. */
+  private literal(from: number, to: number): void {
+    if (from >= to) return;
+    if (from < this.carryStart || to > this.chunkStart + this.chunk.length) {
+      throw new Error("masker: internal error, bytes to emit are no longer held");
+    }
+    if (from < this.chunkStart) {
+      const upTo = Math.min(to, this.chunkStart);
+      this.parts.push(this.carry.subarray(from - this.carryStart, upTo - this.carryStart));
+      this.partsLength += upTo - from;
+      this.partsNeedCopy = true;
+      from = upTo;
+    }
+    if (from < to) {
+      this.parts.push(this.chunk.subarray(from - this.chunkStart, to - this.chunkStart));
+      this.partsLength += to - from;
+    }
+  }
+
+  private take(): Uint8Array {
+    const parts = this.parts;
+    let out: Uint8Array;
+    if (parts.length === 0) out = EMPTY;
+    else if (parts.length === 1 && !this.partsNeedCopy) out = parts[0]!;
+    else {
+      // Carry views and the shared mask must not escape: the caller gets its own bytes.
+      out = new Uint8Array(this.partsLength);
+      let at = 0;
+      for (const part of parts) {
+        out.set(part, at);
+        at += part.length;
+      }
+    }
+    this.parts = [];
+    this.partsLength = 0;
+    this.partsNeedCopy = false;
+    return out;
+  }
+
+  /** Keeps [boundary, end of chunk), the bytes a later occurrence may still claim. */
+  private keep(boundary: number): void {
+    const end = this.chunkStart + this.chunk.length;
+    const length = end - boundary;
+    if (boundary < this.carryStart || length > this.maxHold) {
+      throw new Error("masker: internal error, held bytes out of range");
+    }
+    if (length > this.carry.length) {
+      // Grown on demand: most streams never hold more than a few bytes.
+      const grown = new Uint8Array(Math.min(this.maxHold, Math.max(length, this.carry.length * 2)));
+      grown.set(this.carry.subarray(0, this.carryLength));
+      this.carry = grown;
+    }
+    if (boundary >= this.chunkStart) {
+      this.carry.set(this.chunk.subarray(boundary - this.chunkStart));
+    } else {
+      this.carry.copyWithin(0, boundary - this.carryStart, this.carryLength);
+      this.carry.set(this.chunk, this.chunkStart - boundary);
+    }
+    this.carryStart = boundary;
+    this.carryLength = length;
+  }
+}

@@ -1,0 +1,56 @@
+// Wu-Manber skip tables: let the scan jump over stretches of output where no pattern can start.
+
+/** Bytes per gram; a gram is read as one int32. */
+export const GRAM = 4;
+/** Windows longer than this skip no further per step and only cost table space. */
+export const MAX_WINDOW = 64;
+
+const HASH = 0x9e3779b1; // Fibonacci hashing: the high bits of gram * 2^32/phi spread well.
+
+/**
+ * For a window of `window` bytes (the shortest pattern, at most MAX_WINDOW) the gram that
+ * ends the window says how far the window may move: no pattern's first `window` bytes hold
+ * that gram closer to their end. A shift of 0 makes the window's start a candidate, which
+ * `starts` (a larger bitset of every pattern's first gram) screens before the automaton runs.
+ */
+export interface SkipTable {
+  readonly window: number;
+  readonly hash: number;
+  /** `Math.imul(gram, hash) >>> shiftBits` indexes `shift`. */
+  readonly shiftBits: number;
+  readonly shift: Uint8Array;
+  /** `Math.imul(gram, hash) >>> startBits` indexes a bit of `starts`. */
+  readonly startBits: number;
+  readonly starts: Int32Array;
+}
+
+/** Builds the skip table for `patterns`, which must all be at least `window` >= GRAM bytes long. */
+export function buildSkipTable(patterns: readonly Uint8Array[], window: number): SkipTable {
+  const full = window - GRAM + 1;
+  // ~8 slots per gram keeps most slots at the full shift; 2 MiB at most stays in cache.
+  const shiftLog2 = log2AtLeast(patterns.length * full * 8, 12, 21);
+  // Candidates are rare, so this one can be sparser: ~64 bits per pattern, 2 MiB at most.
+  const startLog2 = log2AtLeast(patterns.length * 64, 12, 24);
+  const shift = new Uint8Array(2 ** shiftLog2).fill(full);
+  const starts = new Int32Array(2 ** (startLog2 - 5));
+  for (const p of patterns) {
+    let g = (p[0] << 16) | (p[1] << 8) | p[2];
+    for (let end = GRAM - 1; end < window; end++) {
+      g = (g << 8) | p[end];
+      const h = Math.imul(g, HASH);
+      const x = h >>> (32 - shiftLog2);
+      if (window - 1 - end < shift[x]) shift[x] = window - 1 - end;
+      if (end === GRAM - 1) {
+        const y = h >>> (32 - startLog2);
+        starts[y >>> 5] |= 1 << (y & 31);
+      }
+    }
+  }
+  return { window, hash: HASH, shiftBits: 32 - shiftLog2, shift, startBits: 32 - startLog2, starts };
+}
+
+function log2AtLeast(n: number, min: number, max: number): number {
+  let log2 = min;
+  while (log2 < max && 2 ** log2 < n) log2++;
+  return log2;
+}

@@ -1,0 +1,326 @@
+// Key rotation over real LevelDB: re-encryption to the new generation, online under load, resumable, and safe retirement.
+import { randomBytes } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { VeilError } from "../server/domain/errors.js";
+import { Keyring } from "../server/domain/keyring.js";
+import type { Principal } from "../server/domain/principal.js";
+import { type BlobSource, createRotation, type Rotation, type RotationDeps, secretValueSource } from "../server/domain/rotation.js";
+import { blobGeneration } from "../server/domain/seal.js";
+import { VALUE_RANGE, valueKey } from "../server/domain/secret-records.js";
+import { createVault, type Vault } from "../server/domain/vault.js";
+import type { KvStore } from "../server/store/kv.js";
+import { openLevelStore } from "../server/store/level-store.js";
+import { tempDir } from "./support/temp-dir.js";
+
+const admin = (tenant: string): Principal => ({ tenant, role: "admin", tokenId: "t", operator: false });
+const TENANTS = ["acme", "globex"];
+const salt = randomBytes(4).toString("hex");
+const textOf = (tenant: string, name: string, version: number) => `canary-${salt}-${tenant}-${name}-v${version}`;
+
+/** Generation of every stored secret value, by key. */
+async function valueGenerations(store: KvStore): Promise<Map<string, number>> {
+  const gens = new Map<string, number>();
+  for await (const [key, value] of store.scan(VALUE_RANGE)) gens.set(key, blobGeneration(value));
+  return gens;
+}
+
+/** Writes `secrets` names per tenant, each `versions` times, in batches; returns the names. */
+async function seed(vault: Vault, secrets: number, versions: number): Promise<string[]> {
+  const names = Array.from({ length: secrets }, (_, i) => `KEY_${String(i).padStart(4, "0")}`);
+  for (const tenant of TENANTS) {
+    for (let v = 1; v <= versions; v++) {
+      const writes = names.map((name) => ({ name, value: { kind: "text" as const, text: textOf(tenant, name, v) }, description: "", metadata: {}, allowedAgents: [] }));
+      await vault.setSecrets(admin(tenant), "", writes);
+    }
+  }
+  return names;
+}
+
+/** Reads every version of every seeded secret and checks it is the value written. */
+async function expectAllIntact(vault: Vault, names: string[], versions: number) {
+  for (const tenant of TENANTS) {
+    const reads = names.flatMap((name) => Array.from({ length: versions }, (_, i) => vault.getSecret(admin(tenant), "", name, i + 1).then((r) => [name, i + 1, r.value] as const)));
+    for (const [name, version, value] of await Promise.all(reads)) {
+      expect(value).toEqual({ kind: "text", text: textOf(tenant, name, version) });
+    }
+  }
+}
+
+async function kindOf(call: Promise<unknown>): Promise<VeilError> {
+  const error = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(VeilError);
+  return error as VeilError;
+}
+
+describe("key rotation", () => {
+  let dir: ReturnType<typeof tempDir>;
+  let store: KvStore;
+  let keyring: Keyring;
+  let vault: Vault;
+  const master = randomBytes(32);
+  const rotations: Rotation[] = [];
+
+  const rotation = (extra: Partial<RotationDeps> = {}) => {
+    const r = createRotation({ store, keyring, sources: [secretValueSource], settleMs: 100, ...extra });
+    rotations.push(r);
+    return r;
+  };
+
+  beforeEach(async () => {
+    dir = tempDir();
+    store = await openLevelStore(dir.path);
+    keyring = await Keyring.open(store, master);
+    vault = createVault(store, keyring);
+  });
+  afterEach(async () => {
+    for (const r of rotations.splice(0)) await r.stop();
+    await store.close();
+    dir.cleanup();
+  });
+
+  it("moves 2,000 values across tenants and versions to the new generation, all reading back identical", async () => {
+    const names = await seed(vault, 100, 10);
+    const before = await valueGenerations(store);
+    expect(before.size).toBe(2000);
+    expect(new Set(before.values())).toEqual(new Set([1]));
+
+    const r = createRotation({ store, keyring, sources: [secretValueSource] });
+    rotations.push(r);
+    const started = await r.rotate();
+    expect(started).toMatchObject({ activeGeneration: 2, generations: [1, 2], reencrypting: true, valuesRemaining: 2000 });
+    expect(started.rotatedAt).toMatch(/^\d{4}-/);
+    await r.idle();
+
+    const after = await valueGenerations(store);
+    expect([...after.keys()]).toEqual([...before.keys()]);
+    expect(new Set(after.values())).toEqual(new Set([2]));
+    expect(r.status()).toMatchObject({ reencrypting: false, valuesMoved: 2000, valuesRemaining: 0 });
+    await expectAllIntact(vault, names, 10);
+  });
+
+  it("stays online under concurrent writes and reads: no read fails, no write is lost, all reads after retiring", async () => {
+    const names = await seed(vault, 40, 8);
+    const latest = new Map<string, number>(TENANTS.flatMap((t) => names.map((n) => [`${t}/${n}`, 8] as const)));
+    const r = rotation({ ratePerSecond: 400 });
+    let running = true;
+    let reads = 0;
+    let writes = 0;
+
+    // Each writer owns a disjoint slice of secrets, so it knows the version its write must get.
+    const writer = async (slice: string[], tenant: string) => {
+      while (running) {
+        for (const name of slice) {
+          const version = latest.get(`${tenant}/${name}`)! + 1;
+          const [record] = await vault.setSecrets(admin(tenant), "", [
+            { name, value: { kind: "text", text: textOf(tenant, name, version) }, description: "", metadata: {}, allowedAgents: [], expectedVersion: version - 1 },
+          ]);
+          expect(record!.version).toBe(version);
+          latest.set(`${tenant}/${name}`, version);
+          writes++;
+        }
+      }
+    };
+    const reader = async () => {
+      while (running) {
+        const tenant = TENANTS[Math.floor(Math.random() * TENANTS.length)]!;
+        const name = names[Math.floor(Math.random() * names.length)]!;
+        const got = await vault.getSecret(admin(tenant), "", name);
+        expect(got.value).toEqual({ kind: "text", text: textOf(tenant, name, got.version) });
+        reads++;
+      }
+    };
+
+    await r.rotate();
+    const load = Promise.all([
+      writer(names.slice(0, 4), "acme"),
+      writer(names.slice(4, 8), "globex"),
+      reader(),
+      reader(),
+      reader(),
+    ]);
+    await r.idle();
+    running = false;
+    await load;
+    expect(reads).toBeGreaterThan(100);
+    expect(writes).toBeGreaterThan(20);
+
+    expect(await r.retireOld()).toEqual([1]);
+    expect(keyring.generations).toEqual([2]);
+    expect(new Set((await valueGenerations(store)).values())).toEqual(new Set([2]));
+    for (const tenant of TENANTS) {
+      for (const name of names) {
+        const version = latest.get(`${tenant}/${name}`)!;
+        const got = await vault.getSecret(admin(tenant), "", name);
+        expect(got.version).toBe(version);
+        for (let v = Math.max(1, version - 9); v <= version; v++) {
+          expect((await vault.getSecret(admin(tenant), "", name, v)).value).toEqual({ kind: "text", text: textOf(tenant, name, v) });
+        }
+      }
+    }
+  });
+
+  it("resumes after a restart: a stopped rotation finishes from a fresh store, keyring and rotation", async () => {
+    const names = await seed(vault, 200, 5);
+    const r = rotation({ ratePerSecond: 1000 });
+    await r.rotate();
+    while (r.status().valuesMoved < 256) await new Promise((done) => setTimeout(done, 20));
+    await r.stop();
+    const stopped = r.status();
+    expect(stopped.reencrypting).toBe(false);
+    expect(stopped.valuesMoved).toBeGreaterThan(0);
+    expect(stopped.valuesRemaining).toBeGreaterThan(0);
+    expect(new Set((await valueGenerations(store)).values())).toEqual(new Set([1, 2]));
+
+    await store.close();
+    store = await openLevelStore(dir.path);
+    keyring = await Keyring.open(store, master);
+    vault = createVault(store, keyring);
+    const restarted = rotation();
+    expect(restarted.status()).toMatchObject({ activeGeneration: 2, generations: [1, 2], reencrypting: false });
+    await restarted.resume();
+    expect(restarted.status().reencrypting).toBe(true);
+    await restarted.idle();
+
+    expect(restarted.status().valuesMoved).toBe(stopped.valuesRemaining);
+    expect(new Set((await valueGenerations(store)).values())).toEqual(new Set([2]));
+    await expectAllIntact(vault, names, 5);
+  });
+
+  it("retireOld refuses while any blob is still under an old generation, and succeeds once it is moved", async () => {
+    const names = await seed(vault, 10, 2);
+    const key = valueKey("acme", "", names[3]!, 2);
+    const oldBlob = (await store.get(key))!;
+    const r = rotation();
+    await r.rotate();
+    expect((await kindOf(r.retireOld())).kind).toBe("failed_precondition");
+    await r.idle();
+
+    // A generation-1 blob reappears (e.g. a late write sealed before the switch).
+    await store.write([{ type: "put", key, value: oldBlob }]);
+    const refused = await kindOf(r.retireOld());
+    expect(refused.kind).toBe("failed_precondition");
+    expect(refused.message).toMatch(/1 stored values still hold blobs under generations older than 2/);
+    expect(keyring.generations).toEqual([1, 2]);
+
+    await r.resume();
+    await r.idle();
+    expect(await r.retireOld()).toEqual([1]);
+    expect(keyring.generations).toEqual([2]);
+    expect(await r.retireOld()).toEqual([]);
+    await expectAllIntact(vault, names, 2);
+  });
+
+  it("resume refuses to start when a stored blob needs a retired generation, naming it", async () => {
+    const names = await seed(vault, 5, 1);
+    const key = valueKey("globex", "", names[0]!, 1);
+    const oldBlob = (await store.get(key))!;
+    const r = rotation();
+    await r.rotate();
+    await r.idle();
+    expect(await r.retireOld()).toEqual([1]);
+    await store.write([{ type: "put", key, value: oldBlob }]);
+
+    const restarted = rotation();
+    const error = await kindOf(restarted.resume());
+    expect(error.kind).toBe("failed_precondition");
+    expect(error.message).toMatch(/not in the keyring: generation 1 \(1 blob\).*holds generations 2/);
+    expect(error.message).not.toContain(salt);
+    expect(restarted.status().reencrypting).toBe(false);
+  });
+
+  it("never resurrects a secret deleted, or clobbers one recreated, while its batch is in flight", async () => {
+    const names = await seed(vault, 20, 3);
+    const [gone, recreated] = [names[0]!, names[1]!];
+    let raced = false;
+    // The first re-encryption write lets the vault delete one secret and recreate another before it commits.
+    const racing: KvStore = {
+      get: (k) => store.get(k),
+      getMany: (ks) => store.getMany(ks),
+      scan: (range) => store.scan(range),
+      close: () => store.close(),
+      async write(ops, guards) {
+        if (!raced) {
+          raced = true;
+          await vault.deleteSecret(admin("acme"), "", gone);
+          await vault.deleteSecret(admin("acme"), "", recreated);
+          await vault.setSecrets(admin("acme"), "", [{ name: recreated, value: { kind: "text", text: "fresh" }, description: "", metadata: {}, allowedAgents: [] }]);
+        }
+        return store.write(ops, guards);
+      },
+    };
+    const r = rotation({ store: racing });
+    await r.rotate();
+    await r.idle();
+
+    expect(raced).toBe(true);
+    const gens = await valueGenerations(store);
+    expect([...gens.keys()].filter((k) => k.includes(`\0acme\0\0${gone}\0`))).toEqual([]);
+    expect(new Set(gens.values())).toEqual(new Set([2]));
+    expect((await kindOf(vault.getSecret(admin("acme"), "", gone))).kind).toBe("not_found");
+    const fresh = await vault.getSecret(admin("acme"), "", recreated);
+    expect([fresh.version, fresh.value]).toEqual([1, { kind: "text", text: "fresh" }]);
+    expect((await kindOf(vault.getSecret(admin("acme"), "", recreated, 2))).kind).toBe("not_found");
+    expect((await vault.getSecret(admin("globex"), "", gone, 3)).value).toEqual({ kind: "text", text: textOf("globex", gone, 3) });
+  });
+
+  it("catches, with another pass, an old-generation write that commits behind the scan", async () => {
+    const names = await seed(vault, 100, 1);
+    const late = valueKey("acme", "", names[0]!, 1);
+    const lateBlob = (await store.get(late))!;
+    let batches = 0;
+    // While the second batch is written, a write sealed before the switch lands on a key the first batch already moved.
+    const racing: KvStore = {
+      get: (k) => store.get(k),
+      getMany: (ks) => store.getMany(ks),
+      scan: (range) => store.scan(range),
+      close: () => store.close(),
+      async write(ops, guards) {
+        if (++batches === 2) await store.write([{ type: "put", key: late, value: lateBlob }]);
+        return store.write(ops, guards);
+      },
+    };
+    const r = rotation({ store: racing });
+    await r.rotate();
+    await r.idle();
+    expect(batches).toBeGreaterThan(2);
+    expect(blobGeneration((await store.get(late))!)).toBe(2);
+    expect(new Set((await valueGenerations(store)).values())).toEqual(new Set([2]));
+    await expectAllIntact(vault, names, 1);
+  });
+
+  it("re-seals every blob of a registered source whose stored value holds several", async () => {
+    // A made-up layout: JSON with two base64 blobs, each bound to its key and field.
+    const aad = (key: string, field: string) => new TextEncoder().encode(`${key}\0${field}`);
+    const pair: BlobSource = {
+      name: "pairs",
+      range: { gte: "tst\0", lt: "tst\u0001" },
+      generations: (_key, value) => Object.values(JSON.parse(Buffer.from(value).toString()) as Record<string, string>).map((b) => blobGeneration(Buffer.from(b, "base64"))),
+      reseal(key, value, ring) {
+        const blobs = JSON.parse(Buffer.from(value).toString()) as Record<string, string>;
+        const next = Object.fromEntries(
+          Object.entries(blobs).map(([field, b]) => [field, Buffer.from(ring.seal("acme", ring.open("acme", Buffer.from(b, "base64"), aad(key, field)), aad(key, field))).toString("base64")]),
+        );
+        return Buffer.from(JSON.stringify(next));
+      },
+    };
+    const put = (key: string, fields: Record<string, string>) => {
+      const blobs = Object.fromEntries(Object.entries(fields).map(([f, text]) => [f, Buffer.from(keyring.seal("acme", Buffer.from(text), aad(key, f))).toString("base64")]));
+      return store.write([{ type: "put", key, value: Buffer.from(JSON.stringify(blobs)) }]);
+    };
+    await put("tst\0one", { a: "alpha", b: "beta" });
+    await put("tst\0two", { a: "gamma" });
+    await seed(vault, 3, 1);
+
+    const r = rotation({ sources: [secretValueSource, pair] });
+    expect((await r.rotate()).valuesRemaining).toBe(8);
+    await r.idle();
+    expect(r.status().valuesMoved).toBe(8);
+    const one = JSON.parse(Buffer.from((await store.get("tst\0one"))!).toString()) as Record<string, string>;
+    expect(Object.values(one).map((b) => blobGeneration(Buffer.from(b, "base64")))).toEqual([2, 2]);
+    expect(Buffer.from(keyring.open("acme", Buffer.from(one.b!, "base64"), aad("tst\0one", "b"))).toString()).toBe("beta");
+    expect(await r.retireOld()).toEqual([1]);
+  });
+});
