@@ -1,4 +1,4 @@
-// Conversation helpers for the typed client: event streams as async iterables, and collecting a run.
+// Conversation helpers for the typed client: collecting a run's events (works in Node and browsers).
 import type { ConversationEvent, Started } from "../gen/veil/v1/conversation_pb.js";
 import { Stream } from "../gen/veil/v1/conversation_pb.js";
 
@@ -42,8 +42,8 @@ export async function collect(events: AsyncIterable<ConversationEvent>): Promise
       }
       case "commandExited": {
         const p = pending.get(event.value.commandId);
-        const stdout = Buffer.concat(p?.stdout ?? []);
-        const stderr = Buffer.concat(p?.stderr ?? []);
+        const stdout = concat(p?.stdout ?? []);
+        const stderr = concat(p?.stderr ?? []);
         out.commands.push({
           commandId: event.value.commandId,
           command: p?.command ?? "",
@@ -53,12 +53,23 @@ export async function collect(events: AsyncIterable<ConversationEvent>): Promise
           durationMs: Number(event.value.durationMs),
           timedOut: event.value.timedOut,
           truncated: event.value.truncated,
-          stdoutText: stdout.toString("utf8"),
-          stderrText: stderr.toString("utf8"),
+          stdoutText: new TextDecoder().decode(stdout),
+          stderrText: new TextDecoder().decode(stderr),
         });
         break;
       }
     }
+  }
+  return out;
+}
+
+/** Joins chunks without Node's Buffer, so the helper runs in browsers too. */
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
   }
   return out;
 }
