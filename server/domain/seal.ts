@@ -1,5 +1,5 @@
 // Sealed blob format: AES-256-GCM ciphertext that names its format and key generation.
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, randomFillSync } from "node:crypto";
 import { fail } from "./errors.js";
 
 /** Format byte of the current blob layout. */
@@ -7,6 +7,20 @@ const FORMAT_V1 = 1;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const HEADER_BYTES = 1 + 4 + NONCE_BYTES;
+
+// Nonces come from a pool refilled 512 at a time: one CSPRNG call per nonce cost more than
+// the encryption itself on the write path. Each slice is handed out once, never reused.
+const NONCE_POOL = Buffer.alloc(NONCE_BYTES * 512);
+let noncePoolOffset = NONCE_POOL.length;
+
+function nextNonce(target: Buffer, at: number) {
+  if (noncePoolOffset === NONCE_POOL.length) {
+    randomFillSync(NONCE_POOL);
+    noncePoolOffset = 0;
+  }
+  NONCE_POOL.copy(target, at, noncePoolOffset, noncePoolOffset + NONCE_BYTES);
+  noncePoolOffset += NONCE_BYTES;
+}
 
 /**
  * Layout: [format u8][generation u32 BE][nonce 12][ciphertext][tag 16].
@@ -17,7 +31,7 @@ export function sealBlob(key: Uint8Array, generation: number, plaintext: Uint8Ar
   const header = Buffer.alloc(HEADER_BYTES);
   header.writeUInt8(FORMAT_V1, 0);
   header.writeUInt32BE(generation, 1);
-  randomBytes(NONCE_BYTES).copy(header, 5);
+  nextNonce(header, 5);
   const cipher = createCipheriv("aes-256-gcm", key, header.subarray(5));
   cipher.setAAD(Buffer.concat([header, aad]));
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);

@@ -45,8 +45,30 @@ function decode(bytes: Uint8Array): TokenRecord {
   return JSON.parse(dec.decode(bytes)) as TokenRecord;
 }
 
+/**
+ * How long a looked-up token record is trusted without reading the store again. Revocation
+ * through this server drops the entry at once; the bound only matters once several servers
+ * share one store (a revocation on another server then takes effect within this time).
+ */
+const CACHE_MS = 5_000;
+const CACHE_ENTRIES = 10_000;
+
 /** Creates the token registry over a store. */
 export function createTokens(store: KvStore, now: () => Date = () => new Date()) {
+  // Every call authenticates: caching the record saves a store read on each one.
+  const cache = new Map<string, { record: TokenRecord | undefined; at: number }>();
+  async function lookup(hash: string): Promise<TokenRecord | undefined> {
+    const hit = cache.get(hash);
+    const at = Date.now();
+    if (hit !== undefined && at - hit.at < CACHE_MS) return hit.record;
+    const raw = await store.get(hashKey(hash));
+    const record = raw === undefined ? undefined : decode(raw);
+    if (cache.size >= CACHE_ENTRIES) cache.clear();
+    // Unknown tokens are not cached: guessing must not fill the cache.
+    if (record !== undefined) cache.set(hash, { record, at });
+    return record;
+  }
+
   async function mint(request: TokenRequest, operator: boolean, hook?: TokenHook) {
     const token = TOKEN_PREFIX + randomBytes(32).toString("base64url");
     const hash = hashToken(token);
@@ -82,9 +104,8 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
     /** Maps a presented bearer token to its principal; unknown, revoked or expired is UNAUTHENTICATED. */
     async authenticate(token: string): Promise<Principal> {
       if (!token.startsWith(TOKEN_PREFIX)) throw fail.unauthenticated("authorization: not a Veil token");
-      const raw = await store.get(hashKey(hashToken(token)));
-      if (raw === undefined) throw fail.unauthenticated("authorization: unknown token");
-      const record = decode(raw);
+      const record = await lookup(hashToken(token));
+      if (record === undefined) throw fail.unauthenticated("authorization: unknown token");
       if (record.revoked) throw fail.unauthenticated("authorization: token revoked");
       if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now().getTime()) {
         throw fail.unauthenticated("authorization: token expired");
@@ -128,6 +149,7 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
         [{ type: "put", key: hashKey(found.hash), value: enc.encode(JSON.stringify(record)) }, ...(hook?.(record) ?? [])],
         [{ key: hashKey(found.hash), value: found.raw }],
       );
+      cache.delete(found.hash);
       return record;
     },
 
