@@ -5,7 +5,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect, createVeilClient, Inject, Role, type VeilClient } from "../client/index.js";
 import { expectCode } from "./support/expect-code.js";
-import { grpc, grpcJsClient } from "./support/grpc-js.js";
+import { type grpc, grpcJsClient } from "./support/grpc-js.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 
 // The server runs in this process: its environment must never reach a command.

@@ -5,7 +5,7 @@ import { collect, createVeilClient, type VeilClient } from "../client/index.js";
 import { spawnServer } from "./support/child-server.js";
 import { tempDir } from "./support/temp-dir.js";
 
-const valueOf = (i: number) => `rot-canary-${i}-${"x".repeat(i % 17)}`;
+const secretValue = (i: number) => `rot-canary-${i}-${"x".repeat(i % 17)}`;
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -26,7 +26,7 @@ describe("key rotation across a crash", () => {
     const first = await spawnServer(dir.path, { VEIL_REENCRYPT_RATE: "500" });
     const client = await createVeilClient({ baseUrl: first.url, token: first.token });
     for (let start = 0; start < COUNT; start += 500) {
-      await client.secrets.setSecrets({ secrets: Array.from({ length: 500 }, (_, k) => ({ name: `S${start + k}`, text: valueOf(start + k) })) });
+      await client.secrets.setSecrets({ secrets: Array.from({ length: 500 }, (_, k) => ({ name: `S${start + k}`, text: secretValue(start + k) })) });
     }
     await client.settings.updateSettings({ settings: { llm: { apiKey: "sk-rot-canary-llm-key" }, options: {} } });
 
@@ -39,14 +39,14 @@ describe("key rotation across a crash", () => {
         const i = Math.floor(Math.random() * COUNT);
         const got = await client.secrets.getSecret({ name: `S${i}` }).catch(() => undefined);
         if (stop) return;
-        if (got === undefined || got.text !== valueOf(i)) readFailures++;
+        if (got === undefined || got.text !== secretValue(i)) readFailures++;
       }
     });
     let n = 0;
     const writer = (async () => {
       while (!stop) {
         const i = n++;
-        const ok = await client.secrets.setSecrets({ secrets: [{ name: `NEW${i}`, text: valueOf(i) }] }).then(() => true, () => false);
+        const ok = await client.secrets.setSecrets({ secrets: [{ name: `NEW${i}`, text: secretValue(i) }] }).then(() => true, () => false);
         if (ok) acknowledged.push(i);
       }
     })();
@@ -89,7 +89,7 @@ describe("key rotation across a crash", () => {
 });
 
 async function checkEverything(client: VeilClient, count: number, acknowledged: number[]) {
-  const expected = [...Array.from({ length: count }, (_, i) => [`S${i}`, valueOf(i)]), ...acknowledged.map((i) => [`NEW${i}`, valueOf(i)])];
+  const expected = [...Array.from({ length: count }, (_, i) => [`S${i}`, secretValue(i)]), ...acknowledged.map((i) => [`NEW${i}`, secretValue(i)])];
   for (let start = 0; start < expected.length; start += 64) {
     const slice = expected.slice(start, start + 64);
     const got = await Promise.all(slice.map(([name]) => client.secrets.getSecret({ name: name! })));
