@@ -1,5 +1,6 @@
 // The `veil` CLI as a user runs it: values from stdin, JSON output, exit codes, help, serve's errors.
 import { spawnSync } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildServer, spawnServer, VEIL_BIN } from "./support/child-server.js";
 import { tempDir } from "./support/temp-dir.js";
@@ -80,12 +81,68 @@ describe("veil CLI", () => {
     expect(veil(["token", "create", "--ttl", "soon"])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--ttl: expected a duration/) });
   });
 
+  it("runs a command with secrets injected, masked output and the command's exit code", () => {
+    expect(veil(["secret", "set", "RUN_KEY"], `${CANARY}-run`).code).toBe(0);
+    const res = veil(["run", "--secret", "RUN_KEY", "--", 'echo "out $RUN_KEY"; echo "err $RUN_KEY" >&2; exit 3']);
+    expect(res).toMatchObject({ code: 3, stdout: "out <secret-hidden>\n", stderr: "err <secret-hidden>\n" });
+    expect(veil(["run", "--secret", "RUN_KEY", "--", "printenv", "RUN_KEY"])).toMatchObject({ code: 0, stdout: "<secret-hidden>\n" });
+    expect(veil(["run", "--timeout", "1s", "--", "sleep 5"])).toMatchObject({ code: 124, stderr: expect.stringContaining("timed out") });
+    expect(veil(["run", "--secret", "NOPE", "--", "true"])).toMatchObject({ code: 125, stderr: expect.stringMatching(/NOT_FOUND: secrets\[0\]: no secret named NOPE/) });
+    expect(veil(["run", "--secret", "RUN_KEY"]).code).toBe(2);
+  });
+
+  it("lists audit events, and rotates keys online", () => {
+    const audit = veil(["audit", "--secret", "API_KEY", "--json"]);
+    expect(audit.code).toBe(0);
+    const events = audit.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; outcome: string });
+    expect(events.map((e) => e.action)).toEqual(expect.arrayContaining(["secret.set", "secret.get"]));
+    expect(audit.stdout).not.toContain(CANARY);
+    const rotated = veil(["keys", "rotate", "--json"]);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(JSON.parse(rotated.stdout)).toMatchObject({ activeGeneration: 2, reencrypting: false, valuesRemaining: 0 });
+    expect(veil(["secret", "get", "API_KEY"]).stdout).toBe(CANARY);
+    const retired = veil(["keys", "retire"]);
+    expect(retired).toMatchObject({ code: 0, stderr: expect.stringMatching(/retired: 1;/) });
+  });
+
   it("has help on every command", () => {
     expect(veil(["--help"]).stdout).toMatch(/Usage: veil <command>/);
-    for (const args of [["serve"], ["secret"], ["secret", "set"], ["secret", "ls"], ["secret", "get"], ["secret", "rm"], ["token"], ["token", "create"], ["token", "ls"], ["token", "revoke"]]) {
+    for (const args of [["serve"], ["secret"], ["secret", "set"], ["secret", "ls"], ["secret", "get"], ["secret", "rm"], ["token"], ["token", "create"], ["token", "ls"], ["token", "revoke"], ["run"], ["audit"], ["keys"], ["keys", "rotate"], ["keys", "rekey"]]) {
       const res = veil([...args, "--help"]);
       expect(res.code, args.join(" ")).toBe(0);
       expect(res.stdout, args.join(" ")).toMatch(/Usage: veil /);
+    }
+  });
+});
+
+describe("veil keys rekey", () => {
+  it("re-wraps a stopped server's keyring: the new key opens the data, the old one is refused", async () => {
+    const dir = tempDir();
+    const keyFile = `${dir.path}-new.key`;
+    try {
+      const oldKey = Buffer.alloc(32, 3).toString("base64");
+      const newKey = Buffer.alloc(32, 4).toString("base64");
+      const first = await spawnServer(dir.path, { VEIL_MASTER_KEY: oldKey });
+      const env = { PATH: process.env.PATH ?? "", VEIL_URL: first.url, VEIL_TOKEN: first.token };
+      expect(spawnSync(process.execPath, [VEIL_BIN, "secret", "set", "KEPT"], { input: CANARY, env }).status).toBe(0);
+      expect(await first.stop()).toBe(0);
+      writeFileSync(keyFile, newKey);
+      const rekey = spawnSync(process.execPath, [VEIL_BIN, "keys", "rekey", "--data-dir", dir.path, "--new-master-key-file", keyFile], {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH ?? "", VEIL_MASTER_KEY: oldKey },
+      });
+      expect(rekey.status, rekey.stderr).toBe(0);
+      await expect(spawnServer(dir.path, { VEIL_MASTER_KEY: oldKey })).rejects.toThrow(/master key does not match this data dir/);
+      const second = await spawnServer(dir.path, { VEIL_MASTER_KEY: newKey });
+      try {
+        const got = spawnSync(process.execPath, [VEIL_BIN, "secret", "get", "KEPT"], { encoding: "utf8", env: { ...env, VEIL_URL: second.url } });
+        expect(got.stdout).toBe(CANARY);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      dir.cleanup();
+      rmSync(keyFile, { force: true });
     }
   });
 });

@@ -9,6 +9,8 @@ export interface Command {
   help: string;
   /** Runs with the arguments after the command name; resolves to the exit code. */
   run(argv: string[]): Promise<number>;
+  /** Groups answer --help for their subcommands themselves. */
+  isGroup?: boolean;
 }
 
 /** parseArgs that turns its errors into usage errors. */
@@ -48,6 +50,7 @@ export function group(name: string, summary: string, commands: Command[]): Comma
     name,
     summary,
     help,
+    isGroup: true,
     async run(argv) {
       const [sub, ...rest] = argv;
       if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {

@@ -22,7 +22,8 @@ export class UsageError extends Error {
 
 /** Maps a failure to a one-line message and an exit code. */
 export function describeFailure(error: unknown): { message: string; exitCode: number } {
-  if (error instanceof UsageError) return { message: error.message, exitCode: EXIT.usage };
+  if (error instanceof UsageError || (error instanceof Error && error.name === "ConfigError")) return { message: error.message, exitCode: EXIT.usage };
+  if (error instanceof Error && error.name === "VeilError") return { message: error.message, exitCode: EXIT.failure };
   if (error instanceof ConnectError) {
     const exitCode =
       {

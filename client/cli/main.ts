@@ -30,7 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === undefined) throw new UsageError(`unknown command '${name}' (try 'veil --help')`);
     const flags = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest;
-    if ((command.name === "serve" || command.name === "run") && (flags.includes("--help") || flags.includes("-h"))) {
+    if (!command.isGroup && (flags.includes("--help") || flags.includes("-h"))) {
       process.stdout.write(`${command.help}\n`);
       return EXIT.ok;
     }

@@ -4,6 +4,7 @@ import { compileAutomaton } from "./masker/automaton.js";
 import { codePointLength, derivedForms } from "./masker/forms.js";
 import { AutomatonStream } from "./masker/stream.js";
 
+export { MAX_PATTERN_LENGTH } from "./masker/automaton.js";
 export { derivedForms } from "./masker/forms.js";
 
 /** What every occurrence becomes; occurrences that overlap or touch become a single mask. */
@@ -33,7 +34,7 @@ export interface MaskSetStats {
   readonly patterns: number;
   readonly states: number;
   readonly denseStates: number;
-  /** Memory held by the automaton. */
+  /** Memory held by the automaton and its skip table. */
   readonly bytes: number;
   /** The most bytes a stream ever holds back waiting to know whether they start a secret. */
   readonly maxHoldBack: number;
@@ -46,15 +47,20 @@ export interface MaskSetStats {
  */
 export interface StreamMasker {
   /**
-   * Feeds a chunk; returns the bytes that are now safe to emit (may be empty). Only bytes
-   * that could still begin a secret are held back. The result may be a view of `chunk`.
+   * Feeds a chunk; returns the bytes that are now safe to emit (may be empty). Held back
+   * are only the bytes that could still begin a secret, and the mask of a secret that ends
+   * the chunk (the next bytes could extend it). The result may be a view of `chunk`.
    */
   push(chunk: Uint8Array): Uint8Array;
   /** End of stream: returns the remaining held-back bytes, masked. */
   end(): Uint8Array;
 }
 
-/** Compiles the patterns for a set of secret values (derived forms included). Build once per conversation. */
+/**
+ * Compiles the patterns for a set of secret values (derived forms included). Build once per
+ * conversation. Throws a RangeError if a value's longest form exceeds MAX_PATTERN_LENGTH
+ * bytes (2 MiB; a 64 KiB value stays far below), so such a set fails before anything runs.
+ */
 export function createMaskSet(values: readonly string[], options: MaskSetOptions = {}): MaskSet {
   const minLength = options.minLength ?? 4;
   if (!Number.isInteger(minLength) || minLength < 1) {
@@ -68,11 +74,12 @@ export function createMaskSet(values: readonly string[], options: MaskSetOptions
     else patterns.push(...derivedForms(value, minLength));
   }
   const automaton = compileAutomaton(patterns);
+  const skip = automaton.skip;
   const stats: MaskSetStats = {
     patterns: automaton.patterns,
     states: automaton.states,
     denseStates: automaton.denseStates,
-    bytes: automaton.pool.byteLength,
+    bytes: automaton.pool.byteLength + (skip ? skip.shift.byteLength + skip.starts.byteLength + skip.pairs.byteLength : 0),
     maxHoldBack: automaton.maxDepth,
   };
   return {

@@ -2,7 +2,7 @@
 import type { KeyStatus } from "../../index.js";
 import { type Command, group, parse } from "../command.js";
 import { CONNECTION_HELP, CONNECTION_OPTIONS, connect } from "../connection.js";
-import { EXIT } from "../io.js";
+import { EXIT, UsageError } from "../io.js";
 
 function describe(status: KeyStatus | undefined): string {
   if (status === undefined) return "";
@@ -67,5 +67,32 @@ const retire: Command = {
   },
 };
 
+
+const rekey: Command = {
+  name: "rekey",
+  summary: "replace the master key of a stopped server's data dir",
+  help: `Usage: veil keys rekey --data-dir D --new-master-key-file F
+
+Re-wraps the keyring of data dir D under the master key in file F (base64 of 32 bytes).
+Run it while the server is stopped; the current master key comes from VEIL_MASTER_KEY,
+--master-key-file, or D/master.key as for 'veil serve'. Values are not re-encrypted:
+only the keyring changes. Start the server with the new key afterwards.
+
+Options:
+  --data-dir D               the data dir (default $VEIL_DATA_DIR or ./.veil)
+  --master-key-file F        the current master key, if not in VEIL_MASTER_KEY or D/master.key
+  --new-master-key-file F    the new master key (required)`,
+  async run(argv) {
+    const { values } = parse(argv, { "data-dir": { type: "string" }, "master-key-file": { type: "string" }, "new-master-key-file": { type: "string" } }, false);
+    const newFile = values["new-master-key-file"];
+    if (newFile === undefined) throw new UsageError("--new-master-key-file: required");
+    const { rekeyDataDir } = await import("../../../server/rekey.js");
+    const dataDir = values["data-dir"] ?? process.env.VEIL_DATA_DIR ?? "./.veil";
+    await rekeyDataDir({ dataDir, newKeyFile: newFile, ...(values["master-key-file"] !== undefined ? { masterKeyFile: values["master-key-file"] } : {}) });
+    process.stderr.write(`${dataDir}: keyring re-wrapped under the new master key\n`);
+    return EXIT.ok;
+  },
+};
+
 /** The `veil keys` group. */
-export const keysCommand = group("keys", "Manage key generations (operator token).", [rotate, status, retire]);
+export const keysCommand = group("keys", "Manage key generations (operator token) and the master key.", [rotate, status, retire, rekey]);

@@ -1,4 +1,4 @@
-// Compiles byte patterns into an Aho-Corasick automaton over byte classes, plus the skip table that lets a scan jump past output where no pattern starts.
+// Compiles byte patterns into an Aho-Corasick automaton over byte classes, and the skip table that goes with it.
 //
 // Everything the automaton reads lives in one Int32Array, `pool`. A state sits at an offset
 // `o` behind a two-word header:
@@ -92,20 +92,24 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
   // Pass 1 builds the trie breadth-first from the sorted patterns: a state stands for the
   // run [runStart, runEnd) of sorted patterns that share its prefix, state ids come in
   // breadth-first order and a state's children have consecutive ids.
-  const sorted = [...patterns].sort(Buffer.compare);
-  // Copied into one flat array: reading a byte of pattern k is then two typed-array loads.
+  // Sorted as latin1 strings (one char per byte, so string order is byte order: the fastest
+  // sort at hand), then copied into one flat array, where byte d of pattern k is
+  // flat[patternAt[k] + d].
+  const sorted = patterns.map((p) => Buffer.from(p.buffer, p.byteOffset, p.length).toString("latin1")).sort();
   const patternAt = new Int32Array(sorted.length + 1);
   for (let k = 0; k < sorted.length; k++) patternAt[k + 1] = patternAt[k] + sorted[k].length;
-  const flat = new Uint8Array(patternAt[sorted.length]);
-  for (let k = 0; k < sorted.length; k++) flat.set(sorted[k], patternAt[k]);
+  const flat = Buffer.alloc(patternAt[sorted.length]);
+  for (let k = 0; k < sorted.length; k++) flat.write(sorted[k], patternAt[k], "latin1");
   const lengthOf = (k: number): number => patternAt[k + 1] - patternAt[k];
   let stateCount = 1; // each pattern adds what it does not share with the one before
   for (let k = 0; k < sorted.length; k++) {
-    const p = sorted[k];
-    const next = k + 1 < sorted.length ? sorted[k + 1] : p.subarray(0, 0);
+    const at = patternAt[k];
+    const length = lengthOf(k);
+    const nextAt = patternAt[k + 1];
+    const nextLength = k + 1 < sorted.length ? lengthOf(k + 1) : 0;
     let shared = 0;
-    while (shared < p.length && shared < next.length && p[shared] === next[shared]) shared++;
-    stateCount += p.length - shared;
+    while (shared < length && shared < nextLength && flat[at + shared] === flat[nextAt + shared]) shared++;
+    stateCount += length - shared;
   }
   const runStart = new Int32Array(stateCount);
   const runEnd = new Int32Array(stateCount);

@@ -76,31 +76,32 @@ const URI_COMPONENT_SAFE = asciiSet("A-Za-z0-9", "-_.!~*'()"); // encodeURICompo
 const RFC3986_SAFE = asciiSet("A-Za-z0-9", "-_.~"); // Python quote(safe=""), Go QueryEscape
 const FORM_SAFE = asciiSet("A-Za-z0-9", "*-._"); // URLSearchParams (WHATWG urlencoded)
 
-/** Percent-encodings of `bytes` as encodeURIComponent, RFC 3986 and form encoders write them, in both hex cases. */
-export function percentForms(bytes: Uint8Array): string[] {
-  const forms: string[] = [];
-  for (const [safe, plus] of [
+// Each encoder as a byte-to-text table, in both hex cases; the form encoders write space as "+".
+const PERCENT_TABLES = (
+  [
     [URI_COMPONENT_SAFE, false],
     [RFC3986_SAFE, false],
     [RFC3986_SAFE, true],
     [FORM_SAFE, true],
-  ] as const) {
-    forms.push(percentEncode(bytes, safe, plus, true), percentEncode(bytes, safe, plus, false));
-  }
-  return forms;
+  ] as const
+).flatMap(([safe, plus]) => [percentTable(safe, plus, true), percentTable(safe, plus, false)]);
+
+/** Percent-encodings of `bytes` as encodeURIComponent, RFC 3986 and form encoders write them, in both hex cases. */
+export function percentForms(bytes: Uint8Array): string[] {
+  return PERCENT_TABLES.map((table) => {
+    let out = "";
+    for (const b of bytes) out += table[b];
+    return out;
+  });
 }
 
-function percentEncode(bytes: Uint8Array, safe: Uint8Array, spaceAsPlus: boolean, upper: boolean): string {
-  let out = "";
-  for (const b of bytes) {
-    if (safe[b] === 1) out += String.fromCharCode(b);
-    else if (b === 0x20 && spaceAsPlus) out += "+";
-    else {
-      const hex = b.toString(16).padStart(2, "0");
-      out += `%${upper ? hex.toUpperCase() : hex}`;
-    }
-  }
-  return out;
+function percentTable(safe: Uint8Array, spaceAsPlus: boolean, upper: boolean): string[] {
+  return Array.from({ length: 256 }, (_, b) => {
+    if (safe[b] === 1) return String.fromCharCode(b);
+    if (b === 0x20 && spaceAsPlus) return "+";
+    const hex = b.toString(16).padStart(2, "0");
+    return `%${upper ? hex.toUpperCase() : hex}`;
+  });
 }
 
 function asciiSet(ranges: string, extra: string): Uint8Array {

@@ -2,7 +2,7 @@
 
 /** Bytes per gram; a gram is read as one int32. */
 export const GRAM = 4;
-/** Windows longer than this skip no further per step and only cost table space. */
+/** Longer windows would jump further but fill the table with more grams; secrets rarely need more. */
 export const MAX_WINDOW = 64;
 
 const HASH = 0x9e3779b1; // Fibonacci hashing: the high bits of gram * 2^32/phi spread well.
@@ -22,6 +22,8 @@ export interface SkipTable {
   /** `Math.imul(gram, hash) >>> startBits` indexes a bit of `starts`. */
   readonly startBits: number;
   readonly starts: Int32Array;
+  /** 1 for every first two bytes of a pattern (as `b0 << 8 | b1`): a cheaper, exact first screen. */
+  readonly pairs: Uint8Array;
 }
 
 /** Builds the skip table for `patterns`, which must all be at least `window` >= GRAM bytes long. */
@@ -33,7 +35,9 @@ export function buildSkipTable(patterns: readonly Uint8Array[], window: number):
   const startLog2 = log2AtLeast(patterns.length * 64, 12, 24);
   const shift = new Uint8Array(2 ** shiftLog2).fill(full);
   const starts = new Int32Array(2 ** (startLog2 - 5));
+  const pairs = new Uint8Array(1 << 16);
   for (const p of patterns) {
+    pairs[(p[0] << 8) | p[1]] = 1;
     let g = (p[0] << 16) | (p[1] << 8) | p[2];
     for (let end = GRAM - 1; end < window; end++) {
       g = (g << 8) | p[end];
@@ -46,7 +50,7 @@ export function buildSkipTable(patterns: readonly Uint8Array[], window: number):
       }
     }
   }
-  return { window, hash: HASH, shiftBits: 32 - shiftLog2, shift, startBits: 32 - startLog2, starts };
+  return { window, hash: HASH, shiftBits: 32 - shiftLog2, shift, startBits: 32 - startLog2, starts, pairs };
 }
 
 function log2AtLeast(n: number, min: number, max: number): number {

@@ -29,6 +29,8 @@ export class AutomatonStream {
   private state: number;
   /** Bytes consumed so far. */
   private pos = 0;
+  /** The state after the gram at the start the skip loop last confirmed. */
+  private entry = 0;
   private ended = false;
   private failed = false;
 
@@ -111,8 +113,11 @@ export class AutomatonStream {
         i = n;
         break;
       }
-      o = this.enter(base + found, base + found + GRAM);
+      // The skip loop walked the gram already: its state may itself end a pattern.
+      o = this.entry;
       i = found + GRAM;
+      const length = pool[o - 2] >> MATCH_SHIFT;
+      if (length > 0) this.output.covered(base + i, length, base + i - pool[o - 1]);
     }
     this.state = o;
     this.pos = base + n;
@@ -143,7 +148,7 @@ export class AutomatonStream {
       }
       const g0 = (chunk[s] << 24) | (chunk[s + 1] << 16) | (chunk[s + 2] << 8) | chunk[s + 3];
       const y = Math.imul(g0, hash) >>> startBits;
-      if ((starts[y >>> 5] & (1 << (y & 31))) !== 0 && this.isStart(s)) return s;
+      if ((starts[y >>> 5] & (1 << (y & 31))) !== 0 && this.isStart(chunk, s)) return s;
       s++;
     }
     return ~s;
@@ -151,25 +156,32 @@ export class AutomatonStream {
 
   /**
    * With a short pattern among them, windows jump too little to pay for themselves: test
-   * every position's first gram instead, rolling it a byte at a time (no jump to wait for).
+   * every position instead, its first two bytes exactly, then its first gram.
    */
   private skipBytes(chunk: Uint8Array, start: number, skip: SkipTable): number {
-    const { hash, startBits, starts } = skip;
+    const { hash, startBits, starts, pairs } = skip;
     const n = chunk.length;
     if (start + GRAM > n) return ~start;
-    let g = (chunk[start] << 16) | (chunk[start + 1] << 8) | chunk[start + 2];
-    for (let last = start + GRAM - 1; last < n; last++) {
-      g = (g << 8) | chunk[last];
+    for (let s = start, end = n - GRAM; s <= end; s++) {
+      if (pairs[(chunk[s] << 8) | chunk[s + 1]] === 0) continue;
+      const g = (chunk[s] << 24) | (chunk[s + 1] << 16) | (chunk[s + 2] << 8) | chunk[s + 3];
       const y = Math.imul(g, hash) >>> startBits;
-      if ((starts[y >>> 5] & (1 << (y & 31))) !== 0 && this.isStart(last - 3)) return last - 3;
+      if ((starts[y >>> 5] & (1 << (y & 31))) !== 0 && this.isStart(chunk, s)) return s;
     }
     return ~(n - GRAM + 1);
   }
 
-  /** Whether the gram at chunk index `s` really starts some pattern (the bitset hashes). */
-  private isStart(s: number): boolean {
-    const at = this.pos + s; // pos is still the chunk's start while scanning
-    return this.pool[this.walk(at, at + GRAM) - 1] === GRAM;
+  /**
+   * Whether the gram at chunk index `s` really starts some pattern (the bitsets hash, so
+   * they can only rule starts out); if so, `entry` is the state after it.
+   */
+  private isStart(chunk: Uint8Array, s: number): boolean {
+    const pool = this.pool;
+    const classOf = this.classOf;
+    let o = this.root;
+    for (let at = s; at < s + GRAM; at++) o = Math.abs(transition(pool, o, classOf[chunk[at]]));
+    this.entry = o;
+    return pool[o - 1] === GRAM;
   }
 
   /** The state reached from the root over the held bytes [from, to). */
@@ -179,11 +191,4 @@ export class AutomatonStream {
     return o;
   }
 
-  /** Starts the automaton at a confirmed pattern start: walks its first gram, which may itself be a match. */
-  private enter(start: number, end: number): number {
-    const o = this.walk(start, end);
-    const length = this.pool[o - 2] >> MATCH_SHIFT;
-    if (length > 0) this.output.covered(end, length, end - this.pool[o - 1]);
-    return o;
-  }
 }

@@ -1,0 +1,268 @@
+// Example-based tests for the streaming masker: each derived form, merging, streaming and passthrough.
+
+import { describe, expect, it } from "vitest";
+import { createMaskSet, MASK, MAX_PATTERN_LENGTH, type MaskSet, maskAll } from "../server/domain/masker.js";
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString("latin1");
+const utf8 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString("utf8");
+
+/** Masks `text` pushed in the given piece sizes (the rest in one piece), returning every push's output. */
+function pushes(set: MaskSet, input: Uint8Array, sizes: readonly number[]): Uint8Array[] {
+  const stream = set.stream();
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (const size of sizes) {
+    out.push(stream.push(input.subarray(at, at + size)));
+    at += size;
+  }
+  out.push(stream.push(input.subarray(at)), stream.end());
+  return out;
+}
+
+const joined = (parts: readonly Uint8Array[]): string => latin1(Buffer.concat(parts));
+
+/** Asserts `out` is `encoded` with one mask that hides at least the characters [first, last). */
+function expectMaskedRange(encoded: string, out: string, first: number, last: number): void {
+  const at = out.indexOf(MASK);
+  expect(at, out).toBeGreaterThanOrEqual(0);
+  const kept = out.slice(0, at);
+  const rest = out.slice(at + MASK.length);
+  expect(encoded.startsWith(kept) && encoded.endsWith(rest)).toBe(true);
+  expect(kept.length).toBeLessThanOrEqual(first);
+  expect(encoded.length - rest.length).toBeGreaterThanOrEqual(last);
+}
+
+// Hits every escaping rule: URL-unsafe, JSON and HTML specials, a quote of each kind, non-ASCII.
+const SECRET = `Sup3r$ecret/Va+lue=&<'">é ok`;
+
+const u4 = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+const percentLower = (s: string): string => s.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase());
+const html = (s: string, quot: string, apos: string): string =>
+  s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', quot).replaceAll("'", apos);
+
+// Each encoded form built independently of the masker, with Node's own encoders where they exist.
+const FORMS: [name: string, form: string][] = [
+  ["raw", SECRET],
+  ["base64", Buffer.from(SECRET).toString("base64")],
+  ["base64 unpadded", Buffer.from(SECRET).toString("base64").replace(/=+$/, "")],
+  ["base64url", Buffer.from(SECRET).toString("base64url")],
+  ["base64url padded", Buffer.from(SECRET).toString("base64").replaceAll("+", "-").replaceAll("/", "_")],
+  ["encodeURIComponent", encodeURIComponent(SECRET)],
+  ["percent, lowercase hex", percentLower(encodeURIComponent(SECRET))],
+  ["URLSearchParams", new URLSearchParams({ k: SECRET }).toString().slice(2)],
+  ["RFC 3986 strict", encodeURIComponent(SECRET).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)],
+  ["JSON", JSON.stringify(SECRET).slice(1, -1)],
+  ["JSON, Go HTML-safe", JSON.stringify(SECRET).slice(1, -1).replace(/[<>&]/g, u4)],
+  ["JSON, ASCII only", JSON.stringify(SECRET).slice(1, -1).replace(/[^\x00-\x7f]/g, u4)],
+  ["JSON in JSON", JSON.stringify(JSON.stringify(SECRET).slice(1, -1)).slice(1, -1)],
+  ["HTML &quot; &#39;", html(SECRET, "&quot;", "&#39;")],
+  ["XML &quot; &apos;", html(SECRET, "&quot;", "&apos;")],
+  ["HTML &#34; &#x27;", html(SECRET, "&#34;", "&#x27;")],
+];
+
+describe("derived forms", () => {
+  const set = createMaskSet([SECRET]);
+  it("the forms under test really differ from each other", () => {
+    expect(new Set(FORMS.map(([, f]) => f)).size).toBe(FORMS.length);
+  });
+  for (const [name, form] of FORMS) {
+    it(`masks the ${name} form inside surrounding text`, () => {
+      const out = maskAll(set, enc(`before ${form} after\n`));
+      expect(utf8(out)).toBe(`before ${MASK} after\n`);
+    });
+  }
+});
+
+describe("base64 of a longer text", () => {
+  const secret = "tok_9f8e7d6c5b4a";
+  const set = createMaskSet([secret]);
+  // Prefix lengths 0..5 put the secret at each byte alignment twice.
+  for (let prefix = 0; prefix < 6; prefix++) {
+    for (const alphabet of ["base64", "base64url"] as const) {
+      it(`masks every character fixed by the secret (prefix ${prefix}, ${alphabet})`, () => {
+        const plain = `${"p".repeat(prefix)}${secret} and more text after it`;
+        const encoded = Buffer.from(plain).toString(alphabet);
+        // Characters [first, last) carry only the secret's bits; all of them must be gone.
+        const first = Math.ceil((prefix * 8) / 6);
+        const last = Math.floor(((prefix + secret.length) * 8) / 6);
+        expectMaskedRange(encoded, latin1(maskAll(set, enc(encoded))), first, last);
+      });
+    }
+  }
+});
+
+describe("multi-line values", () => {
+  const value = "-----BEGIN KEY-----\r\nQUJDREVGR0hJSktM\nxy\n-----END KEY-----\n";
+  const set = createMaskSet([value]);
+  it("masks the whole value", () => {
+    expect(utf8(maskAll(set, enc(`key: ${value}done`)))).toBe(`key: ${MASK}done`);
+  });
+  it("masks each line printed on its own, but not lines shorter than 4", () => {
+    const out = utf8(maskAll(set, enc("a QUJDREVGR0hJSktM b\nxy\n-----END KEY----- z\n")));
+    expect(out).toBe(`a ${MASK} b\nxy\n${MASK} z\n`);
+  });
+  it("masks the base64 and JSON forms of a line", () => {
+    const line = "-----END KEY-----";
+    const encoded = Buffer.from(`x${line}!`).toString("base64");
+    expectMaskedRange(encoded, latin1(maskAll(set, enc(encoded))), 2, Math.floor(((1 + line.length) * 8) / 6));
+    expect(utf8(maskAll(set, enc(JSON.stringify({ k: value }))))).toBe(`{"k":"${MASK}"}`);
+    // Two lines, not the whole value: each line goes, the escaped newline between them stays.
+    const twoLines = JSON.stringify({ k: `${line}\nQUJDREVGR0hJSktM` });
+    expect(utf8(maskAll(set, enc(twoLines)))).toBe(`{"k":"${MASK}\\n${MASK}"}`);
+  });
+});
+
+describe("merging", () => {
+  const cases: [name: string, secrets: string[], input: string, expected: string][] = [
+    ["overlapping", ["abcdef", "defghi"], "xx abcdefghi yy", `xx ${MASK} yy`],
+    ["adjacent", ["abcdef", "ghijkl"], "xx abcdefghijkl yy", `xx ${MASK} yy`],
+    ["contained", ["abcdefgh", "cdef"], "xx abcdefgh cdef yy", `xx ${MASK} ${MASK} yy`],
+    ["repeated", ["s3cr3t"], "s3cr3ts3cr3t s3cr3t", `${MASK} ${MASK}`],
+    ["a chain of overlaps", ["aaab", "abbb", "bbbc"], "-aaabbbc-", `-${MASK}-`],
+    ["longer pattern still in progress", ["bcde", "abcdefgh"], "abcdefgh abcde", `${MASK} a${MASK}`],
+    ["separated by one byte", ["abcdef", "ghijkl"], "abcdef ghijkl", `${MASK} ${MASK}`],
+  ];
+  for (const [name, secrets, input, expected] of cases) {
+    it(`${name}: one mask per run of covered bytes`, () => {
+      const set = createMaskSet(secrets);
+      expect(latin1(maskAll(set, enc(input)))).toBe(expected);
+      expect(joined(pushes(set, enc(input), Array(input.length).fill(1)))).toBe(expected);
+    });
+  }
+});
+
+describe("streaming", () => {
+  const secrets = ["hunter2-password", "AKIAIOSFODNN7EXAMPLE", "x-api-key-123"];
+  const set = createMaskSet(secrets);
+  const input = enc(
+    `login hunter2-password ok\n${Buffer.from("AKIAIOSFODNN7EXAMPLE").toString("base64")} key=x-api-key-123x-api-key-123\nhunter2-passwor`,
+  );
+  const expected = latin1(maskAll(set, input));
+
+  it("the whole-buffer result is what the contract says", () => {
+    expect(expected).toBe(`login ${MASK} ok\n${MASK} key=${MASK}\nhunter2-passwor`);
+  });
+  it("gives the same output when split at every position", () => {
+    for (let at = 0; at <= input.length; at++) {
+      expect(joined(pushes(set, input, [at])), `split at ${at}`).toBe(expected);
+    }
+  });
+  it("gives the same output when split at every pair of positions", () => {
+    for (let a = 0; a <= input.length; a += 3) {
+      for (let b = 0; a + b <= input.length; b += 5) {
+        expect(joined(pushes(set, input, [a, b])), `split at ${a}+${b}`).toBe(expected);
+      }
+    }
+  });
+  it("gives the same output one byte at a time", () => {
+    expect(joined(pushes(set, input, Array(input.length).fill(1)))).toBe(expected);
+  });
+  it("emits a prompt without newline at once", () => {
+    const stream = set.stream();
+    expect(latin1(stream.push(enc("Password: ")))).toBe("Password: ");
+    expect(latin1(stream.push(enc("user@host:~$ ")))).toBe("user@host:~$ ");
+  });
+  it("emits a finished secret's mask as soon as the next byte shows it cannot grow", () => {
+    const stream = set.stream();
+    expect(latin1(stream.push(enc("$ echo hunter2-password")))).toBe("$ echo ");
+    expect(latin1(stream.push(enc("\n$ ")))).toBe(`${MASK}\n$ `);
+  });
+  it("holds back exactly the bytes that could still start a secret", () => {
+    const stream = set.stream();
+    expect(latin1(stream.push(enc("say hunt")))).toBe("say ");
+    expect(latin1(stream.push(enc("er2-p")))).toBe("");
+    expect(latin1(stream.push(enc("!!")))).toBe("hunter2-p!!");
+    expect(latin1(stream.end())).toBe("");
+  });
+  it("releases held-back bytes unmasked at the end", () => {
+    const stream = set.stream();
+    expect(latin1(stream.push(enc("AKIAIOSF")))).toBe("");
+    expect(latin1(stream.end())).toBe("AKIAIOSF");
+  });
+  it("keeps streams independent", () => {
+    const a = set.stream();
+    const b = set.stream();
+    expect(latin1(a.push(enc("hunter2-")))).toBe("");
+    expect(latin1(b.push(enc("password ")))).toBe("password ");
+    expect(latin1(a.push(enc("password ")))).toBe(`${MASK} `);
+  });
+  it("rejects push after end, and end twice gives nothing", () => {
+    const stream = set.stream();
+    stream.push(enc("x"));
+    stream.end();
+    expect(stream.end().length).toBe(0);
+    expect(() => stream.push(enc("y"))).toThrow(/after end/);
+  });
+  it("fails closed: after an internal error every call throws", () => {
+    const stream = set.stream();
+    expect(() => stream.push(null as unknown as Uint8Array)).toThrow(TypeError);
+    expect(() => stream.push(enc("safe"))).toThrow(/failed earlier/);
+    expect(() => stream.end()).toThrow(/failed earlier/);
+  });
+});
+
+describe("passthrough", () => {
+  const set = createMaskSet(["correct-horse-battery", "Zm9vYmFyYmF6"]);
+  it("returns output without secrets byte for byte, including NUL and invalid UTF-8", () => {
+    const input = Uint8Array.from([0, 1, 0xff, 0xfe, 0x80, 0xc3, 0x28, 0xed, 0xa0, 0x80, 10, 13, 0x7f, 0x63, 0x6f, 0x72]);
+    expect(Buffer.compare(maskAll(set, input), input)).toBe(0);
+    expect(Buffer.compare(Buffer.concat(pushes(set, input, Array(input.length).fill(1))), input)).toBe(0);
+  });
+  it("masks a secret embedded in binary junk and keeps the junk", () => {
+    const input = Buffer.concat([Uint8Array.from([0xff, 0]), enc("correct-horse-battery"), Uint8Array.from([0xc3, 0])]);
+    const expected = Buffer.concat([Uint8Array.from([0xff, 0]), enc(MASK), Uint8Array.from([0xc3, 0])]);
+    expect(Buffer.compare(maskAll(set, input), expected)).toBe(0);
+  });
+  it("passes long text through unchanged whatever the chunking", () => {
+    const text = enc("2025-01-01T00:00:00Z INFO [worker] GET /api/v1/users?page=2 200 12ms correct-horse-batter\n".repeat(500));
+    for (const size of [1, 7, 64, 4096, text.length]) {
+      const parts: Uint8Array[] = [];
+      const stream = set.stream();
+      for (let at = 0; at < text.length; at += size) parts.push(stream.push(text.subarray(at, at + size)));
+      parts.push(stream.end());
+      expect(Buffer.compare(Buffer.concat(parts), text), `chunks of ${size}`).toBe(0);
+    }
+  });
+  it("with no secrets at all returns every chunk at once", () => {
+    const stream = createMaskSet([]).stream();
+    expect(latin1(stream.push(enc("anything")))).toBe("anything");
+    expect(stream.end().length).toBe(0);
+  });
+});
+
+describe("values", () => {
+  it("reports values shorter than 4 code points as unmasked and leaves them alone", () => {
+    const set = createMaskSet(["abc", "", "ab", "abcd", "abc", "😀😀😀", "éèêë"]);
+    expect(set.unmaskedValues).toEqual(["abc", "ab", "😀😀😀"]);
+    expect(utf8(maskAll(set, enc("abc ab 😀😀😀 abcd éèêë")))).toBe(`abc ab 😀😀😀 ${MASK} ${MASK}`);
+  });
+  it("honours a custom minLength", () => {
+    const set = createMaskSet(["abc", "abcdefgh"], { minLength: 8 });
+    expect(set.unmaskedValues).toEqual(["abc"]);
+    expect(utf8(maskAll(set, enc("abc abcdefgh")))).toBe(`abc ${MASK}`);
+    expect(() => createMaskSet([], { minLength: 0 })).toThrow(RangeError);
+  });
+  it("masks values of one to three characters when minLength allows it", () => {
+    const set = createMaskSet(["x", "yz"], { minLength: 1 });
+    expect(set.unmaskedValues).toEqual([]);
+    expect(utf8(maskAll(set, enc("axb yz")))).toBe(`a${MASK}b ${MASK}`);
+  });
+  it("masks non-ASCII values by their UTF-8 bytes, and their base64", () => {
+    const value = "pässwörd-ñ-日本";
+    const set = createMaskSet([value]);
+    const b64 = Buffer.from(value).toString("base64");
+    expect(utf8(maskAll(set, enc(`${value} ${b64}`)))).toBe(`${MASK} ${MASK}`);
+  });
+  it("refuses a value whose encoded forms are too long to compile, before anything runs", () => {
+    // "&" is five bytes as "&amp;", so this value's XML form is just over the limit.
+    expect(() => createMaskSet(["&".repeat(Math.ceil(MAX_PATTERN_LENGTH / 5) + 1)])).toThrow(RangeError);
+  });
+  it("masks a 64 KiB value split into small chunks", () => {
+    const value = Array.from({ length: 65536 }, (_, i) => String.fromCharCode(33 + ((i * 7919) % 90))).join("");
+    const set = createMaskSet([value]);
+    expect(set.stats.maxHoldBack).toBeGreaterThanOrEqual(65536);
+    const input = enc(`<<${value}>>`);
+    expect(latin1(Buffer.concat(pushes(set, input, Array(200).fill(333))))).toBe(`<<${MASK}>>`);
+  });
+});
