@@ -2,6 +2,7 @@
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { type Audit, type AuditInput, outcomeOf } from "../domain/audit.js";
 import type { KvOp } from "../store/kv.js";
+import { around } from "./around.js";
 import { kPrincipal } from "./context.js";
 
 /** Procedure to audited action; calls not listed (health, reflection, audit listing itself) are not audited. */
@@ -78,39 +79,19 @@ export function createAuditInterceptor(audit: Audit): Interceptor {
     };
     req.contextValues.set(kAuditTrail, trail);
 
-    const fail = async (error: unknown): Promise<never> => {
-      if (!recorded) {
+    return around(next, req, {
+      async failed(error) {
+        if (recorded) return;
         recorded = true;
-        const detail = error instanceof ConnectError ? Code[error.code] : (error as { kind?: string }).kind ?? "error";
+        const detail = error instanceof ConnectError ? Code[error.code] : ((error as { kind?: string }).kind ?? "error");
         await audit.record({ ...base, ...details, outcome: outcomeOf(error), detail }).catch((cause: unknown) => {
           throw auditUnavailable(cause);
         });
-      }
-      throw error;
-    };
-
-    let res: Awaited<ReturnType<typeof next>>;
-    try {
-      res = await next(req);
-    } catch (error) {
-      return fail(error);
-    }
-    if (!res.stream) {
-      // A value leaves only once its read is on record.
-      if (!recorded) await trail.commit();
-      return res;
-    }
-    const messages = res.message;
-    return {
-      ...res,
-      message: (async function* () {
-        try {
-          yield* messages;
-        } catch (error) {
-          await fail(error);
-        }
+      },
+      // A value leaves, or a stream completes, only once the call is on record.
+      async succeeded() {
         if (!recorded) await trail.commit();
-      })(),
-    };
+      },
+    });
   };
 }

@@ -1,7 +1,8 @@
 // Error interceptor: domain errors become ConnectErrors with their code; surprises become INTERNAL.
-import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { VeilError, type VeilErrorKind } from "../domain/errors.js";
 import { describeError, type Logger } from "../log.js";
+import { around } from "./around.js";
 
 const CODES: Record<VeilErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -27,25 +28,12 @@ export function toConnectError(error: unknown, logger: Logger, procedure: string
 
 /** Translates errors of unary calls and of server streams (thrown mid-iteration). */
 export function createErrorInterceptor(logger: Logger): Interceptor {
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const procedure = `${req.method.parent.typeName}/${req.method.name}`;
-    let res: UnaryResponse | StreamResponse;
-    try {
-      res = await next(req);
-    } catch (error) {
-      throw toConnectError(error, logger, procedure);
-    }
-    if (!res.stream) return res;
-    const message = res.message;
-    return {
-      ...res,
-      message: (async function* () {
-        try {
-          yield* message;
-        } catch (error) {
-          throw toConnectError(error, logger, procedure);
-        }
-      })(),
-    } as StreamResponse;
+    return around(next, req, {
+      failed(error) {
+        throw toConnectError(error, logger, procedure);
+      },
+    });
   };
 }

@@ -1,11 +1,12 @@
 // Access log interceptor: one line per call with procedure, caller, code and duration; never bodies.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
+import { around } from "./around.js";
 import { kPrincipal } from "./context.js";
 
 /** Logs every call when it ends (for streams: when the stream ends). */
 export function createLoggingInterceptor(logger: Logger): Interceptor {
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const started = performance.now();
     const procedure = `${req.service.typeName}/${req.method.name}`;
     const done = (error?: unknown) => {
@@ -19,28 +20,6 @@ export function createLoggingInterceptor(logger: Logger): Interceptor {
         ms: Math.round((performance.now() - started) * 10) / 10,
       });
     };
-    try {
-      const res = await next(req);
-      if (!res.stream) {
-        done();
-        return res;
-      }
-      const message = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          try {
-            yield* message;
-            done();
-          } catch (error) {
-            done(error);
-            throw error;
-          }
-        })(),
-      };
-    } catch (error) {
-      done(error);
-      throw error;
-    }
+    return around(next, req, { succeeded: () => done(), failed: (error) => done(error) });
   };
 }
