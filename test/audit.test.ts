@@ -62,7 +62,7 @@ describe("audit trail", () => {
     const denial = events.find((e) => e.outcome === Outcome.DENIED)!;
     expect(denial.agent).toBe("other");
     expect(denial.tokenId).toBe(created.tokenId);
-    const times = events.map((e) => e.time!.seconds * 1000n + BigInt(e.time!.nanos));
+    const times = events.map((e) => e.time!.seconds * 1_000_000_000n + BigInt(e.time!.nanos));
     expect([...times].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))).toEqual(times);
   });
 
