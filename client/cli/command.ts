@@ -43,7 +43,7 @@ export function parseDuration(text: string, flag: string): number {
 
 /** Dispatches a command group (`veil secret set|ls|...`). */
 export function group(name: string, summary: string, commands: Command[]): Command {
-  const help = `Usage: veil ${name} <command> [options]\n\n${summary}\n\nCommands:\n${commands
+  const help = `Usage: veil ${name} <command> [options]\n\n${summary[0]!.toUpperCase()}${summary.slice(1)}.\n\nCommands:\n${commands
     .map((c) => `  ${c.name.padEnd(8)} ${c.summary}`)
     .join("\n")}\n\nRun 'veil ${name} <command> --help' for its options.`;
   return {

@@ -95,4 +95,4 @@ Options:
 };
 
 /** The `veil keys` group. */
-export const keysCommand = group("keys", "Manage key generations (operator token) and the master key.", [rotate, status, retire, rekey]);
+export const keysCommand = group("keys", "rotate key generations online, replace the master key", [rotate, status, retire, rekey]);

@@ -170,4 +170,4 @@ ${CONNECTION_HELP}`,
 };
 
 /** The `veil secret` group. */
-export const secretCommand = group("secret", "Manage secrets.", [set, ls, get, rm]);
+export const secretCommand = group("secret", "manage secrets: set, list, get, delete", [set, ls, get, rm]);

@@ -100,4 +100,4 @@ const revoke: Command = {
 };
 
 /** The `veil token` group. */
-export const tokenCommand = group("token", "Manage bearer tokens.", [create, ls, revoke]);
+export const tokenCommand = group("token", "manage bearer tokens: create, list, revoke", [create, ls, revoke]);
