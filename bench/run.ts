@@ -10,6 +10,7 @@ import { type BenchTable, formatTable } from "./lib/table.js";
  */
 const SECTIONS: Record<string, () => Promise<BenchTable | string>> = {
   vault: async () => (await import("./vault.js")).runVaultBench(),
+  conversation: async () => (await import("./conversation.js")).runConversationBench(),
   masker: async () => {
     const masker = await import("./masker.js");
     return masker.formatMaskerTable(await masker.runMaskerBench());
