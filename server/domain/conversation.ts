@@ -115,8 +115,8 @@ export class Conversation {
   async end(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    this.onEnd(this);
     await this.shell.close();
+    this.onEnd(this);
   }
 
   /** Whether end() was called. */

@@ -67,7 +67,7 @@ export function createConversations(limits: ConversationLimits) {
       }
       const conversation = new Conversation(request.owner, request, limits.sandbox, shell, masks, (c) => {
         live.delete(c.id);
-        void shell.close().finally(() => rmSync(workspace, { recursive: true, force: true }));
+        rmSync(workspace, { recursive: true, force: true });
       });
       live.set(conversation.id, conversation);
       return conversation;

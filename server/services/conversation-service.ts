@@ -22,7 +22,7 @@ export interface ConversationDeps {
   conversations: Conversations;
   defaultTimeoutMs: number;
   outputLimitBytes: number;
-  extraSecrets?: ExtraSecrets;
+  extraSecrets: ExtraSecrets;
 }
 
 type EventMessage = MessageInitShape<typeof ConversationEventSchema>;
@@ -86,8 +86,7 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
       const grantee: Principal = agent === "" ? principal : { ...principal, role: "agent", agent };
       const resolved = await deps.vault.resolve(grantee, req.session, req.secrets);
       const secrets = [...resolved].map(([name, { value }]) => injectSecret(name, value));
-      if (deps.extraSecrets !== undefined) secrets.push(...(await deps.extraSecrets(principal, req)));
-      else if (Object.keys(req.sealedSecrets).length > 0 || req.injectSettings) throw fail.invalid("sealed_secrets: not supported by this server");
+      secrets.push(...(await deps.extraSecrets(principal, req)));
       checkCollisions(secrets, req.env);
 
       const trail = auditTrail(ctx);
