@@ -267,6 +267,18 @@ describe("conversations", () => {
   });
 });
 
+describe("conversations: server shutdown", () => {
+  it("kills every conversation's processes when the server stops", async () => {
+    const s = await startTestServer();
+    const veil = await createVeilClient({ baseUrl: s.url, token: s.token });
+    await collect(veil.startConversation({ commands: ["sleep 966.1 &"] }));
+    await collect(veil.startConversation({ commands: ["sleep 966.2 &"], keepOnDisconnect: true }));
+    await expect.poll(() => pidsWith("sleep 966.").length).toBe(2);
+    await s.close();
+    await expect.poll(() => pidsWith("sleep 966.")).toEqual([]);
+  });
+});
+
 describe("conversations: idle expiry and the unsandboxed path", () => {
   it("ends an idle conversation by itself and runs without a sandbox when told to", async () => {
     const s = await startTestServer({ extraFlags: ["--idle-timeout-ms", "1000", "--sandbox", "off"] });
