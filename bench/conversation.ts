@@ -1,5 +1,5 @@
 // The conversation bench: command output streamed through StartConversation beside the transport ceiling, and time to first byte beside a bare spawn.
-import { type ChildProcess, fork, spawn } from "node:child_process";
+import { fork, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +13,7 @@ import { BenchService } from "../gen/veil/bench/v1/bench_pb.js";
 import { detectSandbox } from "../server/domain/executor.js";
 import { BASH, bubblewrapArgs, bubblewrapPath } from "../server/domain/executor/sandbox.js";
 import type { FromConversationServer, ToConversationServer } from "./conversation-server.js";
+import { waitForChildMessage } from "./lib/child-message.js";
 import { percentile, summarize } from "./lib/load.js";
 import { type BenchRow, type BenchTable, formatTable } from "./lib/table.js";
 
@@ -160,7 +161,7 @@ async function startConvServer(sandbox: "off" | "auto"): Promise<ConvServer> {
   // fork() reuses this process's execArgv, so `--import tsx` and `--cpu-prof` carry over.
   const execArgv = process.execArgv.some((a) => a.includes("tsx")) ? process.execArgv : [...process.execArgv, "--import", "tsx"];
   const child = fork(fileURLToPath(new URL("./conversation-server.ts", import.meta.url)), [sandbox, String(OUTPUT_LIMIT_BYTES), LOG_LINE], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const ready = await waitFor(child, "ready").catch(async (error: unknown) => {
+  const ready = await waitForChildMessage<FromConversationServer, "ready">(child, "ready", "conversation bench server").catch(async (error: unknown) => {
     child.kill();
     throw error;
   });
@@ -172,7 +173,7 @@ async function startConvServer(sandbox: "off" | "auto"): Promise<ConvServer> {
     client,
     bench: createClient(BenchService, client.transport),
     async cpuUsage() {
-      const reply = waitFor(child, "cpu");
+      const reply = waitForChildMessage<FromConversationServer, "cpu">(child, "cpu", "conversation bench server");
       child.send({ type: "cpu" } satisfies ToConversationServer);
       return (await reply).usage;
     },
@@ -185,29 +186,6 @@ async function startConvServer(sandbox: "off" | "auto"): Promise<ConvServer> {
   };
 }
 
-function waitFor<T extends "ready" | "cpu">(child: ChildProcess, type: T): Promise<Extract<FromConversationServer, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: FromConversationServer) => {
-      if (message.type === "failed") {
-        cleanup();
-        reject(new Error(`conversation bench server failed: ${message.message}`));
-      } else if (message.type === type) {
-        cleanup();
-        resolve(message as Extract<FromConversationServer, { type: T }>);
-      }
-    };
-    const onExit = (code: number | null) => {
-      cleanup();
-      reject(new Error(`conversation bench server exited (code ${code}) before sending "${type}"`));
-    };
-    const cleanup = () => {
-      child.off("message", onMessage);
-      child.off("exit", onExit);
-    };
-    child.on("message", onMessage);
-    child.on("exit", onExit);
-  });
-}
 
 /**
  * Connect has no option for the connection-level window (Node only sets it on a live session),

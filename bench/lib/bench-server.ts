@@ -1,6 +1,7 @@
 // Starts the bench's target server, in its own process (default) or in this one.
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { waitForChildMessage } from "./child-message.js";
 import type { FromServer, ToServer } from "./server-child.js";
 import { startTempServer } from "./temp-server.js";
 
@@ -31,24 +32,7 @@ export async function startBenchServer(options: { inProcess?: boolean } = {}): P
   // add the loader only when started some other way (e.g. the tsx CLI).
   const execArgv = process.execArgv.some((a) => a.includes("tsx")) ? process.execArgv : [...process.execArgv, "--import", "tsx"];
   const child = fork(fileURLToPath(new URL("./server-child.ts", import.meta.url)), [], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const waitFor = <T extends FromServer["type"]>(type: T) =>
-    new Promise<Extract<FromServer, { type: T }>>((resolve, reject) => {
-      const onMessage = (message: FromServer) => {
-        if (message.type !== type) return;
-        cleanup();
-        resolve(message as Extract<FromServer, { type: T }>);
-      };
-      const onExit = (code: number | null) => {
-        cleanup();
-        reject(new Error(`bench server process exited (code ${code}) before sending "${type}"`));
-      };
-      const cleanup = () => {
-        child.off("message", onMessage);
-        child.off("exit", onExit);
-      };
-      child.on("message", onMessage);
-      child.on("exit", onExit);
-    });
+  const waitFor = <T extends FromServer["type"]>(type: T) => waitForChildMessage<FromServer, T>(child, type, "bench server process");
   const send = (message: ToServer) => child.send(message);
   const ready = await waitFor("ready");
   return {

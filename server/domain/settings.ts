@@ -1,6 +1,5 @@
 // Agent settings per tenant: LLM model, base URL and API key (sealed like a secret), plus free options.
-import type { KvOp, KvStore } from "../store/kv.js";
-import { KvConflictError } from "../store/kv.js";
+import { type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import type { Keyring } from "./keyring.js";
 
 /** Settings as stored: the API key only as a keyring blob (base64). */
@@ -64,8 +63,8 @@ export function createSettings(store: KvStore, keyring: Keyring) {
 
     /** Applies a partial update atomically (guarded against a concurrent update). */
     async update(tenant: string, patch: SettingsPatch, extraOps: KvOp[] = []): Promise<void> {
-      for (;;) {
-        const key = settingsKey(tenant);
+      const key = settingsKey(tenant);
+      await retryOnConflict(async () => {
         const raw = await store.get(key);
         const next = decodeSettings(raw);
         const llm = { ...next.llm };
@@ -83,13 +82,8 @@ export function createSettings(store: KvStore, keyring: Keyring) {
           else options[k] = v;
         }
         const record: StoredSettings = { llm, options, updatedAt: new Date().toISOString() };
-        try {
-          await store.write([{ type: "put", key, value: encodeSettings(record) }, ...extraOps], [{ key, value: raw }]);
-          return;
-        } catch (error) {
-          if (!(error instanceof KvConflictError)) throw error;
-        }
-      }
+        await store.write([{ type: "put", key, value: encodeSettings(record) }, ...extraOps], [{ key, value: raw }]);
+      });
     },
   };
 }

@@ -1,5 +1,5 @@
 // The vault: secrets sealed per tenant, versioned, check-and-set, granted to agents.
-import { type KvOp, type KvStore, KvConflictError } from "../store/kv.js";
+import { type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import { fail } from "./errors.js";
 import type { Keyring } from "./keyring.js";
 import { paginate } from "./page-token.js";
@@ -37,8 +37,6 @@ export interface SecretPage {
 
 /** Extra work a write carries into its atomic batch (the audit trail uses it). */
 export type WriteHook = (records: SecretRecord[]) => KvOp[];
-
-const MAX_CONFLICT_RETRIES = 1000;
 
 /** Creates the vault over a store and a keyring. */
 export function createVault(store: KvStore, keyring: Keyring) {
@@ -123,15 +121,11 @@ export function createVault(store: KvStore, keyring: Keyring) {
         if (seen.has(w.name)) throw fail.invalid(`secrets[${i}].name: ${w.name} appears more than once in the batch`);
         seen.add(w.name);
       }
-      for (let attempt = 0; ; attempt++) {
+      return retryOnConflict(async () => {
         const plan = await planWrites(principal, session, writes);
-        try {
-          await store.write([...plan.ops, ...(hook?.(plan.records) ?? [])], plan.guards);
-          return plan.records;
-        } catch (error) {
-          if (!(error instanceof KvConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
-        }
-      }
+        await store.write([...plan.ops, ...(hook?.(plan.records) ?? [])], plan.guards);
+        return plan.records;
+      });
     },
 
     /** Lists records of one scope in name order; agents see only what is granted to them. */
@@ -159,20 +153,16 @@ export function createVault(store: KvStore, keyring: Keyring) {
     /** Removes every version of a secret for good. */
     async deleteSecret(principal: Principal, session: string, name: string, hook?: WriteHook): Promise<SecretRecord> {
       requireAdmin(principal, "DeleteSecret");
-      for (let attempt = 0; ; attempt++) {
-        const key = recordKey(principal.tenant, session, name);
+      const key = recordKey(principal.tenant, session, name);
+      return retryOnConflict(async () => {
         const raw = await store.get(key);
         if (raw === undefined) throw fail.notFound(`name: no secret named ${name}`);
         const record = decodeRecord(raw);
         const ops: KvOp[] = [{ type: "del", key }];
         for (const v of keptVersions(record.version)) ops.push({ type: "del", key: valueKey(principal.tenant, session, name, v) });
-        try {
-          await store.write([...ops, ...(hook?.([record]) ?? [])], [{ key, value: raw }]);
-          return record;
-        } catch (error) {
-          if (!(error instanceof KvConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
-        }
-      }
+        await store.write([...ops, ...(hook?.([record]) ?? [])], [{ key, value: raw }]);
+        return record;
+      });
     },
 
     /**

@@ -54,6 +54,11 @@ function actingAgent(principal: Principal, requested: string): string {
   return principal.agent!;
 }
 
+/** Who may reach a conversation on this call: the tenant, narrowed to its agent for agent tokens. */
+function callerOf(principal: Principal): { tenant: string; agent?: string } {
+  return principal.role === "agent" ? { tenant: principal.tenant, agent: principal.agent! } : { tenant: principal.tenant };
+}
+
 /** Every environment name must come from one secret only, or a command would see the wrong value. */
 function checkCollisions(secrets: readonly InjectedSecret[], env: Record<string, string>) {
   const owner = new Map<string, string>();
@@ -129,7 +134,7 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
     async *runCommand(req, ctx) {
       validate(runCommandRequest, req);
       const principal = principalOf(ctx);
-      const conversation = deps.conversations.find(principal.role === "agent" ? { tenant: principal.tenant, agent: principal.agent! } : principal, req.conversationId);
+      const conversation = deps.conversations.find(callerOf(principal), req.conversationId);
       await auditTrail(ctx).commit();
       try {
         yield* stream(conversation.run(req.command, { signal: ctx.signal, ...(req.timeoutMs > 0 ? { timeoutMs: req.timeoutMs } : {}) }));
@@ -141,7 +146,7 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
     async endConversation(req, ctx) {
       validate(endConversationRequest, req);
       const principal = principalOf(ctx);
-      const conversation = deps.conversations.find(principal.role === "agent" ? { tenant: principal.tenant, agent: principal.agent! } : principal, req.conversationId);
+      const conversation = deps.conversations.find(callerOf(principal), req.conversationId);
       await conversation.end();
       return {};
     },

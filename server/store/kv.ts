@@ -42,3 +42,17 @@ export function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined):
   if (a === undefined || b === undefined) return a === b;
   return Buffer.compare(a, b) === 0;
 }
+
+/**
+ * Runs a read-then-guarded-write attempt until its guards hold: a conflict means another
+ * writer got there first, so the attempt re-reads and tries again (bounded, never silent).
+ */
+export async function retryOnConflict<T>(attempt: () => Promise<T>, maxAttempts = 1000): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(error instanceof KvConflictError) || n >= maxAttempts) throw error;
+    }
+  }
+}
