@@ -31,7 +31,7 @@ describe("audit trail", () => {
   }
 
   it("records writes, reads, deletes, denials, conversation starts and token changes", async () => {
-    await t.admin.secrets.setSecrets({ secrets: [{ name: "A", text: CANARY }, { name: "B", text: `${CANARY}-b`, allowedAgents: ["bot"] }] });
+    await t.admin.secrets.setSecrets({ secrets: [{ name: "A", text: CANARY }, { name: "B", text: `${CANARY}-b`, allowedAgents: ["bot", "other"] }] });
     await t.admin.secrets.getSecret({ name: "A" });
     const created = await t.admin.tokens.createToken({ role: Role.AGENT, agent: "other" });
     const other = t.as(created.token);

@@ -75,18 +75,18 @@ describe("tokens and auth", () => {
     await expectCode(agent.tokens.listTokens({}), Code.PermissionDenied);
   });
 
-  it("agent tokens read only secrets granted to their agent, and list only those", async () => {
+  it("agent tokens read only secrets they are agent readers of, and list only those granted to them", async () => {
     await t.admin.secrets.setSecrets({
       secrets: [
-        { name: "FOR_ALL", text: "all" },
-        { name: "FOR_BOT", text: "bot", allowedAgents: ["bot"] },
-        { name: "FOR_OTHER", text: "other", allowedAgents: ["other"] },
+        { name: "FOR_ALL", text: "all", agentReaders: ["bot"] },
+        { name: "FOR_BOT", text: "bot", allowedAgents: ["bot"], agentReaders: ["bot"] },
+        { name: "FOR_OTHER", text: "other", allowedAgents: ["other"], agentReaders: ["other"] },
       ],
     });
     const bot = t.as((await t.admin.tokens.createToken({ role: Role.AGENT, agent: "bot" })).token);
     expect((await bot.secrets.getSecret({ name: "FOR_ALL" })).text).toBe("all");
     expect((await bot.secrets.getSecret({ name: "FOR_BOT" })).text).toBe("bot");
-    await expectCode(bot.secrets.getSecret({ name: "FOR_OTHER" }), Code.PermissionDenied, /not granted to agent bot/);
+    await expectCode(bot.secrets.getSecret({ name: "FOR_OTHER" }), Code.NotFound, /^name: no secret named FOR_OTHER$/);
     expect((await bot.secrets.listSecrets({})).secrets.map((s) => s.name)).toEqual(["FOR_ALL", "FOR_BOT"]);
   });
 });

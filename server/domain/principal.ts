@@ -9,6 +9,8 @@ export interface Principal {
   role: Role;
   /** Set for agent tokens: the one agent name the token acts as. */
   agent?: string;
+  /** Agent tokens minted with allow_network may ask for unrestricted network in conversations. */
+  allowNetwork?: boolean;
   tokenId: string;
   /** The bootstrap operator token: admin of `default` that may act on any tenant. */
   operator: boolean;

@@ -12,7 +12,10 @@ export interface SecretRecord {
   session: string;
   description: string;
   metadata: Record<string, string>;
+  /** Agents that may inject the secret; empty = every agent of the tenant. */
   allowedAgents: string[];
+  /** Agents that may also read the value with GetSecret; empty = none. */
+  agentReaders: string[];
   kind: SecretValue["kind"];
   fieldNames: string[];
   version: number;
@@ -65,8 +68,10 @@ export function encodeRecord(record: SecretRecord): Uint8Array {
   return enc.encode(JSON.stringify(record));
 }
 
+/** Records stored before `agentReaders` existed read as having no agent readers. */
 export function decodeRecord(bytes: Uint8Array): SecretRecord {
-  return JSON.parse(dec.decode(bytes)) as SecretRecord;
+  const record = JSON.parse(dec.decode(bytes)) as Omit<SecretRecord, "agentReaders"> & { agentReaders?: string[] };
+  return { ...record, agentReaders: record.agentReaders ?? [] };
 }
 
 export function encodeValue(value: SecretValue): Uint8Array {

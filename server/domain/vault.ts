@@ -1,6 +1,7 @@
 // The vault: secrets sealed per tenant, versioned, check-and-set, granted to agents.
 import { type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import { fail } from "./errors.js";
+import { authorizeSecret, decide, requireAdmin } from "./grants.js";
 import type { Keyring } from "./keyring.js";
 import { paginate } from "./page-token.js";
 import type { Principal } from "./principal.js";
@@ -19,7 +20,11 @@ import {
   valueKey,
 } from "./secret-records.js";
 
-/** One secret to write; without `value` the stored value is kept and only the rest changes. */
+/**
+ * One secret to write; without `value` the stored value is kept and only the rest changes.
+ * Everything else replaces what is stored, on a keep-value update too: grants not sent are
+ * cleared (no `allowedAgents` = every agent injects, no `agentReaders` = no agent reads).
+ */
 export interface SecretWrite {
   name: string;
   value?: SecretValue;
@@ -27,6 +32,8 @@ export interface SecretWrite {
   metadata: Record<string, string>;
   expectedVersion?: number;
   allowedAgents: string[];
+  /** Absent: no agent reads (fails closed). */
+  agentReaders?: string[];
 }
 
 /** A page of secret records. */
@@ -53,16 +60,6 @@ export function createVault(store: KvStore, keyring: Keyring) {
     const blob = await store.get(valueKey(tenant, record.session, record.name, version));
     if (blob === undefined) throw fail.dataLoss(`secret ${record.name}: version ${version} has no stored ciphertext`);
     return decodeValue(keyring.open(tenant, blob, valueAad(tenant, record.session, record.name, version)));
-  }
-
-  function requireAdmin(principal: Principal, action: string) {
-    if (principal.role !== "admin") throw fail.denied(`${action}: agent tokens cannot do this; use an admin token`);
-  }
-
-  /** Whether an agent token may see a secret: empty grants mean every agent of the tenant. */
-  function granted(principal: Principal, record: SecretRecord): boolean {
-    if (principal.role === "admin") return true;
-    return record.allowedAgents.length === 0 || record.allowedAgents.includes(principal.agent ?? "");
   }
 
   /** Plans one attempt of a batch against the records as they are now. */
@@ -92,6 +89,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
         description: write.description,
         metadata: write.metadata,
         allowedAgents: [...new Set(write.allowedAgents)].sort(),
+        agentReaders: [...new Set(write.agentReaders ?? [])].sort(),
         kind: value.kind,
         fieldNames: value.kind === "fields" ? Object.keys(value.fields).sort() : [],
         version: currentVersion + 1,
@@ -133,16 +131,20 @@ export function createVault(store: KvStore, keyring: Keyring) {
       const prefix = recordPrefix(principal.tenant, session);
       const page = await paginate(store, prefix, options, (raw) => {
         const record = decodeRecord(raw);
-        return granted(principal, record) ? record : undefined;
+        return decide(principal, "list", record) === "ok" ? record : undefined;
       });
       return { records: page.items, nextPageToken: page.nextPageToken };
     },
 
-    /** Reads a secret (latest or a kept version). Another tenant's secret is NOT_FOUND, like a missing one. */
+    /**
+     * Reads a secret (latest or a kept version). Another tenant's secret, or one not granted
+     * to the calling agent, is NOT_FOUND like a missing one; an agent granted injection but
+     * not an agent reader is PERMISSION_DENIED.
+     */
     async getSecret(principal: Principal, session: string, name: string, version = 0): Promise<{ record: SecretRecord; value: SecretValue; version: number }> {
       const record = await readRecord(principal.tenant, session, name);
       if (record === undefined) throw fail.notFound(`name: no secret named ${name}`);
-      if (!granted(principal, record)) throw fail.denied(`name: secret ${name} is not granted to agent ${principal.agent}`);
+      authorizeSecret(principal, "read", record, "name");
       const wanted = version === 0 ? record.version : version;
       if (!keptVersions(record.version).includes(wanted)) {
         throw fail.notFound(`version: ${name} has no version ${wanted} (versions ${keptVersions(record.version).join(", ")} are kept)`);
@@ -174,7 +176,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
       for (const [i, name] of names.entries()) {
         const record = (session !== "" ? await readRecord(principal.tenant, session, name) : undefined) ?? (await readRecord(principal.tenant, "", name));
         if (record === undefined) throw fail.notFound(`secrets[${i}]: no secret named ${name}`);
-        if (!granted(principal, record)) throw fail.denied(`secrets[${i}]: secret ${name} is not granted to agent ${principal.agent}`);
+        authorizeSecret(principal, "inject", record, `secrets[${i}]`);
         resolved.set(name, { record, value: await openVersion(principal.tenant, record, record.version) });
       }
       return resolved;

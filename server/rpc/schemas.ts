@@ -29,6 +29,11 @@ export const tenantName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must m
 
 export const agentName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, "must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$");
 
+/** The agents a secret names (allowed_agents, agent_readers): agent names, at most 100. */
+const agentList = z
+  .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, "must be an agent name matching ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"))
+  .max(100, "must name at most 100 agents");
+
 const description = z.string().refine((s) => bytes(s) <= LIMITS.descriptionBytes, `must be at most ${LIMITS.descriptionBytes} bytes`);
 
 const metadata = z
@@ -49,9 +54,18 @@ export const secretInput = z
     description,
     metadata,
     expectedVersion: z.bigint().optional(),
-    allowedAgents: z.array(agentName).max(100, "must name at most 100 agents"),
+    allowedAgents: agentList,
+    agentReaders: agentList,
   })
   .superRefine((s, ctx) => {
+    // Reading is on top of injecting: a reader the secret is not granted to would be a grant nobody asked for.
+    if (s.allowedAgents.length > 0) {
+      for (const [i, reader] of s.agentReaders.entries()) {
+        if (!s.allowedAgents.includes(reader)) {
+          ctx.addIssue({ code: "custom", path: ["agentReaders", i], message: `agent ${reader} is not in allowed_agents; a reader must also be granted injection` });
+        }
+      }
+    }
     const hasFields = Object.keys(s.fields).length > 0;
     if (s.text !== undefined && hasFields) ctx.addIssue({ code: "custom", path: ["text"], message: "set either text or fields, not both" });
     const size = s.text !== undefined ? bytes(s.text) : Object.entries(s.fields).reduce((n, [k, v]) => n + bytes(k) + bytes(v), 0);
@@ -83,8 +97,10 @@ export const createTokenRequest = z
     agent: z.string(),
     ttlSeconds: z.bigint().max(10n * 365n * 86400n, "must be at most ten years"),
     description: description,
+    allowNetwork: z.boolean(),
   })
   .superRefine((r, ctx) => {
+    if (r.allowNetwork && r.role !== 2) ctx.addIssue({ code: "custom", path: ["allowNetwork"], message: "is for ROLE_AGENT tokens only (admin tokens always have network)" });
     if (r.role === 2 && !agentName.safeParse(r.agent).success) {
       ctx.addIssue({ code: "custom", path: ["agent"], message: "is required for ROLE_AGENT and must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$" });
     }

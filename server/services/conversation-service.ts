@@ -4,6 +4,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ConversationEvent as DomainEvent } from "../domain/conversation.js";
 import type { Conversations } from "../domain/conversations.js";
 import { fail } from "../domain/errors.js";
+import { authorizeNetwork } from "../domain/grants.js";
 import { type InjectedSecret, injectSecret } from "../domain/injection.js";
 import type { Principal } from "../domain/principal.js";
 import type { Vault } from "../domain/vault.js";
@@ -86,6 +87,8 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
     async *startConversation(req, ctx) {
       validate(startConversationRequest, req);
       const principal = principalOf(ctx);
+      // Before any secret is opened or any shell spawned.
+      authorizeNetwork(principal, req.network);
       const agent = actingAgent(principal, req.agent);
       // Grants are checked for the agent the conversation acts as, also when an admin starts it.
       const grantee: Principal = agent === "" ? principal : { ...principal, role: "agent", agent };

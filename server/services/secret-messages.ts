@@ -16,6 +16,7 @@ export function toSecretMeta(record: SecretRecord): SecretMeta {
     createdAt: timestampFromDate(new Date(record.createdAt)),
     updatedAt: timestampFromDate(new Date(record.updatedAt)),
     allowedAgents: record.allowedAgents,
+    agentReaders: record.agentReaders,
     kind: record.kind === "text" ? ValueKind.TEXT : ValueKind.FIELDS,
     fieldNames: record.fieldNames,
   });
@@ -36,6 +37,7 @@ export function toSecretWrite(input: SecretInput): SecretWrite {
     metadata: { ...input.metadata },
     ...(input.expectedVersion !== undefined ? { expectedVersion: Number(input.expectedVersion) } : {}),
     allowedAgents: [...input.allowedAgents],
+    agentReaders: [...input.agentReaders],
   };
 }
 

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file veil/v1/token.proto.
  */
 export const file_veil_v1_token: GenFile = /*@__PURE__*/
-  fileDesc("ChN2ZWlsL3YxL3Rva2VuLnByb3RvEgd2ZWlsLnYxInoKEkNyZWF0ZVRva2VuUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSGwoEcm9sZRgCIAEoDjINLnZlaWwudjEuUm9sZRINCgVhZ2VudBgDIAEoCRITCgt0dGxfc2Vjb25kcxgEIAEoBBITCgtkZXNjcmlwdGlvbhgFIAEoCSJYChNDcmVhdGVUb2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEhAKCHRva2VuX2lkGAIgASgJEiAKBGluZm8YAyABKAsyEi52ZWlsLnYxLlRva2VuSW5mbyLxAQoJVG9rZW5JbmZvEhAKCHRva2VuX2lkGAEgASgJEg4KBnRlbmFudBgCIAEoCRIbCgRyb2xlGAMgASgOMg0udmVpbC52MS5Sb2xlEg0KBWFnZW50GAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3Jldm9rZWQYByABKAgSEwoLZGVzY3JpcHRpb24YCCABKAkSEAoIb3BlcmF0b3IYCSABKAgiSgoRTGlzdFRva2Vuc1JlcXVlc3QSDgoGdGVuYW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlEKEkxpc3RUb2tlbnNSZXNwb25zZRIiCgZ0b2tlbnMYASADKAsyEi52ZWlsLnYxLlRva2VuSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJgoSUmV2b2tlVG9rZW5SZXF1ZXN0EhAKCHRva2VuX2lkGAEgASgJIhUKE1Jldm9rZVRva2VuUmVzcG9uc2UqPAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDgoKUk9MRV9BRE1JThABEg4KClJPTEVfQUdFTlQQAjLpAQoMVG9rZW5TZXJ2aWNlEkgKC0NyZWF0ZVRva2VuEhsudmVpbC52MS5DcmVhdGVUb2tlblJlcXVlc3QaHC52ZWlsLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USRQoKTGlzdFRva2VucxIaLnZlaWwudjEuTGlzdFRva2Vuc1JlcXVlc3QaGy52ZWlsLnYxLkxpc3RUb2tlbnNSZXNwb25zZRJICgtSZXZva2VUb2tlbhIbLnZlaWwudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GhwudmVpbC52MS5SZXZva2VUb2tlblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChN2ZWlsL3YxL3Rva2VuLnByb3RvEgd2ZWlsLnYxIpEBChJDcmVhdGVUb2tlblJlcXVlc3QSDgoGdGVuYW50GAEgASgJEhsKBHJvbGUYAiABKA4yDS52ZWlsLnYxLlJvbGUSDQoFYWdlbnQYAyABKAkSEwoLdHRsX3NlY29uZHMYBCABKAQSEwoLZGVzY3JpcHRpb24YBSABKAkSFQoNYWxsb3dfbmV0d29yaxgGIAEoCCJYChNDcmVhdGVUb2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEhAKCHRva2VuX2lkGAIgASgJEiAKBGluZm8YAyABKAsyEi52ZWlsLnYxLlRva2VuSW5mbyKIAgoJVG9rZW5JbmZvEhAKCHRva2VuX2lkGAEgASgJEg4KBnRlbmFudBgCIAEoCRIbCgRyb2xlGAMgASgOMg0udmVpbC52MS5Sb2xlEg0KBWFnZW50GAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3Jldm9rZWQYByABKAgSEwoLZGVzY3JpcHRpb24YCCABKAkSEAoIb3BlcmF0b3IYCSABKAgSFQoNYWxsb3dfbmV0d29yaxgKIAEoCCJKChFMaXN0VG9rZW5zUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiUQoSTGlzdFRva2Vuc1Jlc3BvbnNlEiIKBnRva2VucxgBIAMoCzISLnZlaWwudjEuVG9rZW5JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSImChJSZXZva2VUb2tlblJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkiFQoTUmV2b2tlVG9rZW5SZXNwb25zZSo8CgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIOCgpST0xFX0FETUlOEAESDgoKUk9MRV9BR0VOVBACMukBCgxUb2tlblNlcnZpY2USSAoLQ3JlYXRlVG9rZW4SGy52ZWlsLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBocLnZlaWwudjEuQ3JlYXRlVG9rZW5SZXNwb25zZRJFCgpMaXN0VG9rZW5zEhoudmVpbC52MS5MaXN0VG9rZW5zUmVxdWVzdBobLnZlaWwudjEuTGlzdFRva2Vuc1Jlc3BvbnNlEkgKC1Jldm9rZVRva2VuEhsudmVpbC52MS5SZXZva2VUb2tlblJlcXVlc3QaHC52ZWlsLnYxLlJldm9rZVRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message veil.v1.CreateTokenRequest
@@ -48,6 +48,14 @@ export type CreateTokenRequest = Message<"veil.v1.CreateTokenRequest"> & {
    * @generated from field: string description = 5;
    */
   description: string;
+
+  /**
+   * ROLE_AGENT only: the token may start conversations with `network: true`
+   * (unrestricted network). Admin tokens always may.
+   *
+   * @generated from field: bool allow_network = 6;
+   */
+  allowNetwork: boolean;
 };
 
 /**
@@ -140,6 +148,13 @@ export type TokenInfo = Message<"veil.v1.TokenInfo"> & {
    * @generated from field: bool operator = 9;
    */
   operator: boolean;
+
+  /**
+   * An agent token created with allow_network.
+   *
+   * @generated from field: bool allow_network = 10;
+   */
+  allowNetwork: boolean;
 };
 
 /**
@@ -249,7 +264,8 @@ export enum Role {
   ADMIN = 1,
 
   /**
-   * Bound to one agent: starts conversations, reads secrets granted to it.
+   * Bound to one agent: starts conversations with the secrets granted to it,
+   * reads values only where it is an agent_reader.
    *
    * @generated from enum value: ROLE_AGENT = 2;
    */
@@ -289,7 +305,8 @@ export const TokenService: GenService<{
     output: typeof ListTokensResponseSchema;
   },
   /**
-   * RevokeToken makes a token UNAUTHENTICATED from the next call on.
+   * RevokeToken makes a token UNAUTHENTICATED from the next call on. An
+   * operator token is revoked only by an operator token (itself included).
    *
    * @generated from rpc veil.v1.TokenService.RevokeToken
    */
