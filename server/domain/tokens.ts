@@ -16,6 +16,8 @@ export interface TokenRecord {
   revoked: boolean;
   description: string;
   operator: boolean;
+  /** Agent tokens only: may start conversations with unrestricted network. Absent on older records: false. */
+  allowNetwork?: boolean;
 }
 
 /** What a new token is for. */
@@ -25,6 +27,7 @@ export interface TokenRequest {
   agent: string;
   ttlSeconds: number;
   description: string;
+  allowNetwork?: boolean;
 }
 
 /** Extra ops a token change carries into its atomic write (the audit trail). */
@@ -35,6 +38,8 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 const hashKey = (hash: string) => `tok\0${hash}`;
+/** Set once an operator token exists: the first start mints it only when this is absent. */
+const OPERATOR_MARKER = "sys\0operator";
 const idPrefix = (tenant: string) => `tokid\0${tenant}\0`;
 
 function hashToken(token: string): string {
@@ -83,6 +88,7 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
       revoked: false,
       description: request.description,
       operator,
+      ...(request.role === "agent" && request.allowNetwork === true ? { allowNetwork: true } : {}),
     };
     await store.write([
       { type: "put", key: hashKey(hash), value: enc.encode(JSON.stringify(record)) },
@@ -114,6 +120,7 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
         tenant: record.tenant,
         role: record.role,
         ...(record.role === "agent" ? { agent: record.agent } : {}),
+        ...(record.allowNetwork === true ? { allowNetwork: true } : {}),
         tokenId: record.id,
         operator: record.operator,
       };
@@ -140,10 +147,18 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
       return { records, nextPageToken: page.nextPageToken };
     },
 
-    /** Revokes a token: it is UNAUTHENTICATED from the next call on. */
+    /**
+     * Revokes a token: it is UNAUTHENTICATED from the next call on. An operator token is
+     * revoked only by an operator token (itself included): a tenant admin of `default` must
+     * not lock out the one token that administers every tenant. Its loss is recovered
+     * offline with `resetOperator`.
+     */
     async revoke(principal: Principal, tokenId: string, hook?: TokenHook): Promise<TokenRecord> {
       if (principal.role !== "admin") throw fail.denied("RevokeToken: agent tokens cannot revoke tokens");
       const found = await findTokenForAdmin(principal, tokenId);
+      if (found.record.operator && !principal.operator) {
+        throw fail.denied(`token_id: ${tokenId} is the operator token; only an operator token revokes it (offline: veil token reset-operator)`);
+      }
       const record = { ...found.record, revoked: true };
       await store.write(
         [{ type: "put", key: hashKey(found.hash), value: enc.encode(JSON.stringify(record)) }, ...(hook?.(record) ?? [])],
@@ -158,14 +173,37 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
      * plaintext once, or undefined when the data dir already has one.
      */
     async bootstrapOperator(): Promise<string | undefined> {
-      const marker = "sys\0operator";
-      if ((await store.get(marker)) !== undefined) return undefined;
+      if ((await store.get(OPERATOR_MARKER)) !== undefined) return undefined;
       const { token } = await mint(
         { tenant: DEFAULT_TENANT, role: "admin", agent: "", ttlSeconds: 0, description: "operator (bootstrap)" },
         true,
-        (record) => [{ type: "put", key: marker, value: enc.encode(record.id) }],
+        (record) => [{ type: "put", key: OPERATOR_MARKER, value: enc.encode(record.id) }],
       );
       return token;
+    },
+
+    /**
+     * Offline recovery (server stopped): revokes every operator token and mints a new one,
+     * in one atomic write with whatever `hook` adds. Returns the new plaintext once.
+     */
+    async resetOperator(hook?: (fresh: TokenRecord, revoked: TokenRecord[]) => KvOp[]) {
+      const revoked: { hash: string; record: TokenRecord }[] = [];
+      for await (const [key, raw] of store.scan({ gte: "tok\0", lt: "tok\u0001" })) {
+        const record = decode(raw);
+        if (record.operator && !record.revoked) revoked.push({ hash: key.slice("tok\0".length), record: { ...record, revoked: true } });
+      }
+      const ops: KvOp[] = revoked.map(({ hash, record }) => ({ type: "put", key: hashKey(hash), value: enc.encode(JSON.stringify(record)) }));
+      const { token, record } = await mint(
+        { tenant: DEFAULT_TENANT, role: "admin", agent: "", ttlSeconds: 0, description: "operator (reset offline)" },
+        true,
+        (fresh) => [
+          ...ops,
+          { type: "put", key: OPERATOR_MARKER, value: enc.encode(fresh.id) },
+          ...(hook?.(fresh, revoked.map((r) => r.record)) ?? []),
+        ],
+      );
+      for (const { hash } of revoked) cache.delete(hash);
+      return { token, record, revoked: revoked.map((r) => r.record) };
     },
   };
 

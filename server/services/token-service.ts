@@ -21,6 +21,7 @@ export function toTokenInfo(record: TokenRecord): TokenInfo {
     revoked: record.revoked,
     description: record.description,
     operator: record.operator,
+    allowNetwork: record.allowNetwork === true,
   });
 }
 
@@ -35,7 +36,12 @@ export function createTokenService({ tokens }: { tokens: Tokens }): ServiceImpl<
         agent: req.agent,
         ttlSeconds: Number(req.ttlSeconds),
         description: req.description,
-      }, (record) => auditTrail(ctx).batch([{ detail: `${record.id} ${record.role}${record.agent ? ` agent ${record.agent}` : ""} tenant ${record.tenant}` }]));
+        allowNetwork: req.allowNetwork,
+      }, (record) =>
+        auditTrail(ctx).batch([
+          { detail: `${record.id} ${record.role}${record.agent ? ` agent ${record.agent}` : ""}${record.allowNetwork ? " allow_network" : ""} tenant ${record.tenant}` },
+        ]),
+      );
       return { token, tokenId: record.id, info: toTokenInfo(record) };
     },
 

@@ -24,6 +24,7 @@ function metaJson(meta: SecretMeta | undefined) {
     description: meta.description,
     metadata: meta.metadata,
     allowedAgents: meta.allowedAgents,
+    agentReaders: meta.agentReaders,
     createdAt: meta.createdAt ? timestampDate(meta.createdAt).toISOString() : "",
     updatedAt: meta.updatedAt ? timestampDate(meta.updatedAt).toISOString() : "",
   };
@@ -39,10 +40,13 @@ command line, where other users and shell history would see it.
 
 Options:
   --fields                 stdin holds key=value lines: a grouped credential
-  --keep-value             change description, metadata and grants only
+  --keep-value             keep the value; description, metadata and grants are still
+                           replaced by what this call gives (omitted ones are cleared)
   --description TEXT       free text, at most 1 KiB
   --meta KEY=VALUE         metadata entry (repeatable)
-  --agent NAME             grant to this agent only (repeatable; none = every agent)
+  --agent NAME             only this agent may inject it (repeatable; none = every agent)
+  --reader NAME            this agent may also read the value with 'veil secret get'
+                           (repeatable; none = no agent reads; must be injectable by it)
   --expected-version N     check-and-set: write only if the stored version is N (0 = new)
   --session S              scope inside the tenant ("" = tenant-wide)
   --json                   print the written metadata as JSON
@@ -57,6 +61,7 @@ ${CONNECTION_HELP}`,
       description: { type: "string" },
       meta: { type: "string", multiple: true },
       agent: { type: "string", multiple: true },
+      reader: { type: "string", multiple: true },
       "expected-version": { type: "string" },
     });
     const name = one(positionals, "secret NAME");
@@ -77,6 +82,7 @@ ${CONNECTION_HELP}`,
           description: values.description ?? "",
           metadata: keyValues(values.meta ?? [], "--meta"),
           allowedAgents: values.agent ?? [],
+          agentReaders: values.reader ?? [],
           ...(expected !== undefined ? { expectedVersion: BigInt(expected) } : {}),
         },
       ],
@@ -111,10 +117,10 @@ ${CONNECTION_HELP}`,
     if (values.json) {
       for (const meta of rows) process.stdout.write(`${JSON.stringify(metaJson(meta))}\n`);
     } else if (rows.length > 0) {
-      const header = ["NAME", "VERSION", "KIND", "AGENTS", "UPDATED", "DESCRIPTION"];
+      const header = ["NAME", "VERSION", "KIND", "AGENTS", "READERS", "UPDATED", "DESCRIPTION"];
       const body = rows.map((m) => {
         const j = metaJson(m)!;
-        return [j.name, String(j.version), j.kind, j.allowedAgents.join(",") || "*", j.updatedAt, j.description];
+        return [j.name, String(j.version), j.kind, j.allowedAgents.join(",") || "*", j.agentReaders.join(",") || "-", j.updatedAt, j.description];
       });
       process.stdout.write(`${table([header, ...body])}\n`);
     }
