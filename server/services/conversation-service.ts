@@ -85,6 +85,8 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
   return {
     async *startConversation(req, ctx) {
       validate(startConversationRequest, req);
+      // Before any secret is resolved or decrypted: without a usable sandbox nothing would run anyway.
+      deps.conversations.assertCanRun();
       const principal = principalOf(ctx);
       const agent = actingAgent(principal, req.agent);
       // Grants are checked for the agent the conversation acts as, also when an admin starts it.
