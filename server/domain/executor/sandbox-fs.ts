@@ -91,15 +91,17 @@ export function systemMounts(options: { identityDir: string; hidden: readonly st
     args.push("--ro-bind", "/run/systemd/resolve", "/run/systemd/resolve");
     bound.push("/run/systemd/resolve");
   }
-  args.push(...hideArgs([...HIDDEN_UNDER_ETC, ...options.hidden], bound));
+  args.push(...hideArgs([...HIDDEN_UNDER_ETC, ...options.hidden], bound, join(options.identityDir, "empty")));
   return args;
 }
 
 /**
- * Covers each hidden path that a bind above exposes: /dev/null over a file, an empty tmpfs over a
- * directory. Paths are compared by their real location, so a symlinked data dir is caught too.
+ * Covers each hidden path that a bind above exposes: an empty file over a file (not /dev/null: bwrap
+ * binds are nodev, so it would read as "permission denied" rather than empty), an empty tmpfs over a
+ * directory. Only the name stays visible. Paths are compared by their real location, so a symlinked
+ * data dir is caught too.
  */
-export function hideArgs(hidden: readonly string[], bound: readonly string[]): string[] {
+export function hideArgs(hidden: readonly string[], bound: readonly string[], emptyFile: string): string[] {
   const roots = bound.map(realOrSelf);
   const args: string[] = [];
   for (const path of new Set(hidden.map(realOrSelf))) {
@@ -107,12 +109,12 @@ export function hideArgs(hidden: readonly string[], bound: readonly string[]): s
     const stat = lstatOrUndefined(path);
     if (stat === undefined) continue;
     if (stat.isDirectory()) args.push("--tmpfs", path);
-    else args.push("--ro-bind", "/dev/null", path);
+    else args.push("--ro-bind", emptyFile, path);
   }
   return args;
 }
 
-/** Writes the sandbox's /etc/passwd and /etc/group stubs into `dir`: root, the command user (home = workspace), nobody. */
+/** Writes the sandbox's /etc/passwd and /etc/group stubs into `dir` (root, the command user with home = workspace, nobody), and the empty file that covers hidden files. */
 export function writeIdentityFiles(dir: string, workspace: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const passwd = [
@@ -123,6 +125,7 @@ export function writeIdentityFiles(dir: string, workspace: string): void {
   const group = ["root:x:0:", `${SANDBOX_USER}:x:${SANDBOX_GID}:`, "nogroup:x:65534:"];
   writeFileSync(join(dir, "passwd"), `${passwd.join("\n")}\n`, { mode: 0o644 });
   writeFileSync(join(dir, "group"), `${group.join("\n")}\n`, { mode: 0o644 });
+  writeFileSync(join(dir, "empty"), "", { mode: 0o444 });
 }
 
 /** Removes what writeIdentityFiles wrote. */
