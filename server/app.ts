@@ -10,7 +10,7 @@ import { createRotation, type Rotation, secretValueSource } from "./domain/rotat
 import { createSealer } from "./domain/sealed.js";
 import { createSettings, type Settings, settingsBlobSource } from "./domain/settings.js";
 import { detectSandbox, type SandboxStatus } from "./domain/executor.js";
-import { isRoot } from "./domain/executor/dynamic-user.js";
+import { isRoot, reapStaleUsers } from "./domain/executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./domain/executor/sandbox.js";
 import { openWorkDir, type WorkDir } from "./domain/work-dir.js";
 import { Keyring } from "./domain/keyring.js";
@@ -86,6 +86,10 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   const sealer = createSealer(keyring);
   const operatorToken = await tokens.bootstrapOperator();
   if (operatorToken !== undefined) writeAdminToken(config.dataDir, operatorToken);
+  if (isRoot()) {
+    const reaped = await reapStaleUsers();
+    if (reaped.length > 0) logger.log("info", "killed the commands of conversations whose server is gone", { uids: reaped });
+  }
   // Workspaces used to live in the data dir; a crash there left them behind.
   rmSync(join(config.dataDir, "workspaces"), { recursive: true, force: true });
   let workDir: WorkDir;

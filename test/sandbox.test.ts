@@ -124,7 +124,7 @@ describe.skipIf(!hasBwrap)(hasBwrap ? "bubblewrap: what a command can reach" : "
         "ls /proc | grep -cE '^[0-9]+$'",
         `cat /proc/${process.pid}/environ 2>/dev/null | wc -c`,
         "cat /proc/1/environ | tr '\\0' '\\n' | grep -c VEIL_",
-        "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c -e node -e vitest",
+        "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c -e '[n]ode' -e '[v]itest'",
       ].join("; "),
     );
     const [count, serverEnviron, veilVars, serverCmdlines] = out.trim().split("\n").map(Number);
@@ -257,6 +257,25 @@ describe.skipIf(!isRoot)(isRoot ? "--sandbox off as root" : "--sandbox off as ro
     await expect.poll(() => pidsWith("sleep 944.4").length).toBe(1);
     await veil.conversations.endConversation({ conversationId: run.started!.conversationId });
     expect(pidsWith("sleep 944.4")).toEqual([]);
+  });
+
+  it("kills a SIGKILLed server's leftover commands at the next start", async () => {
+    const data = tempDir();
+    const first = await spawnServer(data.path, { VEIL_SANDBOX: "off" });
+    try {
+      const veil = await createVeilClient({ baseUrl: first.url, token: first.token });
+      await collect(veil.startConversation({ commands: ["setsid sh -c 'sleep 955.9 &'"], keepOnDisconnect: true }));
+      await expect.poll(() => pidsWith("sleep 955.9").length).toBe(1);
+      await first.kill9();
+      expect(pidsWith("sleep 955.9")).toHaveLength(1);
+      const second = await spawnServer(data.path, { VEIL_SANDBOX: "off" });
+      expect(pidsWith("sleep 955.9")).toEqual([]);
+      expect(second.stderr()).toContain("killed the commands of conversations whose server is gone");
+      await second.stop();
+    } finally {
+      for (const pid of pidsWith("sleep 955.9")) process.kill(pid, "SIGKILL");
+      data.cleanup();
+    }
   });
 });
 

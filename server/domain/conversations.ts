@@ -30,9 +30,11 @@ export function createConversations(limits: ConversationLimits) {
   const live = new Map<string, Conversation>();
   /** Starts under way, per tenant: they hold a slot of the cap from before their first await. */
   const starting = new Map<string, number>();
-  // As root, each conversation gets its own uid (in both sandbox modes); otherwise commands keep the server's.
-  const users = isRoot() ? new DynamicUsers() : undefined;
   const { sandbox } = limits;
+  // As root, each conversation gets its own uid (in both sandbox modes); otherwise commands keep the server's.
+  // Not when bwrap must run as root (no unprivileged user namespaces): it maps root to uid 1000 inside,
+  // which could not enter a workspace owned by another uid; its PID namespace is what ends every process then.
+  const users = isRoot() && (sandbox.kind !== "bubblewrap" || sandbox.asUser) ? new DynamicUsers() : undefined;
   const shellSandbox = sandbox.kind === "bubblewrap" ? sandbox : ({ kind: "none" } as const);
   const hidden = [...limits.hidden, limits.workDir.root];
 

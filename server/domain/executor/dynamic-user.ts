@@ -106,6 +106,24 @@ export class DynamicUsers {
   }
 }
 
+/**
+ * Kills the processes of ids whose claiming server is gone (it crashed: without the sandbox's PID
+ * namespace, nothing else ends a dead server's commands), then frees the ids. Call at start.
+ */
+export async function reapStaleUsers(): Promise<number[]> {
+  const dir = claimsDir();
+  const reaped: number[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (!/^\d+$/.test(name) || ownerAlive(path)) continue;
+    const id = Number(name);
+    await killUserProcesses({ uid: id, gid: id });
+    unlinkSync(path);
+    reaped.push(id);
+  }
+  return reaped;
+}
+
 function ownerAlive(path: string): boolean {
   let pid: number;
   let start: string | undefined;
