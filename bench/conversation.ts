@@ -11,7 +11,8 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { createVeilClient, type VeilClient } from "../client/index.js";
 import { BenchService } from "../gen/veil/bench/v1/bench_pb.js";
 import { detectSandbox } from "../server/domain/executor.js";
-import { BASH, bubblewrapArgs, bubblewrapPath } from "../server/domain/executor/sandbox.js";
+import { BASH, bubblewrapArgs } from "../server/domain/executor/sandbox.js";
+import { writeIdentityFiles } from "../server/domain/executor/sandbox-fs.js";
 import type { FromConversationServer, ToConversationServer } from "./conversation-server.js";
 import { waitForChildMessage } from "./lib/child-message.js";
 import { percentile, summarize } from "./lib/load.js";
@@ -75,7 +76,7 @@ export async function runConversationBench(options: ConversationBenchOptions = {
   const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const started = performance.now();
 
-  const sandboxed = (await detectSandbox("auto")).kind === "bubblewrap";
+  const sandboxed = (await detectSandbox("required")).kind === "bubblewrap";
   const starting = await Promise.allSettled([startConvServer("off"), ...(sandboxed ? [startConvServer("auto")] : [])]);
   const servers = starting.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   const failed = starting.find((s) => s.status === "rejected");
@@ -336,10 +337,13 @@ async function latencyPhases(ctx: { plain: ConvServer; bwrap: ConvServer | undef
   ];
   let bwrapLabel = "";
   if (ctx.bwrap !== undefined) {
-    const bwrap = await bubblewrapPath();
-    // The server's own argv builder, with the interactive shell swapped for a one-shot `bash -c`, as its probe does.
-    const args = bubblewrapArgs({ workspace: ctx.scratch, network: false });
-    args.splice(args.indexOf("--") + 1, Number.POSITIVE_INFINITY, BASH, "-c", "echo hi");
+    const status = await detectSandbox("required");
+    if (status.kind !== "bubblewrap") throw new Error("bubblewrap stopped working");
+    const bwrap = status.bwrap;
+    // The server's own argv builder, with a one-shot `bash -c` after it, as its probe does.
+    const identityDir = `${ctx.scratch}.identity`;
+    writeIdentityFiles(identityDir, ctx.scratch);
+    const args = [...bubblewrapArgs({ workspace: ctx.scratch, network: false, identityDir, hidden: [] }), BASH, "-c", "echo hi"];
     bwrapLabel = `bwrap (${args.length} args) + bash -c 'echo hi'`;
     const server = ctx.bwrap;
     phases.push(

@@ -1,5 +1,5 @@
 // Assembles Veil: data dir, store, keyring, domain objects, and the routes and interceptors over them.
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { ServerConfig } from "./config.js";
@@ -9,7 +9,10 @@ import { createExtraSecrets } from "./domain/extra-secrets.js";
 import { createRotation, type Rotation, secretValueSource } from "./domain/rotation.js";
 import { createSealer } from "./domain/sealed.js";
 import { createSettings, type Settings, settingsBlobSource } from "./domain/settings.js";
-import { detectSandbox } from "./domain/executor.js";
+import { detectSandbox, type SandboxStatus } from "./domain/executor.js";
+import { isRoot, reapStaleUsers } from "./domain/executor/dynamic-user.js";
+import { sandboxUnavailableMessage } from "./domain/executor/sandbox.js";
+import { openWorkDir, type WorkDir } from "./domain/work-dir.js";
 import { Keyring } from "./domain/keyring.js";
 import { VeilError } from "./domain/errors.js";
 import { createTokens, type Tokens } from "./domain/tokens.js";
@@ -46,11 +49,13 @@ export interface VeilApp {
 /** Opens the data dir and builds the app. A wrong master key or an unusable data dir throws. */
 export async function createApp(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv }): Promise<VeilApp> {
   const { logger } = options;
-  // Checked first: `--sandbox required` on a machine without bubblewrap must refuse to start.
-  const sandbox = await detectSandbox(config.sandbox).catch((error: unknown) => {
-    throw new VeilError("failed_precondition", `--sandbox required: ${(error as Error).message}`);
-  });
+  // Without a usable bubblewrap the server still serves the vault; only commands are refused (and it says so once, here).
+  const sandbox = await detectSandbox(config.sandbox, { bwrap: config.bwrap });
+  logSandbox(logger, config, sandbox);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // The server's files are its own: commands running as another uid must not even list them.
+  if (statSync(config.dataDir).uid === process.getuid?.()) chmodSync(config.dataDir, 0o700);
+  warnIfReadable(logger, config.masterKeyFile);
   const masterKey = loadMasterKey({ env: options.env ?? process.env, dataDir: config.dataDir, logger, ...(config.masterKeyFile !== undefined ? { file: config.masterKeyFile } : {}) });
   const store = await openLevelStore(join(config.dataDir, "db"));
   let keyring: Keyring;
@@ -81,13 +86,26 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   const sealer = createSealer(keyring);
   const operatorToken = await tokens.bootstrapOperator();
   if (operatorToken !== undefined) writeAdminToken(config.dataDir, operatorToken);
+  if (isRoot()) {
+    const reaped = await reapStaleUsers();
+    if (reaped.length > 0) logger.log("info", "killed the commands of conversations whose server is gone", { uids: reaped });
+  }
+  // Workspaces used to live in the data dir; a crash there left them behind.
+  rmSync(join(config.dataDir, "workspaces"), { recursive: true, force: true });
+  let workDir: WorkDir;
+  try {
+    workDir = openWorkDir(config.workDir, (msg, fields) => logger.log("info", msg, fields));
+  } catch (error) {
+    await store.close();
+    throw new VeilError("failed_precondition", `--work-dir: ${(error as Error).message}`);
+  }
   const conversations = createConversations({
-    workRoot: join(config.dataDir, "workspaces"),
-    sandbox: sandbox.kind,
+    workDir,
+    sandbox,
+    hidden: [config.dataDir, ...(config.masterKeyFile !== undefined ? [config.masterKeyFile] : [])],
     idleTimeoutMs: config.idleTimeoutMs,
     maxPerTenant: config.maxConversationsPerTenant,
   });
-  logger.log("info", "sandbox", { mode: config.sandbox, kind: sandbox.kind });
 
   const app: VeilApp = {
     routes: () => {},
@@ -123,6 +141,41 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     isServing: () => app.serving,
   });
   return app;
+}
+
+/** One line at start saying where commands run; a warning whenever that is not a working bubblewrap as an unprivileged user. */
+function logSandbox(logger: Logger, config: ServerConfig, sandbox: SandboxStatus) {
+  const asRoot = isRoot();
+  if (sandbox.kind === "unavailable") {
+    logger.log("warn", sandboxUnavailableMessage(sandbox.problem), { sandbox: config.sandbox, kind: "unavailable" });
+  } else if (sandbox.kind === "none") {
+    const user = asRoot
+      ? "each conversation runs as its own unprivileged uid, so it cannot read the server's files or other workspaces, but it sees the host's file system, network and process list"
+      : "commands run as the server's own user: they can read its data dir, master key and operator token, its /proc environ, and reach any local port";
+    logger.log("warn", `--sandbox off: commands run without bubblewrap; ${user}. Install bubblewrap and drop --sandbox off to isolate them.`, {
+      sandbox: "off",
+      kind: "none",
+    });
+  } else if (sandbox.fallback !== undefined) {
+    logger.log("warn", "sandbox: unprivileged user namespaces do not work here, so bwrap runs as root (mapped to uid 1000 inside)", {
+      sandbox: config.sandbox,
+      kind: "bubblewrap",
+      bwrap: sandbox.bwrap,
+      runsAs: "root",
+      problem: sandbox.fallback,
+    });
+  } else {
+    logger.log("info", "sandbox", { sandbox: config.sandbox, kind: "bubblewrap", bwrap: sandbox.bwrap, runsAs: sandbox.asUser ? "conversation uid" : "server uid" });
+  }
+}
+
+/** A master key file others can read defeats the per-conversation uid of `--sandbox off`. */
+function warnIfReadable(logger: Logger, file: string | undefined) {
+  try {
+    if (file !== undefined && (statSync(file).mode & 0o044) !== 0) logger.log("warn", "the master key file is readable by other users: chmod 600 it", { file });
+  } catch {
+    // A missing file is reported by loadMasterKey.
+  }
 }
 
 /** The operator token file: 0600, so only the server's user can read it. */

@@ -2,6 +2,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { defaultWorkDir } from "./domain/work-dir.js";
 
 /** Everything `veil serve` can be told. */
 export interface ServerConfig {
@@ -9,7 +10,12 @@ export interface ServerConfig {
   port: number;
   dataDir: string;
   masterKeyFile?: string;
-  sandbox: "auto" | "required" | "off";
+  /** "required" (also given as "auto"): commands only in bubblewrap; "off": never. */
+  sandbox: "required" | "off";
+  /** bwrap binary to use; undefined: searched on PATH. */
+  bwrap?: string;
+  /** Where conversations' workspaces live (never inside the data dir by default). */
+  workDir: string;
   commandTimeoutMs: number;
   outputLimitBytes: number;
   idleTimeoutMs: number;
@@ -29,7 +35,9 @@ const schema = z.object({
   port: integer(0, 65535),
   dataDir: z.string().min(1, "must not be empty"),
   masterKeyFile: z.string().min(1, "must not be empty").optional(),
-  sandbox: z.enum(["auto", "required", "off"], { error: "must be auto, required or off" }),
+  sandbox: z.enum(["auto", "required", "off"], { error: "must be auto, required or off" }).transform((mode) => (mode === "auto" ? "required" : mode)),
+  bwrap: z.string().min(1, "must not be empty").optional(),
+  workDir: z.string().min(1, "must not be empty").optional(),
   commandTimeoutMs: integer(100, 24 * 3600 * 1000),
   outputLimitBytes: integer(1024, 1024 * 1024 * 1024),
   idleTimeoutMs: integer(1000, 24 * 3600 * 1000),
@@ -43,7 +51,9 @@ const OPTIONS = {
   port: { flag: "port", env: "VEIL_PORT", default: "8080" },
   dataDir: { flag: "data-dir", env: "VEIL_DATA_DIR", default: "./.veil" },
   masterKeyFile: { flag: "master-key-file", env: "VEIL_MASTER_KEY_FILE", default: undefined },
-  sandbox: { flag: "sandbox", env: "VEIL_SANDBOX", default: "auto" },
+  sandbox: { flag: "sandbox", env: "VEIL_SANDBOX", default: "required" },
+  bwrap: { flag: "bwrap", env: "VEIL_BWRAP", default: undefined },
+  workDir: { flag: "work-dir", env: "VEIL_WORK_DIR", default: undefined },
   commandTimeoutMs: { flag: "command-timeout-ms", env: "VEIL_COMMAND_TIMEOUT_MS", default: "120000" },
   outputLimitBytes: { flag: "output-limit-bytes", env: "VEIL_OUTPUT_LIMIT_BYTES", default: String(16 * 1024 * 1024) },
   idleTimeoutMs: { flag: "idle-timeout-ms", env: "VEIL_IDLE_TIMEOUT_MS", default: String(15 * 60 * 1000) },
@@ -76,7 +86,14 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     const option = OPTIONS[issue.path[0] as keyof typeof OPTIONS];
     throw new ConfigError(`--${option.flag} (or ${option.env}): ${issue.message}`);
   }
-  const { masterKeyFile, ...rest } = result.data;
+  const { masterKeyFile, bwrap, workDir, ...rest } = result.data;
   // Absolute from here on: workspaces and sandbox binds need absolute paths.
-  return { ...rest, dataDir: resolve(rest.dataDir), ...(masterKeyFile !== undefined ? { masterKeyFile: resolve(masterKeyFile) } : {}) };
+  const dataDir = resolve(rest.dataDir);
+  return {
+    ...rest,
+    dataDir,
+    workDir: workDir !== undefined ? resolve(workDir) : defaultWorkDir(dataDir),
+    ...(masterKeyFile !== undefined ? { masterKeyFile: resolve(masterKeyFile) } : {}),
+    ...(bwrap !== undefined ? { bwrap: resolve(bwrap) } : {}),
+  };
 }

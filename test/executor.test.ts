@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
+  type BubblewrapSandbox,
   type CommandEvent,
   type CommandOptions,
   detectSandbox,
@@ -20,10 +21,14 @@ import { isRunning, processTree } from "../server/domain/executor/process-tree.j
 // The server's own secrets live in its environment: none of it may reach a command.
 process.env.VEIL_MASTER_KEY = "canary-master-key-4f1d";
 
-const hasBwrap = (await detectSandbox("auto")).kind === "bubblewrap";
+const detected = await detectSandbox("required");
+const hasBwrap = detected.kind === "bubblewrap";
+/** The working bubblewrap (only read by tests that skip without one). */
+const bwrap = (hasBwrap ? detected : { kind: "bubblewrap", bwrap: "/nonexistent/bwrap", asUser: false }) as BubblewrapSandbox;
+const none = { kind: "none" } as const;
 const modes = [
-  { name: "without sandbox", sandbox: "none" as const, skip: false },
-  { name: hasBwrap ? "in bubblewrap" : "in bubblewrap (bubblewrap not installed)", sandbox: "bubblewrap" as const, skip: !hasBwrap },
+  { name: "without sandbox", sandbox: none as ShellOptions["sandbox"], skip: false },
+  { name: hasBwrap ? "in bubblewrap" : "in bubblewrap (bubblewrap not installed)", sandbox: bwrap as ShellOptions["sandbox"], skip: !hasBwrap },
 ];
 
 interface Result {
@@ -110,10 +115,11 @@ afterAll(() => {
 });
 
 describe("detectSandbox", () => {
-  it("answers none when off, and bubblewrap for auto and required where bwrap works", async () => {
+  it("answers none when off, bubblewrap where bwrap works, and unavailable with the reason for a bwrap that does not", async () => {
     expect(await detectSandbox("off")).toEqual({ kind: "none" });
-    if (hasBwrap) expect(await detectSandbox("required")).toEqual({ kind: "bubblewrap" });
-    else await expect(detectSandbox("required")).rejects.toThrow(/bubblewrap/);
+    if (hasBwrap) expect(await detectSandbox("auto")).toMatchObject({ kind: "bubblewrap", bwrap: expect.stringMatching(/bwrap$/) });
+    expect(await detectSandbox("required", { bwrap: "/nonexistent/bwrap" })).toEqual({ kind: "unavailable", problem: "/nonexistent/bwrap does not exist" });
+    expect(await detectSandbox("required", { bwrap: "/bin/false" })).toMatchObject({ kind: "unavailable", problem: expect.stringMatching(/^\/bin\/false failed/) });
   });
 });
 
@@ -393,7 +399,7 @@ describe.skipIf(!hasBwrap)(hasBwrap ? "bubblewrap isolation" : "bubblewrap isola
     const hostFile = join(tmpdir(), `veil-host-only-${process.pid}`);
     writeFileSync(hostFile, "host");
     try {
-      const session = await open({ sandbox: "bubblewrap" });
+      const session = await open({ sandbox: bwrap });
       const { stdout } = await run(
         session,
         [
@@ -415,14 +421,14 @@ describe.skipIf(!hasBwrap)(hasBwrap ? "bubblewrap isolation" : "bubblewrap isola
 
   it("has no network unless asked, then reaches the host", async () => {
     const probe = `cat < /dev/tcp/127.0.0.1/${port} 2>/dev/null || echo unreachable`;
-    const offline = await open({ sandbox: "bubblewrap" });
+    const offline = await open({ sandbox: bwrap });
     expect((await run(offline, probe)).stdout).toBe("unreachable\n");
-    const online = await open({ sandbox: "bubblewrap", network: true });
+    const online = await open({ sandbox: bwrap, network: true });
     expect((await run(online, probe)).stdout).toBe("pong\n");
   });
 
   it("shows only the sandbox's own processes", async () => {
-    const session = await open({ sandbox: "bubblewrap" });
+    const session = await open({ sandbox: bwrap });
     const { stdout } = await run(session, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done");
     const lines = stdout.split("\n").filter(Boolean);
     expect(lines.length).toBeLessThan(8);
@@ -430,7 +436,7 @@ describe.skipIf(!hasBwrap)(hasBwrap ? "bubblewrap isolation" : "bubblewrap isola
   });
 
   it("close() catches double-forked daemons through the PID namespace", async () => {
-    const session = await open({ sandbox: "bubblewrap" });
+    const session = await open({ sandbox: bwrap });
     const daemon = uniqueSleep();
     await run(session, `(setsid sleep ${daemon} &) ; echo ok`);
     const pids = await eventually(() => findProcesses(daemon));

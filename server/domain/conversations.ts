@@ -1,15 +1,18 @@
 // The registry of live conversations: start, find by owner, idle expiry, per-tenant cap, shutdown.
-import { mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { Conversation, type ConversationOwner, type ConversationSettings } from "./conversation.js";
 import { fail } from "./errors.js";
-import { openShellSession } from "./executor.js";
+import { openShellSession, type SandboxStatus } from "./executor.js";
+import { DynamicUsers, isRoot, type RunAs } from "./executor/dynamic-user.js";
+import { sandboxUnavailableMessage } from "./executor/sandbox.js";
 import { createMaskSet } from "./masker.js";
+import type { WorkDir } from "./work-dir.js";
 
 /** Limits and places the registry works with. */
 export interface ConversationLimits {
-  workRoot: string;
-  sandbox: "bubblewrap" | "none";
+  workDir: WorkDir;
+  sandbox: SandboxStatus;
+  /** Host paths commands must never see (data dir, master key file); the work dir is added here. */
+  hidden: readonly string[];
   idleTimeoutMs: number;
   maxPerTenant: number;
 }
@@ -25,7 +28,15 @@ export interface StartRequest extends ConversationSettings {
 /** Creates the registry. Call `closeAll()` on shutdown: it kills every conversation's processes. */
 export function createConversations(limits: ConversationLimits) {
   const live = new Map<string, Conversation>();
-  mkdirSync(limits.workRoot, { recursive: true, mode: 0o700 });
+  /** Starts under way, per tenant: they hold a slot of the cap from before their first await. */
+  const starting = new Map<string, number>();
+  const { sandbox } = limits;
+  // As root, each conversation gets its own uid (in both sandbox modes); otherwise commands keep the server's.
+  // Not when bwrap must run as root (no unprivileged user namespaces): it maps root to uid 1000 inside,
+  // which could not enter a workspace owned by another uid; its PID namespace is what ends every process then.
+  const users = isRoot() && (sandbox.kind !== "bubblewrap" || sandbox.asUser) ? new DynamicUsers() : undefined;
+  const shellSandbox = sandbox.kind === "bubblewrap" ? sandbox : ({ kind: "none" } as const);
+  const hidden = [...limits.hidden, limits.workDir.root];
 
   const sweep = setInterval(() => {
     const now = Date.now();
@@ -36,41 +47,77 @@ export function createConversations(limits: ConversationLimits) {
   sweep.unref();
 
   function countFor(tenant: string): number {
-    let n = 0;
+    let n = starting.get(tenant) ?? 0;
     for (const c of live.values()) if (c.owner.tenant === tenant) n++;
     return n;
   }
 
+  /** Takes a slot of the tenant's cap now, synchronously, so concurrent starts cannot all pass the check; returns its release. */
+  function reserve(tenant: string): () => void {
+    if (countFor(tenant) >= limits.maxPerTenant) {
+      throw fail.exhausted(`conversations: at most ${limits.maxPerTenant} live conversations per tenant; end one first`);
+    }
+    starting.set(tenant, (starting.get(tenant) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (starting.get(tenant) ?? 1) - 1;
+      if (left > 0) starting.set(tenant, left);
+      else starting.delete(tenant);
+    };
+  }
+
+  /** Gives back what a conversation held: its workspace and its uid (after the shell killed every process of it). */
+  function cleanUp(workspace: string, user: RunAs | undefined) {
+    limits.workDir.remove(workspace);
+    if (user !== undefined) users?.release(user);
+  }
+
+  /** FAILED_PRECONDITION, saying how to fix it, when commands cannot run here (no usable bubblewrap). */
+  function assertCanRun(): void {
+    if (sandbox.kind === "unavailable") throw fail.precondition(sandboxUnavailableMessage(sandbox.problem));
+  }
+
   return {
+    assertCanRun,
+
     /** Opens the shell with the secret snapshot; over the tenant's cap is RESOURCE_EXHAUSTED. */
     async start(request: StartRequest): Promise<Conversation> {
-      if (countFor(request.owner.tenant) >= limits.maxPerTenant) {
-        throw fail.exhausted(`conversations: at most ${limits.maxPerTenant} live conversations per tenant; end one first`);
-      }
-      const masks = createMaskSet(request.secrets.flatMap((s) => s.values));
-      const secretEnv = request.inject === "declared" ? Object.assign({}, ...request.secrets.map((s) => s.env)) : {};
-      const workspace = join(limits.workRoot, `ws_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`);
-      mkdirSync(workspace, { mode: 0o700 });
-      let shell: Awaited<ReturnType<typeof openShellSession>>;
+      assertCanRun();
+      const release = reserve(request.owner.tenant);
+      let user: RunAs | undefined;
+      let workspace: string | undefined;
       try {
-        shell = await openShellSession({
+        const masks = createMaskSet(request.secrets.flatMap((s) => s.values));
+        const secretEnv = request.inject === "declared" ? Object.assign({}, ...request.secrets.map((s) => s.env)) : {};
+        user = users?.allocate();
+        workspace = limits.workDir.create(user);
+        const shell = await openShellSession({
           workspace,
           env: { ...request.env, ...secretEnv },
-          sandbox: limits.sandbox,
+          sandbox: shellSandbox,
+          hidden,
           network: request.network,
+          ...(user !== undefined ? { user } : {}),
           ...(request.workingDir !== "" ? { workingDir: request.workingDir } : {}),
         });
+        const path = workspace;
+        const owner = user;
+        const conversation = new Conversation(request.owner, request, shellSandbox.kind, shell, masks, (c) => {
+          live.delete(c.id);
+          cleanUp(path, owner);
+        });
+        live.set(conversation.id, conversation);
+        return conversation;
       } catch (error) {
-        rmSync(workspace, { recursive: true, force: true });
+        if (workspace !== undefined) cleanUp(workspace, user);
+        else if (user !== undefined) users?.release(user);
         if (request.workingDir !== "" && /workingDir/.test((error as Error).message)) throw fail.invalid("working_dir: must stay inside the workspace");
         throw error;
+      } finally {
+        release();
       }
-      const conversation = new Conversation(request.owner, request, limits.sandbox, shell, masks, (c) => {
-        live.delete(c.id);
-        rmSync(workspace, { recursive: true, force: true });
-      });
-      live.set(conversation.id, conversation);
-      return conversation;
     },
 
     /** Finds a conversation for its tenant (and agent, for agent callers); anything else is NOT_FOUND. */
@@ -90,6 +137,7 @@ export function createConversations(limits: ConversationLimits) {
     async closeAll(): Promise<void> {
       clearInterval(sweep);
       await Promise.all([...live.values()].map((c) => c.end()));
+      limits.workDir.close();
     },
   };
 }

@@ -6,7 +6,9 @@ export { openShellSession } from "./executor/shell-session.js";
 export type {
   CommandEvent,
   CommandOptions,
+  BubblewrapSandbox,
   SandboxMode,
+  SandboxStatus,
   ShellOptions,
   ShellSession,
 } from "./executor/types.js";

@@ -86,6 +86,8 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
   return {
     async *startConversation(req, ctx) {
       validate(startConversationRequest, req);
+      // Before any secret is resolved or decrypted: without a usable sandbox nothing would run anyway.
+      deps.conversations.assertCanRun();
       const principal = principalOf(ctx);
       // Before any secret is opened or any shell spawned.
       authorizeNetwork(principal, req.network);

@@ -1,4 +1,5 @@
 // `veil run`: runs one command through a conversation and streams its masked output, like `op run`.
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Inject, Stream } from "../../index.js";
 import { type Command, keyValues, parse, parseDuration } from "../command.js";
 import { CONNECTION_HELP, CONNECTION_OPTIONS, connect } from "../connection.js";
@@ -8,7 +9,8 @@ const help = `Usage: veil run [options] -- COMMAND [ARG...]
 
 Runs COMMAND on the Veil server with the named secrets injected as environment
 variables, streams its output here with every secret value masked, and exits with
-its exit code (124 when it timed out, 125 when Veil itself failed).
+its exit code (124 when it timed out, 125 when Veil itself failed, e.g. a server
+that cannot run commands because bubblewrap is not usable there).
 
 One argument is shell text, so quote it to let the server expand the secrets:
   veil run --secret GITHUB_TOKEN -- 'curl -H "Authorization: Bearer $GITHUB_TOKEN" https://api.github.com/user'
@@ -90,6 +92,11 @@ export const runCommand: Command = {
       }
     } catch (error) {
       if (abort.signal.aborted) return 130;
+      // The server cannot run commands at all (no usable sandbox): its message says how to fix that.
+      if (error instanceof ConnectError && error.code === Code.FailedPrecondition) {
+        process.stderr.write(`veil run: ${error.rawMessage}\n`);
+        return EXIT.runnerFailed;
+      }
       throw Object.assign(error as Error, { runnerFailed: true });
     } finally {
       process.off("SIGINT", onSignal);

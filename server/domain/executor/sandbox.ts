@@ -1,87 +1,72 @@
-// Bubblewrap: finding it, checking once that it works here, and the argv that isolates a shell.
+// Bubblewrap: finding it, checking once that it works here (and how), and the argv that isolates a shell.
 import { spawn } from "node:child_process";
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { SandboxMode } from "./types.js";
+import { DynamicUsers, isRoot, type RunAs, setprivArgs } from "./dynamic-user.js";
+import { SANDBOX_GID, SANDBOX_UID, systemMounts, writeIdentityFiles } from "./sandbox-fs.js";
+import type { BubblewrapSandbox, SandboxMode, SandboxStatus } from "./types.js";
 
 /** The shell every session runs, inside the sandbox or not. */
 export const BASH = existsSync("/bin/bash") ? "/bin/bash" : "/usr/bin/bash";
-const BASH_ARGS = ["--noprofile", "--norc"];
-
-/** Top-level system paths that are symlinks into /usr on merged-/usr systems and directories elsewhere. */
-const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
-/** Files under the read-only /etc that still must not be readable in the sandbox. */
-const HIDDEN_ETC_FILES = ["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-"];
+/** bash's argv after its path. */
+export const BASH_ARGS = ["--noprofile", "--norc"];
 
 /** What to isolate and what to expose. */
 export interface SandboxLayout {
   workspace: string;
   network: boolean;
+  /** Directory holding the passwd and group stubs (see writeIdentityFiles). */
+  identityDir: string;
+  /** Host paths a command must never see (data dir, master key file, work dir root), wherever they are. */
+  hidden: readonly string[];
 }
 
-/** bwrap arguments up to and including the shell's argv; the environment is passed by spawn, never as argv. */
+/** bwrap arguments up to and including `--`; the environment is passed by spawn, never as argv. */
 export function bubblewrapArgs(layout: SandboxLayout): string[] {
-  const args = ["--unshare-all"];
+  // --unshare-all includes the user namespace: commands see uid 1000, never 0, whichever host uid runs bwrap.
+  const args = ["--unshare-all", "--unshare-user", "--uid", String(SANDBOX_UID), "--gid", String(SANDBOX_GID)];
   if (layout.network) args.push("--share-net");
   // --die-with-parent and the PID namespace make every process in the sandbox die with bwrap,
   // even ones that called setsid; --new-session keeps them away from any controlling terminal.
   args.push("--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "veil");
-  args.push("--ro-bind", "/usr", "/usr");
-  for (const dir of SYSTEM_DIRS) {
-    const stat = lstatOrUndefined(dir);
-    if (stat?.isSymbolicLink()) args.push("--symlink", readlinkSync(dir), dir);
-    else if (stat?.isDirectory()) args.push("--ro-bind", dir, dir);
-  }
-  args.push("--ro-bind", "/etc", "/etc");
-  for (const file of [...HIDDEN_ETC_FILES, ...sshHostKeys()]) {
-    if (existsSync(file)) args.push("--ro-bind", "/dev/null", file);
-  }
-  if (layout.network) args.push("--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve");
+  args.push(...systemMounts({ identityDir: layout.identityDir, hidden: layout.hidden, network: layout.network }));
   args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp");
-  // Bound after the /tmp tmpfs so a workspace under /tmp stays visible on top of it.
+  // Bound after the /tmp tmpfs and after any hiding tmpfs, so a workspace there stays visible on top of it.
   args.push("--bind", layout.workspace, layout.workspace);
   // The sandbox root is a tmpfs; read-only, it leaves the workspace, /tmp and /dev/shm as the only writable places.
   args.push("--remount-ro", "/", "--chdir", layout.workspace);
-  args.push("--", BASH, ...BASH_ARGS);
+  args.push("--");
   return args;
 }
 
-/** The argv[1..] for an unsandboxed shell. */
-export function plainShellArgs(): string[] {
-  return [...BASH_ARGS];
+/** The message StartConversation answers (and the server logs at start) when bubblewrap is not usable. */
+export function sandboxUnavailableMessage(problem: string): string {
+  return (
+    `commands are disabled: they must run in bubblewrap, which is not usable on this server (${problem}). ` +
+    "Install it (Debian/Ubuntu: apt-get install bubblewrap) and restart the server, or restart it with " +
+    "--sandbox off to run commands without a sandbox: they then see the host's file system, network and " +
+    "processes as an ordinary user would (as root, each conversation still gets its own unprivileged uid)."
+  );
 }
 
-interface Probe {
-  path: string | undefined;
-  problem: string;
-}
-
-let probe: Promise<Probe> | undefined;
-
-/** The one bwrap check of this process, started on first use. */
-function probeOnce(): Promise<Probe> {
-  probe ??= probeBubblewrap();
-  return probe;
-}
+const probes = new Map<string, Promise<SandboxStatus>>();
 
 /**
- * Which sandbox commands run in. "auto": bubblewrap when `bwrap` is installed and works here, else none;
- * "off": none; "required": bubblewrap or an Error saying why not. The check runs once per process.
+ * Which sandbox commands run in. "required" (also "auto"): bubblewrap when it works here, else
+ * `unavailable` with the reason; "off": none. `bwrap` is a configured path, else PATH is searched.
+ * The check runs once per process and path.
  */
-export async function detectSandbox(mode: SandboxMode): Promise<{ kind: "bubblewrap" | "none" }> {
+export async function detectSandbox(mode: SandboxMode, options: { bwrap?: string | undefined } = {}): Promise<SandboxStatus> {
   if (mode === "off") return { kind: "none" };
-  const result = await probeOnce();
-  if (result.path !== undefined) return { kind: "bubblewrap" };
-  if (mode === "required") throw new Error(`sandbox "required" but bubblewrap is not usable: ${result.problem}`);
-  return { kind: "none" };
-}
-
-/** Path of a working bwrap; throws when there is none. */
-export async function bubblewrapPath(): Promise<string> {
-  const result = await probeOnce();
-  if (result.path === undefined) throw new Error(`bubblewrap is not usable: ${result.problem}`);
-  return result.path;
+  const path = options.bwrap ?? findBwrap();
+  if (path === undefined) return { kind: "unavailable", problem: "bwrap not found on PATH, /usr/bin or /usr/local/bin" };
+  let probe = probes.get(path);
+  if (probe === undefined) {
+    probe = probeBubblewrap(path);
+    probes.set(path, probe);
+  }
+  return probe;
 }
 
 function findBwrap(): string | undefined {
@@ -90,24 +75,49 @@ function findBwrap(): string | undefined {
   return dirs.filter((dir) => dir.startsWith("/")).map((dir) => join(dir, "bwrap")).find((path) => existsSync(path));
 }
 
-/** Runs `true` with the real layout once, so a kernel without user or network namespaces is caught before the first command. */
-async function probeBubblewrap(): Promise<Probe> {
-  const path = findBwrap();
-  if (path === undefined) return { path: undefined, problem: "bwrap not found (install the bubblewrap package)" };
+/**
+ * Runs `true` with the real layout, so a kernel without user or network namespaces is caught before
+ * the first command. As root it first tries bwrap as an unprivileged uid (an unprivileged user
+ * namespace); only when that fails does bwrap run as root, mapping root to the sandbox's uid 1000.
+ */
+async function probeBubblewrap(path: string): Promise<SandboxStatus> {
+  if (!existsSync(path)) return { kind: "unavailable", problem: `${path} does not exist` };
+  if (!isRoot()) {
+    const problem = await tryBwrap(path, undefined);
+    return problem === undefined ? { kind: "bubblewrap", bwrap: path, asUser: false } : { kind: "unavailable", problem };
+  }
+  const users = new DynamicUsers();
+  const user = users.allocate();
+  try {
+    const unprivileged = await tryBwrap(path, user);
+    if (unprivileged === undefined) return { kind: "bubblewrap", bwrap: path, asUser: true };
+    const asRoot = await tryBwrap(path, undefined);
+    if (asRoot === undefined) return { kind: "bubblewrap", bwrap: path, asUser: false, fallback: unprivileged };
+    return { kind: "unavailable", problem: asRoot };
+  } finally {
+    users.release(user);
+  }
+}
+
+/** One probe run of `bwrap ... bash -c true`, as `user` when given; resolves to a problem, or undefined when it worked. */
+async function tryBwrap(path: string, user: RunAs | undefined): Promise<string | undefined> {
   const workspace = mkdtempSync(join(tmpdir(), "veil-bwrap-probe-"));
   try {
-    const args = bubblewrapArgs({ workspace, network: false });
-    args.splice(args.indexOf("--") + 1, Number.POSITIVE_INFINITY, BASH, "-c", "true");
-    const { code, stderr } = await runBriefly(path, args, 10_000);
-    return code === 0 ? { path, problem: "" } : { path: undefined, problem: `bwrap failed (${code}): ${stderr.trim().slice(0, 500)}` };
+    if (user !== undefined) chownSync(workspace, user.uid, user.gid);
+    const identityDir = join(workspace, ".identity");
+    writeIdentityFiles(identityDir, workspace);
+    const sandbox: BubblewrapSandbox = { kind: "bubblewrap", bwrap: path, asUser: user !== undefined };
+    const argv = [...(user !== undefined ? setprivArgs(user) : []), sandbox.bwrap, ...bubblewrapArgs({ workspace, network: false, identityDir, hidden: [] })];
+    const { code, stderr } = await runBriefly(argv, 10_000);
+    return code === 0 ? undefined : `${path} failed${user !== undefined ? " as an unprivileged user" : ""} (${code}): ${stderr.trim().slice(0, 300) || "no message"}`;
   } finally {
     rmSync(workspace, { recursive: true, force: true });
   }
 }
 
-function runBriefly(path: string, args: string[], timeoutMs: number): Promise<{ code: number | string; stderr: string }> {
+function runBriefly(argv: string[], timeoutMs: number): Promise<{ code: number | string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(path, args, { env: { PATH: "/usr/bin:/bin" }, stdio: ["ignore", "ignore", "pipe"], timeout: timeoutMs });
+    const child = spawn(argv[0]!, [...argv.slice(1), BASH, "-c", "true"], { env: { PATH: "/usr/bin:/bin" }, stdio: ["ignore", "ignore", "pipe"], timeout: timeoutMs });
     let stderr = "";
     child.stderr.setEncoding("utf8").on("data", (text: string) => {
       stderr += text;
@@ -115,22 +125,4 @@ function runBriefly(path: string, args: string[], timeoutMs: number): Promise<{ 
     child.on("error", (err) => resolve({ code: err.message, stderr }));
     child.on("close", (code, signal) => resolve({ code: code ?? signal ?? "unknown", stderr }));
   });
-}
-
-function lstatOrUndefined(path: string) {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function sshHostKeys(): string[] {
-  try {
-    return readdirSync("/etc/ssh")
-      .filter((name) => name.startsWith("ssh_host_") && name.endsWith("_key"))
-      .map((name) => join("/etc/ssh", name));
-  } catch {
-    return [];
-  }
 }

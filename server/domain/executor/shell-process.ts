@@ -4,8 +4,10 @@ import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import { prologue } from "./bash-script.js";
 import { ControlParser, type ShellState } from "./control-channel.js";
+import { type RunAs, setprivArgs } from "./dynamic-user.js";
 import { killProcessTree } from "./process-tree.js";
-import { BASH, bubblewrapArgs, plainShellArgs } from "./sandbox.js";
+import { BASH, BASH_ARGS, bubblewrapArgs } from "./sandbox.js";
+import type { BubblewrapSandbox } from "./types.js";
 
 /** Which of the shell's output pipes. */
 export type StreamName = "stdout" | "stderr";
@@ -20,12 +22,35 @@ export interface ShellSink {
 
 /** How to start a shell. */
 export interface ShellLaunch {
-  /** bwrap's path, or undefined for an unsandboxed shell. */
-  bwrap: string | undefined;
+  /** The bubblewrap to run the shell in, or undefined for an unsandboxed shell. */
+  sandbox: BubblewrapSandbox | undefined;
+  /** The conversation's own uid/gid (server running as root), or undefined to keep the server's. */
+  user: RunAs | undefined;
   workspace: string;
   network: boolean;
+  /** Sandbox only: directory with the passwd/group stubs bound over /etc/passwd and /etc/group. */
+  identityDir: string;
+  /** Sandbox only: host paths hidden inside. */
+  hidden: readonly string[];
   env: Record<string, string>;
   cwd: string | undefined;
+}
+
+/**
+ * The shell's whole argv, outermost wrapper first. Each layer execs the next:
+ *   1. [cgroup join, as root: resource limits]
+ *   2. setpriv to the conversation's uid, when there is one and bwrap may run unprivileged
+ *   3. [prlimit: resource limits]
+ *   4. bwrap ... -- bash, or bash alone
+ */
+export function shellArgv(launch: ShellLaunch): string[] {
+  // Without asUser, bwrap needs root for its namespaces and maps it to uid 1000 inside instead.
+  const dropPrivileges = launch.user !== undefined && (launch.sandbox === undefined || launch.sandbox.asUser);
+  const sandbox =
+    launch.sandbox === undefined
+      ? []
+      : [launch.sandbox.bwrap, ...bubblewrapArgs({ workspace: launch.workspace, network: launch.network, identityDir: launch.identityDir, hidden: launch.hidden })];
+  return [...(dropPrivileges ? setprivArgs(launch.user!) : []), ...sandbox, BASH, ...BASH_ARGS];
 }
 
 // A fd 3 report bigger than this (huge exported variables) is dropped rather than buffered.
@@ -81,13 +106,10 @@ export class ShellProcess {
 
   /** Spawns a shell and waits for its first state report; throws with the shell's stderr when it does not come. */
   static async start(launch: ShellLaunch): Promise<{ shell: ShellProcess; state: ShellState }> {
-    const [file, args] =
-      launch.bwrap === undefined
-        ? [BASH, plainShellArgs()]
-        : [launch.bwrap, bubblewrapArgs({ workspace: launch.workspace, network: launch.network })];
+    const [file, ...args] = shellArgv(launch);
     // detached: a process group of its own, so the shell's tree can be killed without touching the server.
     // env: given whole; the server's process.env never reaches the shell (nor bwrap's argv, unlike --setenv).
-    const child = spawn(file, args, {
+    const child = spawn(file!, args, {
       cwd: launch.workspace,
       env: launch.env,
       detached: true,
@@ -99,7 +121,7 @@ export class ShellProcess {
     return { shell, state };
   }
 
-  /** Host pid of the spawned process (bwrap or bash); undefined once it has exited. */
+  /** Host pid of the spawned process (its outermost wrapper, or bash); undefined once it has exited. */
   get pid(): number | undefined {
     return this.endCode === undefined ? this.child.pid : undefined;
   }

@@ -1,12 +1,13 @@
 // A conversation's terminal: one persistent bash, commands run one at a time, and a replacement shell when one dies.
-import { existsSync, mkdirSync, realpathSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { CommandRun, EXIT_CODE_KILLED } from "./command-run.js";
 import type { ShellState } from "./control-channel.js";
+import { isRoot, killUserProcesses, type RunAs } from "./dynamic-user.js";
 import { buildShellEnv, envForRestore } from "./environment.js";
-import { bubblewrapPath } from "./sandbox.js";
+import { removeIdentityFiles, writeIdentityFiles } from "./sandbox-fs.js";
 import { ShellProcess } from "./shell-process.js";
-import type { CommandEvent, CommandOptions, ShellOptions, ShellSession } from "./types.js";
+import type { BubblewrapSandbox, CommandEvent, CommandOptions, ShellOptions, ShellSession } from "./types.js";
 
 const DEFAULT_BUFFER_BYTES = 1024 * 1024;
 
@@ -15,28 +16,45 @@ const DEFAULT_BUFFER_BYTES = 1024 * 1024;
  * an abort or its own `exit` is replaced at the next command, started in the last reported cwd with
  * the last reported exported variables. Lost at a replacement: shell variables, functions, options,
  * exports made by the killed command itself, and (in the sandbox) a cwd inside the private /tmp.
- * Without the sandbox, commands run as the server's user with no isolation (they can read its files
- * and /proc), a double-forked setsid daemon escapes close(), and nothing dies with a crashed server.
+ * With a `user`, commands run as that uid (also without the sandbox), and close() kills every process
+ * of it, which also catches a double-forked setsid daemon. Without the sandbox and without a user,
+ * commands run as the server's user with no isolation (they can read its files and /proc), a
+ * double-forked setsid daemon escapes close(), and nothing dies with a crashed server.
  */
 export async function openShellSession(options: ShellOptions): Promise<ShellSession> {
   if (!isAbsolute(options.workspace)) throw new Error("workspace must be an absolute path");
+  if (options.user !== undefined && !isRoot()) throw new Error("user: only a server running as root can run commands as another uid");
   const workspace = realpathSync(options.workspace);
-  const cwd = workingDirectory(workspace, options.workingDir ?? ".");
-  const bwrap = options.sandbox === "bubblewrap" ? await bubblewrapPath() : undefined;
+  const cwd = workingDirectory(workspace, options.workingDir ?? ".", options.user);
+  const sandbox = options.sandbox.kind === "bubblewrap" ? options.sandbox : undefined;
+  // Beside the workspace, not in it: the command must not be able to rewrite its own passwd entry.
+  const identityDir = `${workspace}.identity`;
+  if (sandbox !== undefined) writeIdentityFiles(identityDir, workspace);
   const session = new Session({
-    bwrap,
+    sandbox,
+    user: options.user,
     workspace,
+    identityDir,
+    hidden: options.hidden ?? [],
     network: options.network ?? false,
     env: buildShellEnv(workspace, options.env),
     cwd,
     bufferBytes: options.outputBufferBytes ?? DEFAULT_BUFFER_BYTES,
   });
-  await session.start();
+  try {
+    await session.start();
+  } catch (error) {
+    await session.close();
+    throw error;
+  }
   return session;
 }
 
 interface SessionConfig {
-  bwrap: string | undefined;
+  sandbox: BubblewrapSandbox | undefined;
+  user: RunAs | undefined;
+  identityDir: string;
+  hidden: readonly string[];
   workspace: string;
   network: boolean;
   env: Record<string, string>;
@@ -49,6 +67,7 @@ class Session implements ShellSession {
   private starting: Promise<{ shell: ShellProcess }> | undefined;
   private current: CommandRun | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private queue: Promise<void> = Promise.resolve();
   /** What a replacement shell starts with: the last state a shell reported. */
   private env: Record<string, string>;
@@ -76,10 +95,16 @@ class Session implements ShellSession {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    // A shell still starting is killed too, not only the one in place.
-    const started = await this.starting?.catch(() => undefined);
-    await Promise.all([started?.shell.kill(), this.shell?.kill()]);
+    this.closing ??= (async () => {
+      this.closed = true;
+      // A shell still starting is killed too, not only the one in place.
+      const started = await this.starting?.catch(() => undefined);
+      await Promise.all([started?.shell.kill(), this.shell?.kill()]);
+      // Whatever left the shell's tree (setsid, double forks) still runs as the conversation's uid.
+      if (this.config.user !== undefined) await killUserProcesses(this.config.user);
+      if (this.config.sandbox !== undefined) removeIdentityFiles(this.config.identityDir);
+    })();
+    return this.closing;
   }
 
   /** Starts the first shell; throws if it cannot start (bwrap failing, for one). */
@@ -140,7 +165,10 @@ class Session implements ShellSession {
     await this.shell?.kill();
     this.shell = undefined;
     const starting = ShellProcess.start({
-      bwrap: this.config.bwrap,
+      sandbox: this.config.sandbox,
+      user: this.config.user,
+      identityDir: this.config.identityDir,
+      hidden: this.config.hidden,
       workspace: this.config.workspace,
       network: this.config.network,
       env: this.env,
@@ -164,7 +192,7 @@ class Session implements ShellSession {
 }
 
 /** Resolves and creates the initial directory, refusing anything (a `..`, a symlink) that leads out of the workspace. */
-function workingDirectory(workspace: string, workingDir: string): string {
+function workingDirectory(workspace: string, workingDir: string, user: RunAs | undefined): string {
   const dir = resolve(workspace, workingDir);
   const inside = (path: string) => {
     const rel = relative(workspace, path);
@@ -174,6 +202,10 @@ function workingDirectory(workspace: string, workingDir: string): string {
   let existing = dir;
   while (!existsSync(existing)) existing = dirname(existing);
   if (!inside(realpathSync(existing))) throw new Error("workingDir must stay inside the workspace");
-  mkdirSync(dir, { recursive: true });
+  const created = mkdirSync(dir, { recursive: true });
+  // Created by the server (root): hand what it made to the conversation's user, or the command could not write there.
+  if (user !== undefined && created !== undefined) {
+    for (let path = dir; path.length >= created.length; path = dirname(path)) chownSync(path, user.uid, user.gid);
+  }
   return dir;
 }

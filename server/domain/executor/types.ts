@@ -1,7 +1,21 @@
 // The executor's public shapes: what a caller passes to open a shell and run commands, and what comes back.
+import type { RunAs } from "./dynamic-user.js";
 
-/** How to isolate commands: "auto" uses bubblewrap when it works here, "required" insists on it, "off" never uses it. */
+/** How to isolate commands: "required" (default; "auto" is its synonym) runs them only in bubblewrap, "off" never uses it. */
 export type SandboxMode = "auto" | "required" | "off";
+
+/** A bubblewrap that works here, as `detectSandbox` found it. */
+export interface BubblewrapSandbox {
+  kind: "bubblewrap";
+  bwrap: string;
+  /** True when bwrap runs as the conversation's own unprivileged uid (server is root, unprivileged user namespaces work). */
+  asUser: boolean;
+  /** Why bwrap runs as root although the server could drop privileges (unprivileged user namespaces failed). */
+  fallback?: string;
+}
+
+/** What `detectSandbox` answers: bubblewrap, no sandbox by choice, or bubblewrap wanted but not usable (and why). */
+export type SandboxStatus = BubblewrapSandbox | { kind: "none" } | { kind: "unavailable"; problem: string };
 
 /** Options for one persistent shell (one per conversation). */
 export interface ShellOptions {
@@ -11,8 +25,15 @@ export interface ShellOptions {
   env: Record<string, string>;
   /** Initial working directory, relative to the workspace; created when missing; may not leave the workspace. */
   workingDir?: string;
-  /** What `detectSandbox` answered. */
-  sandbox: "bubblewrap" | "none";
+  /** The sandbox `detectSandbox` found, or none. */
+  sandbox: BubblewrapSandbox | { kind: "none" };
+  /**
+   * Run commands as this uid/gid (the server must be root): through setpriv, and inside bwrap as well
+   * when `sandbox.asUser`. On close every process of this uid is killed, whatever tree it left.
+   */
+  user?: RunAs;
+  /** Sandbox only: host paths never visible inside, wherever they lie (data dir, master key file, work dir root). */
+  hidden?: readonly string[];
   /** Sandbox only: share the host's network. Default false: only a private loopback. */
   network?: boolean;
   /** Bytes of output buffered for a consumer that is not pulling before the shell's pipes are paused. Default 1 MiB. */
@@ -61,7 +82,7 @@ export interface ShellSession {
   cutCurrent(): void;
   /** Kills every process the session started (background ones included) and waits for them to be gone. Idempotent. */
   close(): Promise<void>;
-  /** Host pid of the shell (of bwrap when sandboxed); undefined while no shell runs. */
+  /** Host pid of the shell (of setpriv/bwrap when wrapped); undefined while no shell runs. */
   readonly pid: number | undefined;
   /** Output bytes waiting for the consumer of the running command (bounded by `outputBufferBytes` plus one chunk). */
   readonly queuedBytes: number;

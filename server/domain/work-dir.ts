@@ -1,0 +1,108 @@
+// The work dir: one private workspace per conversation, in a per-server subdir, and what crashed servers left behind.
+import { spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { RunAs } from "./executor/dynamic-user.js";
+import { readProcess } from "./executor/process-tree.js";
+
+/**
+ * The default work dir: outside the data dir (a command filling its workspace must not fill the
+ * vault's disk), under the system temp dir, one per data dir so two servers never mix by accident.
+ */
+export function defaultWorkDir(dataDir: string): string {
+  return join(tmpdir(), `veil-work-${createHash("sha256").update(dataDir).digest("hex").slice(0, 12)}`);
+}
+
+/** Workspaces of this server. */
+export interface WorkDir {
+  /** The work dir itself (hidden in the sandbox: it holds other conversations' workspaces). */
+  readonly root: string;
+  /** This server's subdir: `srv-<pid>-<start time>`, so a restart can tell a crashed server's from a live one's. */
+  readonly serverDir: string;
+  /** Creates a fresh workspace, mode 0700, owned by `owner` when given. */
+  create(owner: RunAs | undefined): string;
+  /** Unmounts anything mounted in `path` (a size-capped tmpfs), then removes it. */
+  remove(path: string): void;
+  /** Removes this server's subdir: on shutdown. */
+  close(): void;
+}
+
+/**
+ * Opens (creating, 0711 and owned by this user) the work dir, removes the subdirs of servers that are
+ * gone (crash leftovers: unmounted first), and creates this server's own. Refuses a work dir that is a
+ * symlink or belongs to another user (someone could have planted it in a shared /tmp).
+ */
+export function openWorkDir(root: string, log: (msg: string, fields: Record<string, unknown>) => void = () => {}): WorkDir {
+  mkdirSync(root, { recursive: true, mode: 0o711 });
+  const stat = lstatSync(root);
+  if (!stat.isDirectory() || stat.uid !== process.getuid?.()) throw new Error(`work dir ${root} must be a directory owned by the server's user (not a symlink)`);
+  // 0711: a conversation's uid may enter its own workspace but list no one else's.
+  chmodSync(root, 0o711);
+  // Only our own subdirs: anything else in a work dir the operator chose is not ours to delete.
+  for (const name of readdirSync(root)) {
+    if (!SERVER_DIR.test(name) || isLiveServerDir(name)) continue;
+    removeTree(join(root, name));
+    log("removed a workspace dir left by a server that is gone", { path: join(root, name) });
+  }
+  const me = readProcess(process.pid);
+  const serverDir = join(root, `srv-${process.pid}-${me?.start ?? "0"}`);
+  mkdirSync(serverDir, { mode: 0o711 });
+  chmodSync(serverDir, 0o711);
+  return {
+    root,
+    serverDir,
+    create(owner) {
+      const path = join(serverDir, `ws_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`);
+      mkdirSync(path, { mode: 0o700 });
+      if (owner !== undefined) chownSync(path, owner.uid, owner.gid);
+      return path;
+    },
+    remove: removeTree,
+    close: () => removeTree(serverDir),
+  };
+}
+
+const SERVER_DIR = /^srv-(\d+)-(\d+)$/;
+
+/** `srv-<pid>-<start>` of a process that still runs (the start time tells it from a later process reusing the pid). */
+function isLiveServerDir(name: string): boolean {
+  const match = SERVER_DIR.exec(name);
+  if (!match) return false;
+  const info = readProcess(Number(match[1]));
+  return info !== undefined && info.start === match[2] && info.state !== "Z";
+}
+
+/** Unmounts every mount at or below `path` (deepest first; lazily, so a busy one cannot stop the removal), then deletes it. */
+export function removeTree(path: string): void {
+  const mounts = mountPointsUnder(realOrSelf(path)).sort((a, b) => b.length - a.length);
+  for (const mount of mounts) spawnSync("umount", ["-l", mount], { stdio: "ignore", env: { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" } });
+  rmSync(path, { recursive: true, force: true, maxRetries: 3 });
+}
+
+function mountPointsUnder(path: string): string[] {
+  let info: string;
+  try {
+    info = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return [];
+  }
+  const points: string[] = [];
+  for (const line of info.split("\n")) {
+    const field = line.split(" ")[4];
+    if (field === undefined) continue;
+    // mountinfo escapes space, tab, newline and backslash as \ooo.
+    const point = field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
+    if (point === path || point.startsWith(`${path}/`)) points.push(point);
+  }
+  return points;
+}
+
+function realOrSelf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
