@@ -9,7 +9,7 @@ import { createExtraSecrets } from "./domain/extra-secrets.js";
 import { createRotation, type Rotation, secretValueSource } from "./domain/rotation.js";
 import { createSealer } from "./domain/sealed.js";
 import { createSettings, type Settings, settingsBlobSource } from "./domain/settings.js";
-import { detectSandbox } from "./domain/executor.js";
+import { detectSandbox, limitMechanisms } from "./domain/executor.js";
 import { Keyring } from "./domain/keyring.js";
 import { VeilError } from "./domain/errors.js";
 import { createTokens, type Tokens } from "./domain/tokens.js";
@@ -86,8 +86,15 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     sandbox: sandbox.kind,
     idleTimeoutMs: config.idleTimeoutMs,
     maxPerTenant: config.maxConversationsPerTenant,
+    resources: {
+      maxProcesses: config.maxProcesses,
+      memoryBytes: config.memoryLimitBytes,
+      diskBytes: config.diskLimitBytes,
+      fileSizeBytes: config.fileSizeLimitBytes,
+    },
   });
   logger.log("info", "sandbox", { mode: config.sandbox, kind: sandbox.kind });
+  logger.log("info", "limits", { ...limitMechanisms() });
 
   const app: VeilApp = {
     routes: () => {},

@@ -3,7 +3,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Conversation, type ConversationOwner, type ConversationSettings } from "./conversation.js";
 import { fail } from "./errors.js";
-import { openShellSession } from "./executor.js";
+import { mountWorkspace, openShellSession, type ResourceLimits, unmountWorkspace } from "./executor.js";
 import { createMaskSet } from "./masker.js";
 
 /** Limits and places the registry works with. */
@@ -12,6 +12,8 @@ export interface ConversationLimits {
   sandbox: "bubblewrap" | "none";
   idleTimeoutMs: number;
   maxPerTenant: number;
+  /** Per-conversation resource limits; none when absent. */
+  resources?: ResourceLimits;
 }
 
 /** What a new conversation needs besides its settings. */
@@ -51,23 +53,29 @@ export function createConversations(limits: ConversationLimits) {
       const secretEnv = request.inject === "declared" ? Object.assign({}, ...request.secrets.map((s) => s.env)) : {};
       const workspace = join(limits.workRoot, `ws_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`);
       mkdirSync(workspace, { mode: 0o700 });
+      const removeWorkspace = () => {
+        unmountWorkspace(workspace);
+        rmSync(workspace, { recursive: true, force: true });
+      };
       let shell: Awaited<ReturnType<typeof openShellSession>>;
       try {
+        if (limits.resources) await mountWorkspace({ path: workspace, sizeBytes: limits.resources.diskBytes });
         shell = await openShellSession({
           workspace,
           env: { ...request.env, ...secretEnv },
           sandbox: limits.sandbox,
           network: request.network,
           ...(request.workingDir !== "" ? { workingDir: request.workingDir } : {}),
+          ...(limits.resources ? { limits: limits.resources } : {}),
         });
       } catch (error) {
-        rmSync(workspace, { recursive: true, force: true });
+        removeWorkspace();
         if (request.workingDir !== "" && /workingDir/.test((error as Error).message)) throw fail.invalid("working_dir: must stay inside the workspace");
         throw error;
       }
       const conversation = new Conversation(request.owner, request, limits.sandbox, shell, masks, (c) => {
         live.delete(c.id);
-        rmSync(workspace, { recursive: true, force: true });
+        removeWorkspace();
       });
       live.set(conversation.id, conversation);
       return conversation;

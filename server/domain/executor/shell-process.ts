@@ -4,6 +4,8 @@ import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import { prologue } from "./bash-script.js";
 import { ControlParser, type ShellState } from "./control-channel.js";
+import { wrapCgroupJoin } from "./cgroup.js";
+import { type LaunchLimits, withTmpfsCaps, wrapRlimits } from "./limits.js";
 import { killProcessTree } from "./process-tree.js";
 import { BASH, bubblewrapArgs, plainShellArgs } from "./sandbox.js";
 
@@ -26,6 +28,8 @@ export interface ShellLaunch {
   network: boolean;
   env: Record<string, string>;
   cwd: string | undefined;
+  /** Resource limits to wrap the shell in; undefined for none. */
+  limits: LaunchLimits | undefined;
 }
 
 // A fd 3 report bigger than this (huge exported variables) is dropped rather than buffered.
@@ -81,10 +85,17 @@ export class ShellProcess {
 
   /** Spawns a shell and waits for its first state report; throws with the shell's stderr when it does not come. */
   static async start(launch: ShellLaunch): Promise<{ shell: ShellProcess; state: ShellState }> {
-    const [file, args] =
+    const { limits } = launch;
+    let argv =
       launch.bwrap === undefined
-        ? [BASH, plainShellArgs()]
-        : [launch.bwrap, bubblewrapArgs({ workspace: launch.workspace, network: launch.network })];
+        ? [BASH, ...plainShellArgs()]
+        : [launch.bwrap, ...bubblewrapArgs({ workspace: launch.workspace, network: launch.network })];
+    if (limits !== undefined) {
+      if (launch.bwrap !== undefined) argv = [argv[0]!, ...withTmpfsCaps(argv.slice(1), limits.tmpfsBytes)];
+      // Run order: join the cgroup (as the server, before anything forks), then set rlimits, then bwrap or bash.
+      argv = wrapCgroupJoin(wrapRlimits(argv, limits.rlimits), limits.cgroupProcs);
+    }
+    const [file, ...args] = argv as [string, ...string[]];
     // detached: a process group of its own, so the shell's tree can be killed without touching the server.
     // env: given whole; the server's process.env never reaches the shell (nor bwrap's argv, unlike --setenv).
     const child = spawn(file, args, {

@@ -1,12 +1,16 @@
 // A conversation's terminal: one persistent bash, commands run one at a time, and a replacement shell when one dies.
 import { existsSync, mkdirSync, realpathSync } from "node:fs";
-import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
+import { basename, dirname, isAbsolute, relative, resolve, sep } from "node:path";
+import { ConversationCgroup, detectCgroups } from "./cgroup.js";
 import { CommandRun, EXIT_CODE_KILLED } from "./command-run.js";
 import type { ShellState } from "./control-channel.js";
 import { buildShellEnv, envForRestore } from "./environment.js";
+import { IdleWatch, type WatchedLimits } from "./limit-watch.js";
+import { type LaunchLimits, type ResourceLimits, rlimitProcesses } from "./limits.js";
 import { bubblewrapPath } from "./sandbox.js";
 import { ShellProcess } from "./shell-process.js";
 import type { CommandEvent, CommandOptions, ShellOptions, ShellSession } from "./types.js";
+import { isMountPoint } from "./workspace-mount.js";
 
 const DEFAULT_BUFFER_BYTES = 1024 * 1024;
 
@@ -23,6 +27,7 @@ export async function openShellSession(options: ShellOptions): Promise<ShellSess
   const workspace = realpathSync(options.workspace);
   const cwd = workingDirectory(workspace, options.workingDir ?? ".");
   const bwrap = options.sandbox === "bubblewrap" ? await bubblewrapPath() : undefined;
+  const limits = options.limits === undefined ? undefined : sessionLimits(options.limits, workspace, bwrap !== undefined);
   const session = new Session({
     bwrap,
     workspace,
@@ -30,9 +35,35 @@ export async function openShellSession(options: ShellOptions): Promise<ShellSess
     env: buildShellEnv(workspace, options.env),
     cwd,
     bufferBytes: options.outputBufferBytes ?? DEFAULT_BUFFER_BYTES,
+    limits,
   });
-  await session.start();
+  try {
+    await session.start();
+  } catch (error) {
+    await session.close();
+    throw error;
+  }
   return session;
+}
+
+/** The session's cgroup (when the machine has one for us), how its shells are wrapped, and what its commands are watched for. */
+function sessionLimits(limits: ResourceLimits, workspace: string, sandboxed: boolean): SessionLimits {
+  const { support } = detectCgroups();
+  const cgroup = support === undefined ? undefined : ConversationCgroup.create(support, basename(workspace), limits);
+  const processes = rlimitProcesses(limits);
+  return {
+    launch: {
+      rlimits: { fileSizeBytes: limits.fileSizeBytes, ...(processes !== undefined ? { processes } : {}) },
+      tmpfsBytes: limits.diskBytes,
+      cgroupProcs: cgroup?.procsFiles ?? [],
+    },
+    watched: { cgroup, workspace, workspaceMounted: isMountPoint(workspace), diskBytes: limits.diskBytes, sandboxed },
+  };
+}
+
+interface SessionLimits {
+  launch: LaunchLimits;
+  watched: WatchedLimits;
 }
 
 interface SessionConfig {
@@ -42,6 +73,7 @@ interface SessionConfig {
   env: Record<string, string>;
   cwd: string;
   bufferBytes: number;
+  limits: SessionLimits | undefined;
 }
 
 class Session implements ShellSession {
@@ -53,10 +85,14 @@ class Session implements ShellSession {
   /** What a replacement shell starts with: the last state a shell reported. */
   private env: Record<string, string>;
   private cwd: string;
+  private readonly idle: IdleWatch | undefined;
 
   constructor(private readonly config: SessionConfig) {
     this.env = config.env;
     this.cwd = config.cwd;
+    const cgroup = config.limits?.watched.cgroup;
+    // A shell killed here is replaced at the next command, as after a timeout.
+    if (cgroup !== undefined) this.idle = new IdleWatch(cgroup, () => void this.shell?.kill());
   }
 
   get pid(): number | undefined {
@@ -77,9 +113,12 @@ class Session implements ShellSession {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.idle?.stop();
     // A shell still starting is killed too, not only the one in place.
     const started = await this.starting?.catch(() => undefined);
     await Promise.all([started?.shell.kill(), this.shell?.kill()]);
+    // Its processes are gone: the cgroup can go too (a straggler only leaves an empty cgroup behind).
+    await this.config.limits?.watched.cgroup?.remove().catch(() => {});
   }
 
   /** Starts the first shell; throws if it cannot start (bwrap failing, for one). */
@@ -91,13 +130,14 @@ class Session implements ShellSession {
     if (command.includes("\0")) throw new Error("command contains a NUL byte");
     if (!(options.timeoutMs > 0)) throw new Error("timeoutMs must be positive");
     const release = await this.turn();
+    this.idle?.stop();
     try {
       if (this.closed) throw new Error("shell session is closed");
       if (options.signal?.aborted) {
-        yield { type: "exit", exitCode: EXIT_CODE_KILLED, durationMs: 0, timedOut: false, truncated: false };
+        yield { type: "exit", exitCode: EXIT_CODE_KILLED, durationMs: 0, timedOut: false, truncated: false, limit: undefined };
         return;
       }
-      const run = new CommandRun(await this.liveShell(), command, options, this.config.bufferBytes);
+      const run = new CommandRun(await this.liveShell(), command, options, this.config.bufferBytes, this.config.limits?.watched);
       this.current = run;
       try {
         for (;;) {
@@ -110,12 +150,13 @@ class Session implements ShellSession {
           if (run.report) this.remember(run.report);
           const truncated = run.truncated;
           this.current = undefined;
-          yield { type: "exit", exitCode: item.exitCode, durationMs: item.durationMs, timedOut: item.timedOut, truncated };
+          yield { type: "exit", exitCode: item.exitCode, durationMs: item.durationMs, timedOut: item.timedOut, truncated, limit: item.limit };
           return;
         }
       } finally {
         this.current = undefined;
         await run.dispose();
+        if (!this.closed) this.idle?.start();
       }
     } finally {
       release();
@@ -145,6 +186,7 @@ class Session implements ShellSession {
       network: this.config.network,
       env: this.env,
       cwd: this.cwd,
+      limits: this.config.limits?.launch,
     });
     this.starting = starting;
     const { shell, state } = await starting;
