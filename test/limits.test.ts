@@ -113,7 +113,7 @@ describe.skipIf(!hasBwrap)("limits in bubblewrap (skipped: bubblewrap is not usa
   /** A file of the conversation's pids cgroup. */
   function pidsFile(home: string, name: string): string {
     const support = cgroups.support!;
-    return join(support.version === 2 ? support.parent : support.pidsParent, `veil-${basename(home)}`, name);
+    return join(support.version === 2 ? support.parent : support.pidsParent, `veil-${process.pid}-${basename(home)}`, name);
   }
 
   it.skipIf(cgroups.support === undefined)("ends a fork bomb with limit processes, never above the cap", async () => {

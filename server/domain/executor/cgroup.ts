@@ -1,5 +1,5 @@
 // Per-conversation cgroups: detecting once what the server may use (v2 delegated, else v1 memory+pids), and one cgroup's life.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -46,10 +46,10 @@ function detect(): CgroupDetection {
   }
   const reasons: string[] = [];
   const v2 = tryV2(memberships, mounts);
-  if (typeof v2 !== "string") return { support: v2, reason: "" };
+  if (typeof v2 !== "string") return { support: sweep(v2), reason: "" };
   reasons.push(`v2: ${v2}`);
   const v1 = tryV1(memberships, mounts);
-  if (typeof v1 !== "string") return { support: v1, reason: "" };
+  if (typeof v1 !== "string") return { support: sweep(v1), reason: "" };
   reasons.push(`v1: ${v1}`);
   return { support: undefined, reason: reasons.join("; ") };
 }
@@ -147,9 +147,32 @@ function tryV1(memberships: Map<string, string>, mounts: MountEntry[]): CgroupSu
 
 /** Creates, limits and removes a throwaway child, so a read-only or refusing hierarchy is caught at start. */
 function probe(support: CgroupSupport): void {
-  const cgroup = ConversationCgroup.create(support, `probe-${process.pid}`, { maxProcesses: 64, memoryBytes: 64 * 1024 * 1024 });
+  const cgroup = ConversationCgroup.create(support, "probe", { maxProcesses: 64, memoryBytes: 64 * 1024 * 1024 });
   cgroup.counters();
   for (const dir of cgroup.dirs) rmdirSync(dir);
+}
+
+/** Removes the empty cgroups a crashed server left behind: `veil-<pid>-*` whose server pid is gone. */
+function sweep(support: CgroupSupport): CgroupSupport {
+  const parents = support.version === 2 ? [support.parent] : [support.memoryParent, support.pidsParent];
+  for (const parent of parents) {
+    let names: string[];
+    try {
+      names = readdirSync(parent);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const pid = /^veil-(\d+)-/.exec(name)?.[1];
+      if (pid === undefined || pid === String(process.pid) || existsSync(`/proc/${pid}`)) continue;
+      try {
+        rmdirSync(join(parent, name));
+      } catch {
+        // Still holds a process (or is not ours to remove): left alone.
+      }
+    }
+  }
+  return support;
 }
 
 function words(path: string): string[] {
@@ -160,7 +183,7 @@ function words(path: string): string[] {
   }
 }
 
-/** One conversation's cgroup (`veil-<name>` under the server's own): its limits, the files to join it, its counters. */
+/** One conversation's cgroup (`veil-<server pid>-<name>` under the server's own): its limits, the files to join it, its counters. */
 export class ConversationCgroup {
   private constructor(
     private readonly support: CgroupSupport,
@@ -168,9 +191,10 @@ export class ConversationCgroup {
     readonly dirs: readonly string[],
   ) {}
 
-  /** Creates the cgroup and writes its limits; throws when the kernel refuses. */
+  /** Creates `veil-<server pid>-<name>` and writes its limits; throws when the kernel refuses. */
   static create(support: CgroupSupport, name: string, limits: { maxProcesses: number; memoryBytes: number }): ConversationCgroup {
-    const leaf = `veil-${name.replace(/[^A-Za-z0-9_.-]/g, "_")}`;
+    // The server's pid in the name lets the next start tell a crashed server's leftovers from a live server's.
+    const leaf = `veil-${process.pid}-${name.replace(/[^A-Za-z0-9_.-]/g, "_")}`;
     const dirs = support.version === 2 ? [join(support.parent, leaf)] : [join(support.memoryParent, leaf), join(support.pidsParent, leaf)];
     for (const dir of dirs) mkdirSync(dir, { recursive: true });
     const cgroup = new ConversationCgroup(support, dirs);

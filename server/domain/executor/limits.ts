@@ -39,13 +39,17 @@ export interface LaunchLimits {
   cgroupProcs: readonly string[];
 }
 
+// With a cgroup, RLIMIT_NPROC sits this far above pids.max: the cgroup, whose refusals are counted and reported, bites first.
+const NPROC_MARGIN = 16;
+
 /**
  * RLIMIT_NPROC counts every process of the uid, system-wide, and never applies to root. It is set when
  * the server is root: commands then run as root (exempt, so the cgroup limits) or as a uid of their own
  * (where it is exact). A non-root server's commands share its uid, whose other processes would count.
  */
-export function rlimitProcesses(limits: ResourceLimits): number | undefined {
-  return process.getuid?.() === 0 ? limits.maxProcesses : undefined;
+export function rlimitProcesses(limits: ResourceLimits, cgroup: boolean): number | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  return cgroup ? limits.maxProcesses + NPROC_MARGIN : limits.maxProcesses;
 }
 
 /**

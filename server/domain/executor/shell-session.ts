@@ -50,7 +50,7 @@ export async function openShellSession(options: ShellOptions): Promise<ShellSess
 function sessionLimits(limits: ResourceLimits, workspace: string, sandboxed: boolean): SessionLimits {
   const { support } = detectCgroups();
   const cgroup = support === undefined ? undefined : ConversationCgroup.create(support, basename(workspace), limits);
-  const processes = rlimitProcesses(limits);
+  const processes = rlimitProcesses(limits, cgroup !== undefined);
   return {
     launch: {
       rlimits: { fileSizeBytes: limits.fileSizeBytes, ...(processes !== undefined ? { processes } : {}) },
