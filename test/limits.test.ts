@@ -7,6 +7,7 @@ import { collect, createVeilClient, type VeilClient } from "../client/index.js";
 import { ConfigError, parseServerConfig } from "../server/config.js";
 import { detectCgroups, wrapCgroupJoin } from "../server/domain/executor/cgroup.js";
 import { wrapRlimits } from "../server/domain/executor/limits.js";
+import { canMountTmpfs } from "../server/domain/executor/workspace-mount.js";
 import { detectSandbox, openShellSession } from "../server/domain/executor.js";
 import type { CommandEvent } from "../server/domain/executor.js";
 import { VEIL_BIN } from "./support/child-server.js";
@@ -20,7 +21,10 @@ const hasBwrap = await detectSandbox("required").then(
   () => false,
 );
 const cgroups = detectCgroups();
-const isRoot = process.getuid?.() === 0;
+const mountable = canMountTmpfs();
+// Appended to a test's name when it is skipped, so the report says why.
+const noCgroup = cgroups.support === undefined ? ` (no usable cgroup: ${cgroups.reason})` : "";
+const noMount = mountable ? "" : " (this process may not mount a tmpfs on the workspace)";
 
 describe("limit flags", () => {
   it("has defaults in `veil serve --help`", () => {
@@ -58,7 +62,7 @@ describe("limit flags", () => {
   });
 });
 
-describe.skipIf(!hasBwrap)("limits in bubblewrap (skipped: bubblewrap is not usable here)", () => {
+describe.skipIf(!hasBwrap)(hasBwrap ? "limits in bubblewrap" : "limits in bubblewrap (bubblewrap is not usable here)", () => {
   let s: TestServer;
   let veil: VeilClient;
 
@@ -116,7 +120,7 @@ describe.skipIf(!hasBwrap)("limits in bubblewrap (skipped: bubblewrap is not usa
     return join(support.version === 2 ? support.parent : support.pidsParent, `veil-${process.pid}-${basename(home)}`, name);
   }
 
-  it.skipIf(cgroups.support === undefined)("ends a fork bomb with limit processes, never above the cap", async () => {
+  it.skipIf(cgroups.support === undefined)(`ends a fork bomb with limit processes, never above the cap${noCgroup}`, async () => {
     const { hit, a, end } = await contained(":(){ :|:& };:; sleep 10");
     expect(hit).toMatchObject({ exitCode: 137, limit: "processes" });
     expect(hit.durationMs).toBeLessThan(5_000);
@@ -125,7 +129,7 @@ describe.skipIf(!hasBwrap)("limits in bubblewrap (skipped: bubblewrap is not usa
     await end();
   });
 
-  it.skipIf(cgroups.support === undefined)("kills a fork bomb left in the background once it reaches the cap", async () => {
+  it.skipIf(cgroups.support === undefined)(`kills a fork bomb left in the background once it reaches the cap${noCgroup}`, async () => {
     const a = await open();
     // The classic bomb backgrounds itself: the command ends at once, the bomb runs on between commands.
     expect(await runIn(a.id, ":(){ :|:& };:")).toMatchObject({ exitCode: 0 });
@@ -138,13 +142,13 @@ describe.skipIf(!hasBwrap)("limits in bubblewrap (skipped: bubblewrap is not usa
     await veil.conversations.endConversation({ conversationId: a.id });
   });
 
-  it.skipIf(cgroups.support === undefined)("ends a loop of 600 background sleeps with limit processes", async () => {
+  it.skipIf(cgroups.support === undefined)(`ends a loop of 600 background sleeps with limit processes${noCgroup}`, async () => {
     const { hit, end } = await contained("for i in $(seq 600); do sleep 100 & done; wait");
     expect(hit).toMatchObject({ limit: "processes" });
     await end();
   });
 
-  it.skipIf(cgroups.support === undefined)("ends a memory hog with limit memory", async () => {
+  it.skipIf(cgroups.support === undefined)(`ends a memory hog with limit memory${noCgroup}`, async () => {
     const hog = "command -v python3 >/dev/null && exec python3 -c 'x = bytearray(512 * 1024 * 1024); print(len(x))'; head -c 512M /dev/zero | tail";
     const { hit, end } = await contained(hog);
     expect(hit).toMatchObject({ limit: "memory" });
@@ -152,7 +156,7 @@ describe.skipIf(!hasBwrap)("limits in bubblewrap (skipped: bubblewrap is not usa
     await end();
   });
 
-  it.skipIf(!isRoot)("ends a workspace filler with limit disk, at the cap, and the space can be freed", async () => {
+  it.skipIf(!mountable)(`ends a workspace filler with limit disk, at the cap, and the space can be freed${noMount}`, async () => {
     const { hit, a, end } = await contained("head -c 20M /dev/zero > one && head -c 2G /dev/zero > two");
     expect(hit).toMatchObject({ limit: "disk" });
     const used = await runIn(a.id, "du -sb one two | awk '{ s += $1 } END { print s }'");

@@ -3,7 +3,7 @@ import { readlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { ConversationCgroup, CgroupCounters } from "./cgroup.js";
 import type { LimitName } from "./limits.js";
-import { processTree } from "./process-tree.js";
+import { processTree, readProcess } from "./process-tree.js";
 import { diskUsage, filesystemFull } from "./workspace-mount.js";
 
 /** What a session's commands are watched for. */
@@ -98,8 +98,14 @@ export class LimitWatch {
   }
 }
 
+/** Shell (bwrap) pid to the pid of its child inside the sandbox: found by a /proc scan once per shell, not per command. */
+const insiders = new Map<number, number>();
+
 /** `/proc/<pid>/root` of a process inside the sandbox (a descendant of bwrap in another mount namespace), to reach its /tmp. */
 function sandboxRoot(shellPid: number): string | undefined {
+  const known = insiders.get(shellPid);
+  if (known !== undefined && readProcess(known)?.ppid === shellPid) return `/proc/${known}/root`;
+  insiders.delete(shellPid);
   let own: string;
   try {
     own = readlinkSync("/proc/self/ns/mnt");
@@ -108,7 +114,11 @@ function sandboxRoot(shellPid: number): string | undefined {
   }
   for (const info of processTree(shellPid)) {
     try {
-      if (readlinkSync(`/proc/${info.pid}/ns/mnt`) !== own) return `/proc/${info.pid}/root`;
+      if (readlinkSync(`/proc/${info.pid}/ns/mnt`) === own) continue;
+      // Dead shells' entries go when the map grows: a pid is checked against its parent before it is trusted.
+      if (insiders.size > 4096) insiders.clear();
+      if (info.ppid === shellPid) insiders.set(shellPid, info.pid);
+      return `/proc/${info.pid}/root`;
     } catch {
       // Gone meanwhile, or not ours to read: try the next one.
     }
