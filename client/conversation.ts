@@ -12,6 +12,8 @@ export interface CommandResult {
   durationMs: number;
   timedOut: boolean;
   truncated: boolean;
+  /** The resource limit that ended the command ("processes", "memory", "disk", "file_size"), "" when none. */
+  limit: string;
   /** Output as UTF-8 text. */
   readonly stdoutText: string;
   readonly stderrText: string;
@@ -53,6 +55,7 @@ export async function collect(events: AsyncIterable<ConversationEvent>): Promise
           durationMs: Number(event.value.durationMs),
           timedOut: event.value.timedOut,
           truncated: event.value.truncated,
+          limit: event.value.limit,
           stdoutText: new TextDecoder().decode(stdout),
           stderrText: new TextDecoder().decode(stderr),
         });

@@ -13,6 +13,7 @@ import { detectSandbox, type SandboxStatus } from "./domain/executor.js";
 import { isRoot, reapStaleUsers } from "./domain/executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./domain/executor/sandbox.js";
 import { openWorkDir, type WorkDir } from "./domain/work-dir.js";
+import { limitMechanisms } from "./domain/executor.js";
 import { Keyring } from "./domain/keyring.js";
 import { VeilError } from "./domain/errors.js";
 import { createTokens, type Tokens } from "./domain/tokens.js";
@@ -105,7 +106,14 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     hidden: [config.dataDir, ...(config.masterKeyFile !== undefined ? [config.masterKeyFile] : [])],
     idleTimeoutMs: config.idleTimeoutMs,
     maxPerTenant: config.maxConversationsPerTenant,
+    resources: {
+      maxProcesses: config.maxProcesses,
+      memoryBytes: config.memoryLimitBytes,
+      diskBytes: config.diskLimitBytes,
+      fileSizeBytes: config.fileSizeLimitBytes,
+    },
   });
+  logger.log("info", "limits", { ...limitMechanisms() });
 
   const app: VeilApp = {
     routes: () => {},

@@ -21,6 +21,14 @@ export interface ServerConfig {
   idleTimeoutMs: number;
   maxConversationsPerTenant: number;
   reencryptRate: number;
+  /** Per conversation: processes (and threads) at once. */
+  maxProcesses: number;
+  /** Per conversation: memory of its processes, tmpfs pages included. */
+  memoryLimitBytes: number;
+  /** Per conversation: the workspace, and separately /tmp and /dev/shm in the sandbox. */
+  diskLimitBytes: number;
+  /** Per conversation: the largest file a command may write (RLIMIT_FSIZE). */
+  fileSizeLimitBytes: number;
 }
 
 /** A configuration mistake; the CLI prints it on one line and exits 2. */
@@ -43,6 +51,10 @@ const schema = z.object({
   idleTimeoutMs: integer(1000, 24 * 3600 * 1000),
   maxConversationsPerTenant: integer(1, 10_000),
   reencryptRate: integer(1, 10_000_000),
+  maxProcesses: integer(8, 1_000_000),
+  memoryLimitBytes: integer(16 * 1024 * 1024, 2 ** 50),
+  diskLimitBytes: integer(1024 * 1024, 2 ** 50),
+  fileSizeLimitBytes: integer(64 * 1024, 2 ** 50),
 });
 
 /** Flags with their environment variables and defaults. */
@@ -59,6 +71,10 @@ const OPTIONS = {
   idleTimeoutMs: { flag: "idle-timeout-ms", env: "VEIL_IDLE_TIMEOUT_MS", default: String(15 * 60 * 1000) },
   maxConversationsPerTenant: { flag: "max-conversations", env: "VEIL_MAX_CONVERSATIONS", default: "32" },
   reencryptRate: { flag: "reencrypt-rate", env: "VEIL_REENCRYPT_RATE", default: "5000" },
+  maxProcesses: { flag: "max-processes", env: "VEIL_MAX_PROCESSES", default: "256" },
+  memoryLimitBytes: { flag: "memory-limit-bytes", env: "VEIL_MEMORY_LIMIT_BYTES", default: String(1024 * 1024 * 1024) },
+  diskLimitBytes: { flag: "disk-limit-bytes", env: "VEIL_DISK_LIMIT_BYTES", default: String(1024 * 1024 * 1024) },
+  fileSizeLimitBytes: { flag: "file-size-limit-bytes", env: "VEIL_FILE_SIZE_LIMIT_BYTES", default: String(256 * 1024 * 1024) },
 } as const;
 
 /** The flag table for `veil serve --help`. */

@@ -1,7 +1,7 @@
 // One conversation: a shell session with a frozen secret snapshot, whose output leaves only masked.
 import { randomBytes } from "node:crypto";
 import { fail } from "./errors.js";
-import type { ShellSession } from "./executor.js";
+import type { LimitName, ShellSession } from "./executor.js";
 import { type InjectedSecret, referencedEnv } from "./injection.js";
 import type { MaskSet, StreamMasker } from "./masker.js";
 
@@ -9,7 +9,16 @@ import type { MaskSet, StreamMasker } from "./masker.js";
 export type ConversationEvent =
   | { type: "command_started"; commandId: string; command: string }
   | { type: "output"; commandId: string; stream: "stdout" | "stderr"; data: Uint8Array }
-  | { type: "command_exited"; commandId: string; exitCode: number; durationMs: number; timedOut: boolean; truncated: boolean };
+  | {
+      type: "command_exited";
+      commandId: string;
+      exitCode: number;
+      durationMs: number;
+      timedOut: boolean;
+      truncated: boolean;
+      /** The resource limit that ended the command, if one did. */
+      limit: LimitName | undefined;
+    };
 
 /** Who may reach a conversation: its tenant, and its agent when it has one. */
 export interface ConversationOwner {
@@ -103,6 +112,7 @@ export class Conversation {
           durationMs: Math.round(event.durationMs),
           timedOut: event.timedOut,
           truncated: event.truncated || capped,
+          limit: event.limit,
         };
       }
     } finally {

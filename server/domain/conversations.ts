@@ -1,7 +1,7 @@
 // The registry of live conversations: start, find by owner, idle expiry, per-tenant cap, shutdown.
 import { Conversation, type ConversationOwner, type ConversationSettings } from "./conversation.js";
 import { fail } from "./errors.js";
-import { openShellSession, type SandboxStatus } from "./executor.js";
+import { mountWorkspace, openShellSession, type ResourceLimits, type SandboxStatus } from "./executor.js";
 import { DynamicUsers, isRoot, type RunAs } from "./executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./executor/sandbox.js";
 import { createMaskSet } from "./masker.js";
@@ -15,6 +15,8 @@ export interface ConversationLimits {
   hidden: readonly string[];
   idleTimeoutMs: number;
   maxPerTenant: number;
+  /** Per-conversation resource limits; none when absent. */
+  resources?: ResourceLimits;
 }
 
 /** What a new conversation needs besides its settings. */
@@ -93,6 +95,8 @@ export function createConversations(limits: ConversationLimits) {
         const secretEnv = request.inject === "declared" ? Object.assign({}, ...request.secrets.map((s) => s.env)) : {};
         user = users?.allocate();
         workspace = limits.workDir.create(user);
+        // The cap keeps a full workspace off every other disk (the data dir's above all).
+        if (limits.resources) await mountWorkspace({ path: workspace, sizeBytes: limits.resources.diskBytes });
         const shell = await openShellSession({
           workspace,
           env: { ...request.env, ...secretEnv },
@@ -101,6 +105,7 @@ export function createConversations(limits: ConversationLimits) {
           network: request.network,
           ...(user !== undefined ? { user } : {}),
           ...(request.workingDir !== "" ? { workingDir: request.workingDir } : {}),
+          ...(limits.resources ? { limits: limits.resources } : {}),
         });
         const path = workspace;
         const owner = user;

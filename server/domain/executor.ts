@@ -1,8 +1,10 @@
 // The terminal executor: persistent, optionally sandboxed bash shells that run one command at a time.
 // It knows nothing about secrets storage, masking or the transport; callers pass the environment in.
 export { EXIT_CODE_KILLED, EXIT_CODE_TIMED_OUT } from "./executor/command-run.js";
+export { type LimitMechanisms, type LimitName, limitMechanisms, type ResourceLimits } from "./executor/limits.js";
 export { detectSandbox } from "./executor/sandbox.js";
 export { openShellSession } from "./executor/shell-session.js";
+export { mountWorkspace, unmountWorkspace, type WorkspaceMount } from "./executor/workspace-mount.js";
 export type {
   CommandEvent,
   CommandOptions,

@@ -40,7 +40,14 @@ function toMessage(event: DomainEvent): EventMessage {
       return {
         event: {
           case: "commandExited",
-          value: { commandId: event.commandId, exitCode: event.exitCode, durationMs: BigInt(event.durationMs), timedOut: event.timedOut, truncated: event.truncated },
+          value: {
+            commandId: event.commandId,
+            exitCode: event.exitCode,
+            durationMs: BigInt(event.durationMs),
+            timedOut: event.timedOut,
+            truncated: event.truncated,
+            limit: event.limit ?? "",
+          },
         },
       };
   }

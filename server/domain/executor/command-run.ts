@@ -1,7 +1,9 @@
-// One command's life in the shell: end markers, raw output cap, timeout, abort and cut, as a queue of events.
+// One command's life in the shell: end markers, raw output cap, timeout, abort, cut and resource limits, as a queue of events.
 import { randomBytes } from "node:crypto";
 import { commandWrapper, markerBytes } from "./bash-script.js";
 import type { ShellState } from "./control-channel.js";
+import { LimitWatch, type WatchedLimits } from "./limit-watch.js";
+import { EXIT_CODE_FILE_SIZE, type LimitName } from "./limits.js";
 import { OutputQueue } from "./output-queue.js";
 import { SentinelScanner } from "./sentinel.js";
 import type { ShellProcess, ShellSink, StreamName } from "./shell-process.js";
@@ -15,9 +17,9 @@ export const EXIT_CODE_KILLED = 137;
 /** What the run hands to the session, in order: output chunks, then one exit. */
 export type RunItem =
   | { kind: "output"; stream: StreamName; data: Buffer }
-  | { kind: "exit"; exitCode: number; durationMs: number; timedOut: boolean };
+  | { kind: "exit"; exitCode: number; durationMs: number; timedOut: boolean; limit: LimitName | undefined };
 
-type KillReason = "timeout" | "abort" | "cut";
+type KillReason = "timeout" | "abort" | "cut" | "limit";
 
 // setTimeout fires at once for delays above 2^31-1 ms.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -38,12 +40,16 @@ export class CommandRun implements ShellSink {
   /** Output after a cut is not the caller's to see. */
   private discarding = false;
   private emitted = 0;
+  private readonly watch: LimitWatch | undefined;
+  /** The resource limit the command reached, once one is seen. */
+  private limit: LimitName | undefined;
 
   constructor(
     private readonly shell: ShellProcess,
     command: string,
     private readonly options: CommandOptions,
     bufferBytes: number,
+    private readonly limits?: WatchedLimits,
   ) {
     // Random per command: output cannot end a command early by printing an old marker.
     const marker = { head: randomBytes(8).toString("hex"), tail: randomBytes(8).toString("hex") };
@@ -59,6 +65,7 @@ export class CommandRun implements ShellSink {
     shell.write(commandWrapper(command, marker, options.env));
     this.timer = setTimeout(() => this.kill("timeout"), Math.min(Math.max(options.timeoutMs, 1), MAX_TIMER_MS));
     options.signal?.addEventListener("abort", this.onAbort, { once: true });
+    if (limits !== undefined) this.watch = new LimitWatch(limits, shell.pid, (limit) => this.limitReached(limit));
   }
 
   /** See ShellSession.cutCurrent. */
@@ -119,9 +126,22 @@ export class CommandRun implements ShellSink {
 
   private finish(exitCode: number): void {
     this.finished = true;
+    // The last look: a command whose writer hit ENOSPC or whose hog was OOM-killed often ends before a poll.
+    if (this.killReason === undefined && this.limits !== undefined) {
+      this.limit = this.watch?.check() ?? (exitCode === EXIT_CODE_FILE_SIZE ? "file_size" : undefined);
+      // What reached the limit may live on in the background (forks, a full /tmp): the next command gets a fresh shell.
+      if (this.limit !== undefined) void this.shell.kill();
+    }
     this.stopTimers();
     const durationMs = Math.round(performance.now() - this.started);
-    this.queue.push({ kind: "exit", exitCode, durationMs, timedOut: this.killReason === "timeout" });
+    this.queue.push({ kind: "exit", exitCode, durationMs, timedOut: this.killReason === "timeout", limit: this.limit });
+  }
+
+  /** A limit seen while the command runs ends it, as a timeout does. */
+  private limitReached(limit: LimitName): void {
+    if (this.finished || this.killReason !== undefined) return;
+    this.limit = limit;
+    this.kill("limit");
   }
 
   private emit(stream: StreamName, data: Buffer): void {
@@ -155,6 +175,7 @@ export class CommandRun implements ShellSink {
 
   private stopTimers(): void {
     clearTimeout(this.timer);
+    this.watch?.stop();
     this.options.signal?.removeEventListener("abort", this.onAbort);
   }
 }

@@ -5,6 +5,8 @@ import type { Readable, Writable } from "node:stream";
 import { prologue } from "./bash-script.js";
 import { ControlParser, type ShellState } from "./control-channel.js";
 import { type RunAs, setprivArgs } from "./dynamic-user.js";
+import { wrapCgroupJoin } from "./cgroup.js";
+import { type LaunchLimits, withTmpfsCaps, wrapRlimits } from "./limits.js";
 import { killProcessTree } from "./process-tree.js";
 import { BASH, BASH_ARGS, bubblewrapArgs } from "./sandbox.js";
 import type { BubblewrapSandbox } from "./types.js";
@@ -34,6 +36,8 @@ export interface ShellLaunch {
   hidden: readonly string[];
   env: Record<string, string>;
   cwd: string | undefined;
+  /** Resource limits to wrap the shell in; undefined for none. */
+  limits: LaunchLimits | undefined;
 }
 
 /**
@@ -46,11 +50,17 @@ export interface ShellLaunch {
 export function shellArgv(launch: ShellLaunch): string[] {
   // Without asUser, bwrap needs root for its namespaces and maps it to uid 1000 inside instead.
   const dropPrivileges = launch.user !== undefined && (launch.sandbox === undefined || launch.sandbox.asUser);
-  const sandbox =
+  const { limits } = launch;
+  let sandbox =
     launch.sandbox === undefined
       ? []
       : [launch.sandbox.bwrap, ...bubblewrapArgs({ workspace: launch.workspace, network: launch.network, identityDir: launch.identityDir, hidden: launch.hidden })];
-  return [...(dropPrivileges ? setprivArgs(launch.user!) : []), ...sandbox, BASH, ...BASH_ARGS];
+  if (limits !== undefined && sandbox.length > 0) sandbox = [sandbox[0]!, ...withTmpfsCaps(sandbox.slice(1), limits.tmpfsBytes)];
+  const shell = [...sandbox, BASH, ...BASH_ARGS];
+  const limited = limits === undefined ? shell : wrapRlimits(shell, limits.rlimits);
+  const dropped = dropPrivileges ? [...setprivArgs(launch.user!), ...limited] : limited;
+  // The cgroup is joined first, as the server, before anything can fork out of it.
+  return limits === undefined ? dropped : wrapCgroupJoin(dropped, limits.cgroupProcs);
 }
 
 // A fd 3 report bigger than this (huge exported variables) is dropped rather than buffered.

@@ -1,13 +1,17 @@
 // A conversation's terminal: one persistent bash, commands run one at a time, and a replacement shell when one dies.
 import { chownSync, existsSync, mkdirSync, realpathSync } from "node:fs";
-import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
+import { basename, dirname, isAbsolute, relative, resolve, sep } from "node:path";
+import { ConversationCgroup, detectCgroups } from "./cgroup.js";
 import { CommandRun, EXIT_CODE_KILLED } from "./command-run.js";
 import type { ShellState } from "./control-channel.js";
 import { isRoot, killUserProcesses, type RunAs } from "./dynamic-user.js";
 import { buildShellEnv, envForRestore } from "./environment.js";
+import { IdleWatch, type WatchedLimits } from "./limit-watch.js";
+import { type LaunchLimits, type ResourceLimits, rlimitProcesses } from "./limits.js";
 import { removeIdentityFiles, writeIdentityFiles } from "./sandbox-fs.js";
 import { ShellProcess } from "./shell-process.js";
 import type { BubblewrapSandbox, CommandEvent, CommandOptions, ShellOptions, ShellSession } from "./types.js";
+import { isMountPoint } from "./workspace-mount.js";
 
 const DEFAULT_BUFFER_BYTES = 1024 * 1024;
 
@@ -30,6 +34,7 @@ export async function openShellSession(options: ShellOptions): Promise<ShellSess
   // Beside the workspace, not in it: the command must not be able to rewrite its own passwd entry.
   const identityDir = `${workspace}.identity`;
   if (sandbox !== undefined) writeIdentityFiles(identityDir, workspace);
+  const limits = options.limits === undefined ? undefined : sessionLimits(options.limits, workspace, sandbox !== undefined);
   const session = new Session({
     sandbox,
     user: options.user,
@@ -40,6 +45,7 @@ export async function openShellSession(options: ShellOptions): Promise<ShellSess
     env: buildShellEnv(workspace, options.env),
     cwd,
     bufferBytes: options.outputBufferBytes ?? DEFAULT_BUFFER_BYTES,
+    limits,
   });
   try {
     await session.start();
@@ -48,6 +54,26 @@ export async function openShellSession(options: ShellOptions): Promise<ShellSess
     throw error;
   }
   return session;
+}
+
+/** The session's cgroup (when the machine has one for us), how its shells are wrapped, and what its commands are watched for. */
+function sessionLimits(limits: ResourceLimits, workspace: string, sandboxed: boolean): SessionLimits {
+  const { support } = detectCgroups();
+  const cgroup = support === undefined ? undefined : ConversationCgroup.create(support, basename(workspace), limits);
+  const processes = rlimitProcesses(limits, cgroup !== undefined);
+  return {
+    launch: {
+      rlimits: { fileSizeBytes: limits.fileSizeBytes, ...(processes !== undefined ? { processes } : {}) },
+      tmpfsBytes: limits.diskBytes,
+      cgroupProcs: cgroup?.procsFiles ?? [],
+    },
+    watched: { cgroup, workspace, workspaceMounted: isMountPoint(workspace), diskBytes: limits.diskBytes, sandboxed },
+  };
+}
+
+interface SessionLimits {
+  launch: LaunchLimits;
+  watched: WatchedLimits;
 }
 
 interface SessionConfig {
@@ -60,6 +86,7 @@ interface SessionConfig {
   env: Record<string, string>;
   cwd: string;
   bufferBytes: number;
+  limits: SessionLimits | undefined;
 }
 
 class Session implements ShellSession {
@@ -72,10 +99,14 @@ class Session implements ShellSession {
   /** What a replacement shell starts with: the last state a shell reported. */
   private env: Record<string, string>;
   private cwd: string;
+  private readonly idle: IdleWatch | undefined;
 
   constructor(private readonly config: SessionConfig) {
     this.env = config.env;
     this.cwd = config.cwd;
+    const cgroup = config.limits?.watched.cgroup;
+    // A shell killed here is replaced at the next command, as after a timeout.
+    if (cgroup !== undefined) this.idle = new IdleWatch(cgroup, () => void this.shell?.kill());
   }
 
   get pid(): number | undefined {
@@ -97,12 +128,15 @@ class Session implements ShellSession {
   async close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true;
+      this.idle?.stop();
       // A shell still starting is killed too, not only the one in place.
       const started = await this.starting?.catch(() => undefined);
       await Promise.all([started?.shell.kill(), this.shell?.kill()]);
       // Whatever left the shell's tree (setsid, double forks) still runs as the conversation's uid.
       if (this.config.user !== undefined) await killUserProcesses(this.config.user);
       if (this.config.sandbox !== undefined) removeIdentityFiles(this.config.identityDir);
+      // Its processes are gone: the cgroup can go too (a straggler only leaves an empty cgroup behind).
+      await this.config.limits?.watched.cgroup?.remove().catch(() => {});
     })();
     return this.closing;
   }
@@ -116,13 +150,14 @@ class Session implements ShellSession {
     if (command.includes("\0")) throw new Error("command contains a NUL byte");
     if (!(options.timeoutMs > 0)) throw new Error("timeoutMs must be positive");
     const release = await this.turn();
+    this.idle?.stop();
     try {
       if (this.closed) throw new Error("shell session is closed");
       if (options.signal?.aborted) {
-        yield { type: "exit", exitCode: EXIT_CODE_KILLED, durationMs: 0, timedOut: false, truncated: false };
+        yield { type: "exit", exitCode: EXIT_CODE_KILLED, durationMs: 0, timedOut: false, truncated: false, limit: undefined };
         return;
       }
-      const run = new CommandRun(await this.liveShell(), command, options, this.config.bufferBytes);
+      const run = new CommandRun(await this.liveShell(), command, options, this.config.bufferBytes, this.config.limits?.watched);
       this.current = run;
       try {
         for (;;) {
@@ -135,12 +170,13 @@ class Session implements ShellSession {
           if (run.report) this.remember(run.report);
           const truncated = run.truncated;
           this.current = undefined;
-          yield { type: "exit", exitCode: item.exitCode, durationMs: item.durationMs, timedOut: item.timedOut, truncated };
+          yield { type: "exit", exitCode: item.exitCode, durationMs: item.durationMs, timedOut: item.timedOut, truncated, limit: item.limit };
           return;
         }
       } finally {
         this.current = undefined;
         await run.dispose();
+        if (!this.closed) this.idle?.start();
       }
     } finally {
       release();
@@ -173,6 +209,7 @@ class Session implements ShellSession {
       network: this.config.network,
       env: this.env,
       cwd: this.cwd,
+      limits: this.config.limits?.launch,
     });
     this.starting = starting;
     const { shell, state } = await starting;

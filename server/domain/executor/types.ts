@@ -1,5 +1,6 @@
 // The executor's public shapes: what a caller passes to open a shell and run commands, and what comes back.
 import type { RunAs } from "./dynamic-user.js";
+import type { LimitName, ResourceLimits } from "./limits.js";
 
 /** How to isolate commands: "required" (default; "auto" is its synonym) runs them only in bubblewrap, "off" never uses it. */
 export type SandboxMode = "auto" | "required" | "off";
@@ -38,6 +39,11 @@ export interface ShellOptions {
   network?: boolean;
   /** Bytes of output buffered for a consumer that is not pulling before the shell's pipes are paused. Default 1 MiB. */
   outputBufferBytes?: number;
+  /**
+   * Resource limits for every process of the session (see limits.ts); none when absent. A command that
+   * reaches one is ended (its shell killed and replaced at the next command) and its exit says which.
+   */
+  limits?: ResourceLimits;
 }
 
 /** Options for one command. */
@@ -62,7 +68,7 @@ export interface CommandOptions {
 /** What `run()` yields: output chunks as they come, then exactly one exit event. */
 export type CommandEvent =
   | { type: "output"; stream: "stdout" | "stderr"; data: Uint8Array }
-  | { type: "exit"; exitCode: number; durationMs: number; timedOut: boolean; truncated: boolean };
+  | { type: "exit"; exitCode: number; durationMs: number; timedOut: boolean; truncated: boolean; limit: LimitName | undefined };
 
 /** One persistent bash: cwd, exported variables, shell variables and functions carry from one command to the next. */
 export interface ShellSession {
