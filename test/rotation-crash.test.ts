@@ -85,7 +85,7 @@ describe("key rotation across a crash", () => {
     } finally {
       await third.stop();
     }
-  });
+  }, 180_000);
 });
 
 async function checkEverything(client: VeilClient, count: number, acknowledged: number[]) {
