@@ -1,9 +1,10 @@
 // Malformed request bodies answer INVALID_ARGUMENT on every protocol and method, never INTERNAL, never echo the bytes.
-import { create, type DescMessage, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createVeilClient, type VeilClient } from "../client/index.js";
+import { ServerReflectionRequestSchema, ServerReflectionResponseSchema } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { StartConversationRequestSchema } from "../gen/veil/v1/conversation_pb.js";
 import { GetSecretRequestSchema, SetSecretsRequestSchema } from "../gen/veil/v1/secret_pb.js";
 import { CreateTokenRequestSchema } from "../gen/veil/v1/token_pb.js";
@@ -229,6 +230,27 @@ describe("framing", () => {
     for (const p of PROTOCOLS.filter((x) => !x.json)) expect(Code[(await p.send(get, Buffer.from(body))).code!], p.name).toBe("NotFound");
     // Unknown JSON keys stay ignored (a newer client may send fields this server does not know).
     expect(Code[(await viaConnect(get, Buffer.from(JSON.stringify({ name: "MISSING", fieldFromTheFuture: 1 })), true)).code!]).toBe("NotFound");
+  });
+});
+
+describe("request streams are left alone", () => {
+  it("server reflection (a bidi stream) answers each request while the stream stays open", async () => {
+    const client = new grpc.Client(`127.0.0.1:${srv.port}`, grpc.credentials.createInsecure());
+    const call = client.makeBidiStreamRequest(
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      (b: Uint8Array) => Buffer.from(b),
+      (b: Buffer) => fromBinary(ServerReflectionResponseSchema, b),
+    );
+    const first = new Promise<unknown>((resolve, reject) => {
+      call.once("data", resolve);
+      call.once("error", reject);
+    });
+    // Written, not ended: a guard that buffered the whole body would never answer.
+    call.write(toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } })));
+    const response = (await first) as { messageResponse: { case: string; value: { service: { name: string }[] } } };
+    expect(response.messageResponse.value.service.map((s) => s.name)).toContain("veil.v1.SecretService");
+    call.end();
+    client.close();
   });
 });
 

@@ -76,7 +76,7 @@ function checkBody(desc: DescMessage, body: Uint8Array, framing: { enveloped: bo
   }
   const messages = envelopes(body);
   if (messages === undefined) return;
-  // Every method here takes exactly one request message (unary and server streaming).
+  // Unary and server-streaming methods (the only ones guarded) take exactly one request message.
   if (messages.length !== 1) throw new ConnectError(`request could not be decoded: expected one message, got ${messages.length}`, Code.InvalidArgument);
   const [message] = messages;
   if (message!.flags === 0) check(desc, message!.data, framing.json);
@@ -112,6 +112,8 @@ export function guardDecoding(router: ConnectRouter, options: { readMaxBytes: nu
   const handlers = router.handlers;
   for (let i = 0; i < handlers.length; i++) {
     const inner = handlers[i]!;
+    // Streams of requests (reflection is bidi) are read message by message while they run: not buffered here.
+    if (inner.method.methodKind !== "unary" && inner.method.methodKind !== "server_streaming") continue;
     const procedure = `${inner.service.typeName}/${inner.method.name}`;
     const onReject = (error: ConnectError) => options.logger.log("warn", "request could not be decoded", { procedure, code: Code[error.code], reason: error.rawMessage });
     const guarded = (req: UniversalServerRequest) => {
