@@ -6,6 +6,7 @@ import type { Logger } from "./log.js";
 import { withCors } from "./net/cors.js";
 import { withSpecGrpcMessage } from "./net/grpc-message.js";
 import { listen } from "./net/listener.js";
+import { guardDecoding } from "./rpc/decode-guard.js";
 import { LIMITS } from "./rpc/schemas.js";
 
 /** A listening Veil server. */
@@ -21,7 +22,10 @@ export interface VeilServer {
 export async function startServer(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv }): Promise<VeilServer> {
   const app = await createApp(config, options);
   const handler = connectNodeAdapter({
-    routes: app.routes,
+    routes: (router) => {
+      app.routes(router);
+      guardDecoding(router, { readMaxBytes: LIMITS.messageBytes, logger: options.logger });
+    },
     interceptors: app.interceptors,
     readMaxBytes: LIMITS.messageBytes,
     // gzip of responses dominated CPU in streaming here, and loopback/LAN clients gain little from it.

@@ -1,6 +1,7 @@
 // Audit interceptor: every audited call leaves one durable event per action, or it does not answer.
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { type Audit, type AuditInput, outcomeOf } from "../domain/audit.js";
+import { VeilError } from "../domain/errors.js";
 import type { KvOp } from "../store/kv.js";
 import { around } from "./around.js";
 import { kPrincipal } from "./context.js";
@@ -43,7 +44,9 @@ export function auditTrail(ctx: HandlerContext): AuditTrail {
 }
 
 function auditUnavailable(cause: unknown): ConnectError {
-  return new ConnectError("audit trail unavailable: the action was not answered", Code.Unavailable, undefined, undefined, cause);
+  // The store's own reason ("store: no space left on device") is safe to pass on and says what to fix.
+  const reason = cause instanceof VeilError ? ` (${cause.message.split(";")[0]})` : "";
+  return new ConnectError(`audit trail unavailable${reason}: the action was not answered`, Code.Unavailable, undefined, undefined, cause);
 }
 
 /** Records the audit event of each audited call when it ends (for streams: when they fail or when the handler commits). */

@@ -21,6 +21,13 @@ const CODES: Record<VeilErrorKind, Code> = {
 export function toConnectError(error: unknown, logger: Logger, procedure: string): ConnectError {
   if (error instanceof VeilError) return new ConnectError(error.message, CODES[error.kind]);
   if (error instanceof ConnectError) return error;
+  // A file write outside the store (a workspace, a token file) on a full disk: the caller can
+  // do nothing about it but should know why. Node's message names the path, so it is not passed on.
+  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (errno === "ENOSPC" || errno === "EDQUOT") {
+    logger.log("warn", "disk full", { procedure, code: errno });
+    return new ConnectError(errno === "ENOSPC" ? "no space left on device" : "disk quota exceeded", Code.ResourceExhausted);
+  }
   // Unexpected: the message may quote data, so the client gets a generic one and the log gets no message.
   logger.log("error", "unexpected error", { procedure, ...describeError(error) });
   return new ConnectError("internal error", Code.Internal);

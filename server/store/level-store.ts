@@ -1,5 +1,8 @@
 // LevelDB implementation of KvStore with group commit: concurrent writes share one synced batch.
+import { readdir, stat, statfs } from "node:fs/promises";
+import { join } from "node:path";
 import { Level } from "level";
+import { VeilError } from "../domain/errors.js";
 import { type KvGuard, type KvOp, type KvRange, type KvStore, KvConflictError, sameBytes } from "./kv.js";
 
 interface PendingWrite {
@@ -13,8 +16,31 @@ interface PendingWrite {
 export async function openLevelStore(dir: string): Promise<KvStore> {
   const db = new Level<string, Uint8Array>(dir, { keyEncoding: "utf8", valueEncoding: "view" });
   await db.open();
-  return new LevelStore(db);
+  return new LevelStore(db, dir);
 }
+
+/** Every message of an error and its causes, so a wrapped I/O error is still recognised. */
+function messagesOf(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error, n = 0; e instanceof Error && n < 5; e = e.cause, n++) parts.push(`${(e as { code?: string }).code ?? ""} ${e.message}`);
+  return parts.join(" | ");
+}
+
+/**
+ * LevelDB's I/O failures as domain errors with a message fit for the caller: what happened to
+ * the store, never the path or the data. Other errors pass through unchanged.
+ */
+export function storeError(error: unknown): unknown {
+  const text = messagesOf(error);
+  if (/No space left on device|ENOSPC/.test(text)) return new VeilError("resource_exhausted", "store: no space left on device; the write was not applied", { cause: error });
+  if (/Disk quota exceeded|EDQUOT/.test(text)) return new VeilError("resource_exhausted", "store: disk quota exceeded; the write was not applied", { cause: error });
+  if (/LEVEL_IO_ERROR|IO error/.test(text)) return new VeilError("unavailable", "store: I/O error; the write was not applied", { cause: error });
+  if (/LEVEL_DATABASE_NOT_OPEN|LEVEL_ITERATOR_NOT_OPEN/.test(text)) return new VeilError("unavailable", "store: reopening after a failed write; retry", { cause: error });
+  return error;
+}
+
+/** Room a reopen needs: LevelDB turns the write-ahead logs into a table when it opens, plus slack. */
+const REOPEN_SLACK_BYTES = 256 * 1024;
 
 interface PendingRead {
   keys: readonly string[];
@@ -26,8 +52,18 @@ class LevelStore implements KvStore {
   private queue: PendingWrite[] = [];
   private flushing: Promise<void> | undefined;
   private reads: PendingRead[] = [];
+  /**
+   * Set when a write failed with an I/O error (a full disk): LevelDB then refuses every later
+   * write, even once there is room again (a sticky background error), until it is reopened.
+   */
+  private broken: VeilError | undefined;
+  private recovering: Promise<VeilError | undefined> | undefined;
+  private closed = false;
 
-  constructor(private readonly db: Level<string, Uint8Array>) {}
+  constructor(
+    private readonly db: Level<string, Uint8Array>,
+    private readonly dir: string,
+  ) {}
 
   async get(key: string) {
     return (await this.getMany([key]))[0];
@@ -44,9 +80,11 @@ class LevelStore implements KvStore {
     });
   }
 
-  private flushReads() {
+  private async flushReads() {
     const reads = this.reads;
     this.reads = [];
+    // Reads keep working while LevelDB refuses writes; they only wait out a reopen.
+    if (this.recovering !== undefined || this.db.status !== "open") await this.recover();
     this.db.getMany(reads.flatMap((r) => r.keys)).then(
       (values) => {
         let offset = 0;
@@ -56,7 +94,7 @@ class LevelStore implements KvStore {
         }
       },
       (error: unknown) => {
-        for (const r of reads) r.reject(error);
+        for (const r of reads) r.reject(storeError(error));
       },
     );
   }
@@ -71,12 +109,53 @@ class LevelStore implements KvStore {
   async *scan(range: KvRange): AsyncIterable<[string, Uint8Array]> {
     const options: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(range)) if (v !== undefined) options[k] = v;
-    for await (const entry of this.db.iterator(options)) yield entry;
+    if (this.recovering !== undefined || this.db.status !== "open") await this.recover();
+    try {
+      for await (const entry of this.db.iterator(options)) yield entry;
+    } catch (error) {
+      throw storeError(error);
+    }
   }
 
   async close() {
+    this.closed = true;
     await this.flushing;
+    await this.recovering;
     await this.db.close();
+  }
+
+  /**
+   * Clears LevelDB's sticky write error by reopening it, once the disk has room for the reopen
+   * (otherwise the reopen itself would fail and leave the store closed). One reopen at a time;
+   * resolves to the error writes should still get, or undefined when writes work again.
+   */
+  private recover(): Promise<VeilError | undefined> {
+    if (this.broken === undefined && this.db.status === "open") return Promise.resolve(undefined);
+    // After close() nothing may open the database again (another process may own it by then).
+    if (this.closed) return Promise.resolve(this.broken ?? new VeilError("unavailable", "store: closed"));
+    this.recovering ??= (async () => {
+      try {
+        if (!(await this.roomToReopen())) return this.broken;
+        if (this.db.status === "open") await this.db.close();
+        await this.db.open();
+        this.broken = undefined;
+        return undefined;
+      } catch (error) {
+        const mapped = storeError(error);
+        this.broken = mapped instanceof VeilError ? mapped : new VeilError("unavailable", "store: could not reopen after a failed write", { cause: error });
+        return this.broken;
+      } finally {
+        this.recovering = undefined;
+      }
+    })();
+    return this.recovering;
+  }
+
+  private async roomToReopen(): Promise<boolean> {
+    const fs = await statfs(this.dir);
+    let logs = 0;
+    for (const name of await readdir(this.dir)) if (name.endsWith(".log")) logs += (await stat(join(this.dir, name))).size;
+    return fs.bavail * fs.bsize >= logs + REOPEN_SLACK_BYTES;
   }
 
   /**
@@ -89,6 +168,11 @@ class LevelStore implements KvStore {
     while (this.queue.length > 0) {
       const group = this.queue;
       this.queue = [];
+      const refusal = await this.recover();
+      if (refusal !== undefined) {
+        for (const w of group) w.reject(refusal);
+        continue;
+      }
       const accepted: PendingWrite[] = [];
       const ops: KvOp[] = [];
       try {
@@ -117,7 +201,10 @@ class LevelStore implements KvStore {
         }
         for (const w of accepted) w.resolve();
       } catch (error) {
-        for (const w of group) w.reject(error);
+        // The whole batch failed, so none of its writes landed: all or nothing holds.
+        const mapped = storeError(error);
+        if (mapped instanceof VeilError) this.broken = mapped;
+        for (const w of group) w.reject(mapped);
       }
     }
     this.flushing = undefined;
