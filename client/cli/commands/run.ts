@@ -5,6 +5,9 @@ import { type Command, keyValues, parse, parseDuration } from "../command.js";
 import { CONNECTION_HELP, CONNECTION_OPTIONS, connect } from "../connection.js";
 import { EXIT, UsageError } from "../io.js";
 
+/** How `command_exited.limit` reads in a sentence. */
+const LIMIT_NAMES: Record<string, string> = { processes: "process", memory: "memory", disk: "disk space", file_size: "file size" };
+
 const help = `Usage: veil run [options] -- COMMAND [ARG...]
 
 Runs COMMAND on the Veil server with the named secrets injected as environment
@@ -87,6 +90,7 @@ export const runCommand: Command = {
         } else if (event.case === "commandExited") {
           if (event.value.truncated) process.stderr.write("veil run: output cut at the server's output limit\n");
           if (event.value.timedOut) process.stderr.write("veil run: timed out\n");
+          if (event.value.limit !== "") process.stderr.write(`veil run: ended at the conversation's ${LIMIT_NAMES[event.value.limit] ?? event.value.limit} limit\n`);
           exitCode = event.value.timedOut ? 124 : event.value.exitCode;
         }
       }
