@@ -300,6 +300,7 @@ describe("realistic output", () => {
     ["coreutils base64 (76 columns)", "base64", 76],
     ["base64 -w 64", "base64 -w 64", 64],
     ["openssl base64 (64)", "openssl base64", 64],
+    ["MIME-style base64 with CRLF line ends", "base64 | sed 's/$/\\r/'", 76],
   ] as const) {
     it(`masks a long value's base64 wrapped by ${name}, at every alignment and line offset`, () => {
       const value = Array.from({ length: 300 }, (_, k) => String.fromCharCode(33 + ((k * 7919) % 94))).join("");
