@@ -51,8 +51,8 @@ function coverage(input: Buffer, patterns: readonly Buffer[]): Uint8Array {
  */
 function heldFrom(seen: Buffer, prefixes: ReadonlySet<string>, longest: number): number {
   let end = seen.length;
-  const escape = /\x1b(\[[0-9;]{0,31})?$/.exec(seen.toString("latin1"));
-  if (escape !== null) end = escape.index;
+  const unfinished = /\x1b(\[[0-9;]{0,31})?$/.exec(seen.toString("latin1"));
+  if (unfinished !== null) end = unfinished.index;
   const tail = (upTo: number): number => {
     const { view, at } = viewOf(seen.subarray(0, upTo));
     const text = view.toString("latin1");

@@ -61,7 +61,7 @@ const ESCAPES = /\x1b\[[0-9;]{0,32}[mK]/g;
  * then both variants are listed.
  */
 export function viewForms(form: Buffer): Buffer[] {
-  let text = form.toString("latin1");
+  const text = form.toString("latin1");
   const drop: number[] = [];
   let undecided = -1;
   let lastLf = -1;
@@ -266,7 +266,7 @@ function printfQ(text: string): string {
 export function reprForms(text: string): string[] {
   // repr picks double quotes for text holding ' but no ", and then leaves the ' alone.
   const quote = text.includes("'") && !text.includes('"') ? "" : "'";
-  const escape = (unit: number, raw: string): string => {
+  const escaped = (unit: number, raw: string): string => {
     if (unit === 0x5c) return "\\\\";
     if (unit === 0x27 && quote !== "") return "\\'";
     if (unit === 9) return "\\t";
@@ -276,8 +276,8 @@ export function reprForms(text: string): string[] {
     return raw;
   };
   let bytes = "";
-  for (const b of Buffer.from(text, "utf8")) bytes += b >= 0x80 ? `\\x${b.toString(16)}` : escape(b, String.fromCharCode(b));
+  for (const b of Buffer.from(text, "utf8")) bytes += b >= 0x80 ? `\\x${b.toString(16)}` : escaped(b, String.fromCharCode(b));
   let str = "";
-  for (const ch of text) str += escape(ch.codePointAt(0)!, ch);
+  for (const ch of text) str += escaped(ch.codePointAt(0)!, ch);
   return [bytes, str];
 }
