@@ -3,6 +3,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createMaskSet, derivedForms, MASK, type MaskSet } from "../server/domain/masker.js";
+import { trimBreaks } from "../server/domain/masker/forms.js";
 
 const utf8 = (s: string): Buffer => Buffer.from(s, "utf8");
 const MASK_BYTES = new Set(utf8(MASK));
@@ -11,17 +12,59 @@ const codePoints = (s: string): number => [...s].length;
 /** The patterns a mask set compiles, as the implementation derives them. */
 function patternsOf(values: readonly string[], minLength: number): Buffer[] {
   return [...new Set(values)]
-    .filter((v) => v !== "" && codePoints(v) >= minLength)
+    .filter((v) => v !== "" && codePoints(trimBreaks(v)) >= minLength)
     .flatMap((v) => derivedForms(v, minLength).map((p) => Buffer.from(p)));
 }
 
-/** Which input bytes lie inside some occurrence of some pattern, found the slow and obvious way. */
+/**
+ * The masker's view of `raw`, written out the slow way (see server/domain/masker/stream.ts):
+ * without SGR/EL escapes, and without each LF (and a CR right before it) that ends a line of
+ * 64 bytes or more. `at[k]` is the raw index of view byte k.
+ */
+function viewOf(raw: Buffer): { view: Buffer; at: number[] } {
+  const keep = new Uint8Array(raw.length).fill(1);
+  for (const m of raw.toString("latin1").matchAll(/\x1b\[[0-9;]{0,32}[mK]/g)) keep.fill(0, m.index, m.index + m[0].length);
+  for (let q = 64; q < raw.length; q++) {
+    if (raw[q] !== 10 || raw.subarray(q - 64, q).includes(10)) continue;
+    keep[q] = 0;
+    if (raw[q - 1] === 13) keep[q - 1] = 0;
+  }
+  const at: number[] = [];
+  for (let q = 0; q < raw.length; q++) if (keep[q] === 1) at.push(q);
+  return { view: Buffer.from(at.map((q) => raw[q]!)), at };
+}
+
+/** Which input bytes lie inside some occurrence of some pattern in the view (from its first to its last byte). */
 function coverage(input: Buffer, patterns: readonly Buffer[]): Uint8Array {
+  const { view, at } = viewOf(input);
   const covered = new Uint8Array(input.length);
   for (const p of patterns) {
-    for (let at = input.indexOf(p); at >= 0; at = input.indexOf(p, at + 1)) covered.fill(1, at, at + p.length);
+    for (let k = view.indexOf(p); k >= 0; k = view.indexOf(p, k + 1)) covered.fill(1, at[k], at[k + p.length - 1]! + 1);
   }
   return covered;
+}
+
+/**
+ * Where the bytes a stream must still hold after `seen` begin: an unfinished escape at the
+ * end, a CR at the end of a prefix in progress, or the longest view tail that is a proper
+ * start of a pattern (or a whole one, which could still grow: `prefixes` decides).
+ */
+function heldFrom(seen: Buffer, prefixes: ReadonlySet<string>, longest: number): number {
+  let end = seen.length;
+  const unfinished = /\x1b(\[[0-9;]{0,31})?$/.exec(seen.toString("latin1"));
+  if (unfinished !== null) end = unfinished.index;
+  const tail = (upTo: number): number => {
+    const { view, at } = viewOf(seen.subarray(0, upTo));
+    const text = view.toString("latin1");
+    let from = upTo;
+    for (let k = view.length - 1; k >= Math.max(0, view.length - longest); k--) if (prefixes.has(text.slice(k))) from = at[k]!;
+    return from;
+  };
+  if (end > 0 && seen[end - 1] === 13) {
+    const before = tail(end - 1);
+    if (before < end - 1) return before;
+  }
+  return Math.min(end, tail(end));
 }
 
 /** The contract's output: every maximal run of covered bytes becomes one mask. */
@@ -63,10 +106,18 @@ const secretArb = fc.oneof(
   fc.uint8Array({ minLength: 2, maxLength: 10 }).map((b) => Buffer.from(b).toString("latin1")),
   fc.string({ unit: "binary", minLength: 2, maxLength: 6 }),
   fc.string({ unit: fc.constantFrom(...ALNUM, "\n", "\r\n"), minLength: 6, maxLength: 20 }),
+  // Quotes, backslashes, whitespace runs, non-ASCII, control characters: the shell and repr forms.
+  fc.string({ unit: fc.constantFrom("a", "B", "7", " ", "  ", "\t", "'", '"', "\\", "$", "`", "é", "😀", "\n", "\u0001"), minLength: 4, maxLength: 16 }),
 );
 
+// Transparent bytes (stream.ts): colour codes, and line breaks, which are transparent after a line of 64 bytes.
+const TRANSPARENT = ["\x1b[01;31m\x1b[K", "\x1b[m\x1b[K", "\x1b[0m", "\n", "\r\n"].map(utf8);
+const LONG_LINE = utf8("L".repeat(64));
+
 /** Encodings built with Node's encoders, independently of the masker's own derivations. */
-function independentForms(secret: string): Buffer[] {
+function independentForms(value: string): Buffer[] {
+  // Line breaks at a value's ends are not masked (they are not secret), so they are no part of its forms.
+  const secret = trimBreaks(value);
   const forms = [
     utf8(secret),
     utf8(utf8(secret).toString("base64")),
@@ -93,7 +144,12 @@ function outputArb(secrets: readonly string[], minLength: number): fc.Arbitrary<
       fc
         .tuple(fc.uint8Array({ maxLength: 5 }), fc.constantFrom(...secrets), fc.uint8Array({ maxLength: 5 }))
         .map(([a, s, b]) => utf8(Buffer.concat([a, utf8(s), b]).toString("base64"))),
+      // A form cut by a colour code or, after a long line, by a line break.
+      fc
+        .tuple(form, fc.nat(), fc.constantFrom(...TRANSPARENT))
+        .map(([f, k, t]) => Buffer.concat([LONG_LINE, f.subarray(0, k % (f.length + 1)), t, f.subarray(k % (f.length + 1))])),
     );
+    pieces.push(fc.constantFrom(LONG_LINE, utf8("\x1b["), utf8("\r"), ...TRANSPARENT));
   }
   return fc.array(fc.oneof(...pieces), { maxLength: 12 }).map((parts) => Buffer.concat(parts));
 }
@@ -129,7 +185,7 @@ describe("masker properties", () => {
         const expected = referenceMask(output, coverage(output, patternsOf(secrets, minLength)));
         expect(streamMask(set, output, sizes).out.toString("latin1")).toBe(expected.toString("latin1"));
       }),
-      { numRuns: 1500 },
+      { numRuns: 1500, interruptAfterTimeLimit: 120_000 },
     );
   });
 
@@ -139,17 +195,13 @@ describe("masker properties", () => {
         const patterns = patternsOf(secrets, minLength);
         const prefixes = new Set(patterns.flatMap((p) => Array.from({ length: p.length }, (_, n) => p.toString("latin1", 0, n + 1))));
         const longest = Math.max(0, ...patterns.map((p) => p.length));
-        const text = output.toString("latin1");
         const { pushes } = streamMask(createMaskSet(secrets, { minLength }), output, sizes);
         let emitted = "";
         for (const { end, got } of pushes) {
           emitted += got.toString("latin1");
           const seen = output.subarray(0, end);
-          // No occurrence can start before `boundary`: the longest tail that is a pattern prefix starts there.
-          let boundary = end;
-          for (let from = end - 1; from >= Math.max(0, end - longest); from--) {
-            if (prefixes.has(text.slice(from, end))) boundary = from;
-          }
+          // No occurrence can start before `boundary`.
+          const boundary = heldFrom(seen, prefixes, longest);
           // A run of covered bytes reaching the boundary may still grow: it and all after it wait.
           const covered = coverage(seen, patterns);
           let cut = boundary;
@@ -168,7 +220,7 @@ describe("masker properties", () => {
         const set = createMaskSet(secrets);
         const { out } = streamMask(set, output, sizes);
         const covered = coverage(output, patternsOf(secrets, 4));
-        for (const secret of secrets.filter((s) => codePoints(s) >= 4)) {
+        for (const secret of secrets.filter((s) => codePoints(trimBreaks(s)) >= 4)) {
           for (const form of independentForms(secret)) {
             // Every occurrence in the input lies inside a masked run...
             for (let at = output.indexOf(form); at >= 0; at = output.indexOf(form, at + 1)) {
@@ -180,6 +232,38 @@ describe("masker properties", () => {
         }
       }),
       { numRuns: 600 },
+    );
+  });
+
+  it("masks a form however colour codes and long-line breaks cut it", () => {
+    fc.assert(
+      fc.property(
+        secretArb.filter((s) => codePoints(trimBreaks(s)) >= 4),
+        fc.array(fc.tuple(fc.nat(), fc.constantFrom(...TRANSPARENT.slice(0, 3))), { maxLength: 3 }),
+        fc.integer({ min: 0, max: 2 }),
+        sizesArb,
+        (secret, colours, pad, sizes) => {
+          // base64 as coreutils writes it: 76 columns, with the value at any alignment.
+          const wrapped = Buffer.concat([Buffer.alloc(pad, 0x70), utf8(secret)]).toString("base64").replace(/(.{76})/g, "$1\n");
+          const plain = utf8(trimBreaks(secret));
+          // Codes go between the value's bytes (right to left, so none lands inside another).
+          let coloured = Buffer.from(plain);
+          const cuts = colours.map(([k, code]) => [k % (plain.length + 1), code] as const).sort((a, b) => b[0] - a[0]);
+          for (const [cut, code] of cuts) coloured = Buffer.concat([coloured.subarray(0, cut), code, coloured.subarray(cut)]);
+          const set = createMaskSet([secret]);
+          for (const output of [utf8(`${wrapped}\n`), Buffer.concat([utf8("> "), coloured, utf8(" <")])]) {
+            const { out } = streamMask(set, output, sizes);
+            expect(out.toString("latin1")).toBe(referenceMask(output, coverage(output, patternsOf([secret], 4))).toString("latin1"));
+            expect(out.includes(MASK)).toBe(true);
+          }
+          // Every 4-byte run of the value between the colour codes is gone.
+          const { out } = streamMask(set, Buffer.concat([utf8("> "), coloured, utf8(" <")]), sizes);
+          const shown = out.toString("latin1").replaceAll(MASK, "\0");
+          const raw = plain.toString("latin1");
+          for (let k = 0; k + 4 <= raw.length; k++) if (!/[\x00-\x20\x7f-\xff]/.test(raw.slice(k, k + 4))) expect(shown).not.toContain(raw.slice(k, k + 4));
+        },
+      ),
+      { numRuns: 400 },
     );
   });
 
@@ -205,7 +289,8 @@ describe("masker properties", () => {
   it("returns output over an alphabet no form can use at once and byte for byte", () => {
     // Secrets over [A-Z0-9]: every derived form uses only base64 letters, digits, + / = - _ and %.
     const secrets = fc.array(fc.string({ unit: fc.constantFrom(...chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")), minLength: 4, maxLength: 16 }), { minLength: 1, maxLength: 5 });
-    const outside = Array.from({ length: 256 }, (_, b) => b).filter((b) => !/[A-Za-z0-9+/=_%-]/.test(String.fromCharCode(b)));
+    // ESC too: the scan holds an escape at a chunk's end until it knows whether it is a colour code.
+    const outside = Array.from({ length: 256 }, (_, b) => b).filter((b) => b !== 0x1b && !/[A-Za-z0-9+/=_%-]/.test(String.fromCharCode(b)));
     const text = fc.array(fc.constantFrom(...outside), { maxLength: 300 }).map((b) => Buffer.from(b));
     fc.assert(
       fc.property(secrets, text, sizesArb, (values, output, sizes) => {
@@ -234,15 +319,13 @@ describe("masker properties", () => {
           const patterns = patternsOf(secrets, 4);
           fc.pre(coverage(output, patterns).every((c) => c === 0));
           const proper = new Set(patterns.flatMap((p) => Array.from({ length: p.length - 1 }, (_, n) => p.toString("latin1", 0, n + 1))));
-          const text = output.toString("latin1");
+          const longest = Math.max(0, ...patterns.map((p) => p.length));
           const { out, pushes } = streamMask(createMaskSet(secrets), output, sizes);
           expect(out.equals(output)).toBe(true);
           let emitted = 0;
           for (const { end, got } of pushes) {
-            let held = 0;
-            for (let len = 1; len <= end; len++) if (proper.has(text.slice(end - len, end))) held = len;
             emitted += got.length;
-            expect(emitted, `after ${end} bytes`).toBe(end - held);
+            expect(emitted, `after ${end} bytes`).toBe(heldFrom(output.subarray(0, end), proper, longest));
           }
         },
       ),

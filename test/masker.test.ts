@@ -1,5 +1,6 @@
 // Example-based tests for the streaming masker: each derived form, merging, streaming and passthrough.
 
+import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { createMaskSet, MASK, MAX_PATTERN_LENGTH, type MaskSet, maskAll } from "../server/domain/masker.js";
 
@@ -95,8 +96,8 @@ describe("base64 of a longer text", () => {
 describe("multi-line values", () => {
   const value = "-----BEGIN KEY-----\r\nQUJDREVGR0hJSktM\nxy\n-----END KEY-----\n";
   const set = createMaskSet([value]);
-  it("masks the whole value", () => {
-    expect(utf8(maskAll(set, enc(`key: ${value}done`)))).toBe(`key: ${MASK}done`);
+  it("masks the whole value, but not the line break at its end", () => {
+    expect(utf8(maskAll(set, enc(`key: ${value}done`)))).toBe(`key: ${MASK}\ndone`);
   });
   it("masks each line printed on its own, but not lines shorter than 4", () => {
     const out = utf8(maskAll(set, enc("a QUJDREVGR0hJSktM b\nxy\n-----END KEY----- z\n")));
@@ -106,7 +107,7 @@ describe("multi-line values", () => {
     const line = "-----END KEY-----";
     const encoded = Buffer.from(`x${line}!`).toString("base64");
     expectMaskedRange(encoded, latin1(maskAll(set, enc(encoded))), 2, Math.floor(((1 + line.length) * 8) / 6));
-    expect(utf8(maskAll(set, enc(JSON.stringify({ k: value }))))).toBe(`{"k":"${MASK}"}`);
+    expect(utf8(maskAll(set, enc(JSON.stringify({ k: value }))))).toBe(`{"k":"${MASK}\\n"}`);
     // Two lines, not the whole value: each line goes, the escaped newline between them stays.
     const twoLines = JSON.stringify({ k: `${line}\nQUJDREVGR0hJSktM` });
     expect(utf8(maskAll(set, enc(twoLines)))).toBe(`{"k":"${MASK}\\n${MASK}"}`);
@@ -264,5 +265,140 @@ describe("values", () => {
     expect(set.stats.maxHoldBack).toBeGreaterThanOrEqual(65536);
     const input = enc(`<<${value}>>`);
     expect(latin1(Buffer.concat(pushes(set, input, Array(200).fill(333))))).toBe(`<<${MASK}>>`);
+  });
+});
+
+// Gaps found against real tools' output (Veil issue 7): each case runs the tool here.
+describe("realistic output", () => {
+  const run = (cmd: string, args: string[], env: Record<string, string> = {}, input?: Buffer): Buffer => {
+    const r = spawnSync(cmd, args, { env: { PATH: process.env.PATH, LANG: "C.UTF-8", ...env }, input, maxBuffer: 1 << 24 });
+    if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
+    return r.stdout;
+  };
+  const bash = (script: string, env: Record<string, string>): Buffer => run("bash", ["-c", script], env);
+  const python = (script: string, env: Record<string, string>): Buffer => run("python3", ["-c", script], env);
+  /** Every 4-character window of `text` made only of letters and digits: what no encoder changes. */
+  const windows = (text: string): string[] =>
+    Array.from({ length: Math.max(0, text.length - 3) }, (_, k) => text.slice(k, k + 4)).filter((w) => /^[A-Za-z0-9]{4}$/.test(w));
+  /** The output is masked and keeps no 4-character fragment of `form`, even with its line breaks removed. */
+  const expectHidden = (set: MaskSet, output: Buffer, form: string, chunk = 7): void => {
+    const parts: Uint8Array[] = [];
+    for (let at = 0; at < output.length; at += chunk) parts.push(output.subarray(at, at + chunk));
+    const out = utf8(maskAll(set, parts));
+    expect(out).toContain(MASK);
+    const flat = out.replaceAll(MASK, "\0").replaceAll("\n", "");
+    for (const w of windows(form)) expect(flat, `fragment ${w} of ${JSON.stringify(form)}`).not.toContain(w);
+  };
+  const VALUES = [
+    `tok3N'x"Y9$zW\\q7 kLm  pQ\tR5s!`,
+    "Sup3rSecretPassw0rd/with+base64=chars",
+    "pässwörd-Ünïcødé-日本語-😀-Zz9q",
+    "ab12\ncd34\nef56GHIJ",
+  ];
+
+  for (const [name, script, width] of [
+    ["coreutils base64 (76 columns)", "base64", 76],
+    ["base64 -w 64", "base64 -w 64", 64],
+    ["openssl base64 (64)", "openssl base64", 64],
+    ["MIME-style base64 with CRLF line ends", "base64 | sed 's/$/\\r/'", 76],
+  ] as const) {
+    it(`masks a long value's base64 wrapped by ${name}, at every alignment and line offset`, () => {
+      const value = Array.from({ length: 300 }, (_, k) => String.fromCharCode(33 + ((k * 7919) % 94))).join("");
+      const set = createMaskSet([value]);
+      for (let pad = 0; pad < width; pad += 5) {
+        const output = run("sh", ["-c", script], {}, Buffer.from(`${"p".repeat(pad)}${value}!!tail`));
+        const inner = Buffer.from(`${"p".repeat(pad)}${value}`).toString("base64").slice(Math.ceil((pad * 8) / 6), Math.floor(((pad + value.length) * 8) / 6));
+        expectHidden(set, output, inner);
+      }
+    });
+  }
+  it("masks a short value whose base64 straddles a line break (coreutils base64, Python encodebytes)", () => {
+    const value = "shortS3cret";
+    const set = createMaskSet([value]);
+    for (let pad = 45; pad < 60; pad++) {
+      const plain = Buffer.from(`${"x".repeat(pad)}${value}${"y".repeat(40)}`);
+      const inner = plain.toString("base64").slice(Math.ceil((pad * 8) / 6), Math.floor(((pad + value.length) * 8) / 6));
+      expectHidden(set, run("base64", [], {}, plain), inner, 1);
+      expectHidden(set, run("python3", ["-c", "import base64,sys; sys.stdout.buffer.write(base64.encodebytes(sys.stdin.buffer.read()))"], {}, plain), inner, 3);
+    }
+  });
+
+  it("masks percent-encodings as Python and JavaScript write them", () => {
+    for (const value of VALUES) {
+      const set = createMaskSet([value]);
+      const py = python(
+        "import os,urllib.parse as u; v=os.environ['V']; print(u.quote(v)); print(u.quote_plus(v)); print(u.quote(v, safe='')); import re; print(re.sub('%[0-9A-F]{2}', lambda m: m.group(0).lower(), u.quote(v)))",
+        { V: value },
+      );
+      const js = [encodeURI(value), encodeURIComponent(value), encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)];
+      for (const line of [...py.toString("utf8").trimEnd().split("\n"), ...js]) expectHidden(set, Buffer.from(`x=${line}\n`), value);
+    }
+  });
+
+  it("masks values as bash quotes them: set -x, printf %q, declare -p, export -p, ${v@Q}, unquoted echo", () => {
+    const extra = [`it's "q" $x \`b\` \\ back`, "a\u0001ctl\u007fdel\u001besc", "  lead  and\ttrail  \n"];
+    for (const value of [...VALUES, ...extra]) {
+      const set = createMaskSet([value]);
+      for (const script of ['set -x; : "$V"', 'printf "%q\\n" "$V"', "declare -p V", "export -p | grep ' V='", 'echo "${V@Q}"', "echo $V"]) {
+        const output = bash(`export V; { ${script}; } 2>&1`, { V: value });
+        expect(output.length, script).toBeGreaterThan(0);
+        expectHidden(set, output, value);
+      }
+    }
+  });
+
+  it("masks \\uXXXX escapes, HTML entities and Python's repr", () => {
+    for (const value of [...VALUES, "O'Brien & <Sons> \"Ltd\" café"]) {
+      const set = createMaskSet([value]);
+      const py = python(
+        [
+          "import os,json,html; v=os.environ['V']",
+          "print(json.dumps(v)); print(json.dumps(v, ensure_ascii=False)); print(html.escape(v)); print(repr(v.encode())); print(repr(v))",
+          "print(html.escape(v).replace('&#x27;', '&#039;')); print(html.escape(v).replace('&#x27;', '&#39;').replace('&quot;', '&#34;'))",
+          // Every character but ASCII letters and digits as \uXXXX (UTF-16 units), as the most eager encoders write it.
+          "u16 = lambda c: ''.join('\\\\u%04X' % int.from_bytes(c.encode('utf-16-be')[i:i + 2], 'big') for i in range(0, len(c.encode('utf-16-be')), 2))",
+          "print(''.join(c if c.isascii() and c.isalnum() else u16(c) for c in v))",
+        ].join("\n"),
+        { V: value },
+      );
+      for (const line of py.toString("utf8").trimEnd().split("\n")) expectHidden(set, Buffer.from(`${line}\n`), value);
+    }
+  });
+
+  it("masks a value that grep --color=always colours inside", () => {
+    const value = "Sup3rSecretPassw0rdXYZ";
+    const set = createMaskSet([value]);
+    for (const part of ["Secret", "Sup3r", "XYZ", "w0rdX"]) {
+      const output = bash('printf "key=%s end\\n" "$V" | grep --color=always "$P"', { V: value, P: part });
+      expect(output.includes(0x1b)).toBe(true);
+      for (const size of [1, 3, 64]) expectHidden(set, output, value, size);
+    }
+  });
+
+  it("a value stored with a trailing newline: the value is masked, the newlines after it are kept", () => {
+    for (const stored of ["n3wl1ne-value\n", "n3wl1ne-value\r\n"]) {
+      const set = createMaskSet([stored]);
+      const output = bash('echo "$V"; echo "[$V]"; printf %s "$V" | base64', { V: stored });
+      const out = utf8(maskAll(set, output));
+      expect(out.startsWith(`${MASK}${stored.endsWith("\r\n") ? "\r" : ""}\n\n[${MASK}`)).toBe(true);
+      expect(out).not.toContain("n3wl");
+    }
+    expect(createMaskSet(["abc\n"]).unmaskedValues).toEqual(["abc\n"]);
+  });
+});
+
+describe("flush at a command's end", () => {
+  const set = createMaskSet(["hunter2-password"]);
+  it("releases a short held tail as is and a longer one as a mask, and still masks a secret completed later", () => {
+    const stream = set.stream();
+    expect(latin1(stream.push(enc("say hun")))).toBe("say ");
+    expect(latin1(stream.flush())).toBe("hun");
+    expect(latin1(stream.push(enc("ter2-password!")))).toBe(`${MASK}!`);
+    expect(latin1(stream.push(enc("x hunter2-")))).toBe("x ");
+    expect(latin1(stream.flush())).toBe(MASK);
+    expect(latin1(stream.push(enc("password and more")))).toBe(`${MASK} and more`);
+    expect(latin1(stream.push(enc("hunter2-password")))).toBe("");
+    expect(latin1(stream.flush())).toBe(MASK);
+    expect(latin1(stream.end())).toBe("");
   });
 });

@@ -46,6 +46,13 @@ export class Conversation {
   running = 0;
   private commandCount = 0;
   private ended = false;
+  /**
+   * One masker per output stream for the conversation's whole life, not per command: a
+   * background job's output reaches whichever command runs next, and a secret it prints
+   * across that boundary must still be found. At each command's exit flush() releases what
+   * the masker held (a possible start of a secret of 4 bytes or more as a mask, less as is).
+   */
+  private readonly maskers: Record<"stdout" | "stderr", StreamMasker>;
 
   constructor(
     readonly owner: ConversationOwner,
@@ -54,7 +61,9 @@ export class Conversation {
     private readonly shell: ShellSession,
     private readonly masks: MaskSet,
     private readonly onEnd: (conversation: Conversation) => void,
-  ) {}
+  ) {
+    this.maskers = { stdout: masks.stream(), stderr: masks.stream() };
+  }
 
   /** Environment names whose values are too short to mask (injected all the same). */
   get unmaskedNames(): string[] {
@@ -70,7 +79,7 @@ export class Conversation {
     this.lastActive = Date.now();
     try {
       yield { type: "command_started", commandId, command };
-      const maskers: Record<"stdout" | "stderr", StreamMasker> = { stdout: this.masks.stream(), stderr: this.masks.stream() };
+      const maskers = this.maskers;
       let emitted = 0;
       let capped = false;
       const limit = this.settings.outputLimitBytes;
@@ -94,9 +103,10 @@ export class Conversation {
           if (data.length > 0) yield { type: "output", commandId, stream: event.stream, data };
           continue;
         }
-        if (!capped) {
-          for (const stream of ["stdout", "stderr"] as const) {
-            let rest = maskers[stream].end();
+        for (const stream of ["stdout", "stderr"] as const) {
+          // Flushed also past the cap, where the released bytes are dropped: they must not reach the next command.
+          let rest = maskers[stream].flush();
+          if (!capped) {
             if (emitted + rest.length > limit) {
               rest = rest.subarray(0, limit - emitted);
               capped = true;

@@ -1,7 +1,7 @@
 // Masks secret values, and the encoded forms they take, in streamed command output.
 
 import { compileAutomaton } from "./masker/automaton.js";
-import { codePointLength, derivedForms } from "./masker/forms.js";
+import { codePointLength, derivedForms, trimBreaks } from "./masker/forms.js";
 import { AutomatonStream } from "./masker/stream.js";
 
 export { MAX_PATTERN_LENGTH } from "./masker/automaton.js";
@@ -24,7 +24,7 @@ export interface MaskSet {
   readonly unmaskedValues: readonly string[];
   /** Size of the compiled automaton, for logs and benchmarks (never a value). */
   readonly stats: MaskSetStats;
-  /** A new streaming masker for one output stream (stdout and stderr each get their own). */
+  /** A new streaming masker for one output stream (a conversation's stdout and stderr each get their own, for its whole life). */
   stream(): StreamMasker;
 }
 
@@ -52,6 +52,14 @@ export interface StreamMasker {
    * the chunk (the next bytes could extend it). The result may be a view of `chunk`.
    */
   push(chunk: Uint8Array): Uint8Array;
+  /**
+   * A command ended but the stream goes on (one stream per conversation output): returns
+   * every byte still held. Held bytes that could begin a secret (at least minLength bytes of
+   * a pattern's start) come out as one mask, fewer as they are; a pending mask comes out
+   * too. The scanning state is kept, so a secret the stream's next bytes complete (a
+   * background job printing slowly) is still masked from there on.
+   */
+  flush(): Uint8Array;
   /** End of stream: returns the remaining held-back bytes, masked. */
   end(): Uint8Array;
 }
@@ -70,7 +78,8 @@ export function createMaskSet(values: readonly string[], options: MaskSetOptions
   const patterns: Uint8Array[] = [];
   for (const value of new Set(values)) {
     if (value === "") continue;
-    if (codePointLength(value) < minLength) unmaskedValues.push(value);
+    // A trailing newline (`echo value | veil secret set`) is not part of what must stay hidden.
+    if (codePointLength(trimBreaks(value)) < minLength) unmaskedValues.push(value);
     else patterns.push(...derivedForms(value, minLength));
   }
   const automaton = compileAutomaton(patterns);
@@ -85,7 +94,7 @@ export function createMaskSet(values: readonly string[], options: MaskSetOptions
   return {
     unmaskedValues: Object.freeze(unmaskedValues),
     stats: Object.freeze(stats),
-    stream: () => new AutomatonStream(automaton, MASK_BYTES),
+    stream: () => new AutomatonStream(automaton, MASK_BYTES, minLength),
   };
 }
 

@@ -15,6 +15,9 @@
 
 import { buildSkipTable, GRAM, MAX_WINDOW, type SkipTable } from "./skip.js";
 
+/** Bytes whose classes are 1, 2 and 3 in every automaton: LF, CR and ESC (see stream.ts). */
+export const SPECIAL_BYTES = [0x0a, 0x0d, 0x1b] as const;
+
 /** `info >> MATCH_SHIFT` is the length of the longest pattern ending in a state (0: none). */
 export const MATCH_SHIFT = 10;
 const MAX_PAIRS = (1 << (MATCH_SHIFT - 1)) - 1;
@@ -77,7 +80,12 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
   const patterns = input.filter((p) => p.length > 0);
 
   const classOf = new Uint16Array(256);
-  let classes = 1;
+  // Line feed, carriage return and escape always have their own classes (1, 2, 3), whose links are
+  // always stored as "look": the scan decides there whether the byte is transparent (stream.ts).
+  SPECIAL_BYTES.forEach((b, k) => {
+    classOf[b] = k + 1;
+  });
+  let classes = 1 + SPECIAL_BYTES.length;
   let maxDepth = 0;
   let minLength = MAX_WINDOW;
   for (const pattern of patterns) {
@@ -199,14 +207,15 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
     for (let t = from; t < to; t++) fail[t] = s === 0 ? root : transition(pool, f, label[t]);
   }
 
-  const encode = (o: number): number => (pool[o - 2] === 0 && pool[o - 1] >= shallowBelow ? o : -o);
+  const encode = (o: number, c: number): number =>
+    pool[o - 2] === 0 && pool[o - 1] >= shallowBelow && (c === 0 || c > SPECIAL_BYTES.length) ? o : -o;
   for (let s = 0; s < stateCount; s++) {
     const o = offset[s];
     const info = pool[o - 2];
     if ((info & 1) === 0) {
-      for (let c = o; c < o + classes; c++) pool[c] = encode(pool[c]);
+      for (let c = 0; c < classes; c++) pool[o + c] = encode(pool[o + c], c);
     } else {
-      for (let k = o + 2, end = o + 1 + 2 * ((info >> 1) & MAX_PAIRS); k < end; k += 2) pool[k] = encode(pool[k]);
+      for (let k = o + 2, end = o + 1 + 2 * ((info >> 1) & MAX_PAIRS); k < end; k += 2) pool[k] = encode(pool[k], pool[k - 1]);
     }
   }
 

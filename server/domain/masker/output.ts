@@ -49,10 +49,9 @@ export class MaskedOutput {
     return at < this.chunkStart ? this.carry[at - this.carryStart] : this.chunk[at - this.chunkStart];
   }
 
-  /** An occurrence covers [end - length, end); nothing can start before `boundary` any more. */
-  covered(end: number, length: number, boundary: number): void {
+  /** An occurrence covers [start, end); nothing can start before `boundary` any more. */
+  covered(start: number, end: number, boundary: number): void {
     this.settle(boundary, false);
-    let start = end - length;
     const starts = this.runStart;
     const ends = this.runEnd;
     // Runs ending at or after `start` overlap or touch this one: they merge.
@@ -71,6 +70,18 @@ export class MaskedOutput {
     this.keep(boundary);
     this.chunk = EMPTY;
     return out;
+  }
+
+  /**
+   * A command ended but the stream goes on: emits everything up to `end`. The held bytes from
+   * `heldFrom` on go out as one mask when `maskHeld` (they may be the start of a secret), else
+   * as they are. The scanner keeps its state, so a secret the next bytes complete is still masked.
+   */
+  flush(heldFrom: number, end: number, maskHeld: boolean): Uint8Array {
+    this.begin(EMPTY, end);
+    if (maskHeld && heldFrom < end) this.covered(heldFrom, end, heldFrom);
+    this.settle(end, true);
+    return this.take();
   }
 
   /** Ends the stream: everything is decided. */

@@ -26,7 +26,13 @@ export interface SkipTable {
   readonly pairs: Uint8Array;
 }
 
-/** Builds the skip table for `patterns`, which must all be at least `window` >= GRAM bytes long. */
+/**
+ * Builds the skip table for `patterns`, which must all be at least `window` >= GRAM bytes long.
+ * A transparent line feed (stream.ts) may sit anywhere inside an occurrence, at most once in
+ * its first `window` bytes, so the table also covers each pattern with one LF inserted after
+ * each of its first window - 1 bytes: every gram may stand one byte later, and the grams that
+ * hold the LF are entered too.
+ */
 export function buildSkipTable(patterns: readonly Uint8Array[], window: number): SkipTable {
   const full = window - GRAM + 1;
   // ~8 slots per gram keeps most slots at the full shift; 2 MiB at most stays in cache.
@@ -36,17 +42,33 @@ export function buildSkipTable(patterns: readonly Uint8Array[], window: number):
   const shift = new Uint8Array(2 ** shiftLog2).fill(full);
   const starts = new Int32Array(2 ** (startLog2 - 5));
   const pairs = new Uint8Array(1 << 16);
+  const enter = (g: number, end: number, first: boolean): void => {
+    const h = Math.imul(g, HASH);
+    const x = h >>> (32 - shiftLog2);
+    const s = Math.max(0, window - 1 - end);
+    if (s < shift[x]) shift[x] = s;
+    if (first) {
+      const y = h >>> (32 - startLog2);
+      starts[y >>> 5] |= 1 << (y & 31);
+    }
+  };
+  const raw = new Uint8Array(window);
   for (const p of patterns) {
     pairs[(p[0] << 8) | p[1]] = 1;
     let g = (p[0] << 16) | (p[1] << 8) | p[2];
     for (let end = GRAM - 1; end < window; end++) {
       g = (g << 8) | p[end];
-      const h = Math.imul(g, HASH);
-      const x = h >>> (32 - shiftLog2);
-      if (window - 1 - end < shift[x]) shift[x] = window - 1 - end;
-      if (end === GRAM - 1) {
-        const y = h >>> (32 - startLog2);
-        starts[y >>> 5] |= 1 << (y & 31);
+      // At `end`, or one later when an LF came before it.
+      enter(g, end === window - 1 ? end : end + 1, end === GRAM - 1);
+    }
+    for (let at = 1; at < window; at++) {
+      // The first `window` raw bytes with an LF after `at` pattern bytes: only grams holding it are new.
+      raw.set(p.subarray(0, at), 0);
+      raw[at] = 0x0a;
+      raw.set(p.subarray(at, window - 1), at + 1);
+      if (at === 1) pairs[(p[0] << 8) | 0x0a] = 1;
+      for (let end = Math.max(GRAM - 1, at); end <= Math.min(at + GRAM - 1, window - 1); end++) {
+        enter((raw[end - 3] << 24) | (raw[end - 2] << 16) | (raw[end - 1] << 8) | raw[end], end, end === GRAM - 1);
       }
     }
   }

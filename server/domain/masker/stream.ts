@@ -1,15 +1,36 @@
 // Scans one output stream for patterns: a Wu-Manber skip loop finds candidate starts, the Aho-Corasick automaton confirms them.
+//
+// Patterns are matched against a view of the stream without its transparent bytes, each of which
+// may sit inside an occurrence (the mask then covers it) and is never part of a pattern:
+//   - a line feed that ends a line of at least TRANSPARENT_LINE bytes, with the carriage return
+//     right before it if any: base64 tools wrap at 64 or 76 columns;
+//   - an SGR or erase-line escape, ESC [ digits-and-semicolons m|K: `grep --color=always`.
+// The skip loop handles a transparent LF through its table (skip.ts); CR and ESC are rare
+// "stop" bytes it never jumps over: the automaton walks each of them.
 
 import { type Automaton, MATCH_SHIFT, transition } from "./automaton.js";
 import { MaskedOutput } from "./output.js";
 import { GRAM, type SkipTable } from "./skip.js";
 
+/** A line feed is transparent when the line it ends is at least this long (in bytes, its CR not counted as a break). */
+export const TRANSPARENT_LINE = 64;
+/** The longest parameter list of a transparent escape; longer ones are ordinary bytes. */
+export const MAX_ESCAPE_PARAMS = 32;
+
 const EMPTY = new Uint8Array(0);
+const LF = 0x0a;
+const CR = 0x0d;
+const ESC = 0x1b;
+// Classes 1..3 are LF, CR and ESC (automaton.ts): their links always make the scan look.
+const SPECIAL_CLASSES = 3;
 // Below this window, Wu-Manber jumps are too short to beat testing every position (bench/masker.ts).
 const MIN_SKIP_WINDOW = 5;
 // The flag and pair-count bits of a state's info; a sparse state with one pair has ONE_CHILD.
 const LOW_BITS = (1 << MATCH_SHIFT) - 1;
 const ONE_CHILD = (1 << 1) | 1;
+// What transparentAt answers besides the index after the transparent bytes.
+const NOT_TRANSPARENT = -1;
+const UNDECIDED = -2;
 
 /**
  * One output stream's masker. The scan alternates between two modes and together they
@@ -24,45 +45,69 @@ export class AutomatonStream {
   private readonly skip: SkipTable | null;
   private readonly shallowBelow: number;
   private readonly root: number;
+  private readonly minLength: number;
   private readonly output: MaskedOutput;
   /** Offset of the automaton state after the last byte consumed. */
   private state: number;
-  /** Bytes consumed so far. */
+  /** Bytes consumed so far (an unfinished CR or escape at a chunk's end waits in `leftover`). */
   private pos = 0;
-  /** The state after the gram at the start the skip loop last confirmed. */
+  private leftover: Uint8Array = EMPTY;
+  /** Bytes since the last LF before the chunk being scanned, capped at TRANSPARENT_LINE. */
+  private lineBefore = 0;
+  /** Transparent byte runs [gapStart, gapEnd) inside the current prefix, absolute and ascending. */
+  private readonly gapStart: number[] = [];
+  private readonly gapEnd: number[] = [];
+  /** The chunk being scanned, its stream position, and the next stop byte (CR or ESC) in it. */
+  private chunk: Uint8Array = EMPTY;
+  private base = 0;
+  private nextStop = 0;
+  /** The state and chunk index after the gram at the start the skip loop last confirmed. */
   private entry = 0;
+  private entryEnd = 0;
   private ended = false;
   private failed = false;
 
-  constructor(automaton: Automaton, mask: Uint8Array) {
+  constructor(automaton: Automaton, mask: Uint8Array, minLength: number) {
     this.pool = automaton.pool;
     this.classOf = automaton.classOf;
     this.skip = automaton.skip;
     this.shallowBelow = automaton.shallowBelow;
     this.root = automaton.root;
     this.state = automaton.root;
-    this.output = new MaskedOutput(mask, automaton.maxDepth);
+    this.minLength = minLength;
+    // Transparent bytes make the held raw bytes longer than the prefix: at most an escape per byte.
+    this.output = new MaskedOutput(mask, automaton.maxDepth * (MAX_ESCAPE_PARAMS + 4) + 2 * MAX_ESCAPE_PARAMS);
   }
 
   /** Feeds a chunk and returns what is safe to emit; may be a view of `chunk` itself. */
   push(chunk: Uint8Array): Uint8Array {
     this.checkUsable();
     if (this.ended) throw new Error("masker: push() after end()");
-    try {
-      return this.scan(chunk);
-    } catch (err) {
-      this.failed = true;
-      throw err;
-    }
+    return this.guard(() => this.scan(chunk));
+  }
+
+  /** A command ended: releases what is held (see StreamMasker.flush) and keeps scanning state. */
+  flush(): Uint8Array {
+    this.checkUsable();
+    if (this.ended) throw new Error("masker: flush() after end()");
+    return this.guard(() => {
+      const depth = this.pool[this.state - 1];
+      const end = this.pos + this.leftover.length;
+      return this.output.flush(this.rawStart(this.pos, depth), end, depth >= this.minLength);
+    });
   }
 
   /** Ends the stream and returns the held-back bytes, masked. A second call returns nothing. */
   end(): Uint8Array {
     this.checkUsable();
     if (this.ended) return EMPTY;
+    this.ended = true;
+    return this.guard(() => this.output.finishStream(this.pos + this.leftover.length));
+  }
+
+  private guard(fn: () => Uint8Array): Uint8Array {
     try {
-      this.ended = true;
-      return this.output.finishStream(this.pos);
+      return fn();
     } catch (err) {
       this.failed = true;
       throw err;
@@ -74,16 +119,24 @@ export class AutomatonStream {
     if (this.failed) throw new Error("masker: stream failed earlier and must be dropped");
   }
 
-  private scan(chunk: Uint8Array): Uint8Array {
+  private scan(input: Uint8Array): Uint8Array {
     const pool = this.pool;
     const classOf = this.classOf;
     const shallowBelow = this.shallowBelow;
-    const n = chunk.length;
     const base = this.pos;
+    const chunk = this.leftover.length === 0 ? input : concat(this.leftover, input);
+    this.leftover = EMPTY;
+    const n = chunk.length;
     this.output.begin(chunk, base);
+    this.chunk = chunk;
+    this.base = base;
+    this.nextStop = this.findStop(0);
     let o = this.state;
     let i = 0;
-    for (;;) {
+    let consumed = n;
+    // The automaton must walk past this index before the skip loop may take over (a stop byte).
+    let noExitBefore = 0;
+    scanning: for (;;) {
       // Automaton mode: one transition per byte, until the state is shallow enough to skip again.
       let windowStart = -1;
       while (i < n) {
@@ -95,50 +148,164 @@ export class AutomatonStream {
           o = e;
           continue;
         }
+        if (c !== 0 && c <= SPECIAL_CLASSES) {
+          const after = this.transparentAt(i - 1, pool[o - 1]);
+          if (after === UNDECIDED) {
+            consumed = i - 1;
+            break scanning;
+          }
+          if (after !== NOT_TRANSPARENT) {
+            i = after;
+            continue;
+          }
+        }
         o = -e;
         const length = pool[o - 2] >> MATCH_SHIFT;
         const depth = pool[o - 1];
-        if (length > 0) this.output.covered(base + i, length, base + i - depth);
-        if (depth < shallowBelow && depth <= i) {
+        if (length > 0) this.output.covered(this.rawStart(base + i, length), base + i, this.rawStart(base + i, depth));
+        if (depth < shallowBelow && i - depth >= noExitBefore && this.prefixIsPlain(base + i, depth)) {
           windowStart = i - depth;
           break;
         }
       }
       if (windowStart < 0) break;
       // Skip mode: nothing before windowStart can start a pattern any more.
-      const found = this.skipTo(chunk, windowStart);
+      const limit = this.stopFrom(windowStart);
+      const found = this.skipTo(chunk, windowStart, limit);
       if (found < 0) {
-        // The window no longer fits in this chunk: walk the rest so the next chunk resumes exactly.
-        o = this.walk(base + ~found, base + n);
-        i = n;
-        break;
+        // The window no longer fits before the stop byte or the chunk's end: the automaton walks on from there.
+        o = this.root;
+        i = ~found;
+        noExitBefore = limit + 1;
+        continue;
       }
       // The skip loop walked the gram already: its state may itself end a pattern.
       o = this.entry;
-      i = found + GRAM;
+      i = this.entryEnd;
+      noExitBefore = 0;
       const length = pool[o - 2] >> MATCH_SHIFT;
-      if (length > 0) this.output.covered(base + i, length, base + i - pool[o - 1]);
+      if (length > 0) this.output.covered(this.rawStart(base + i, length), base + i, this.rawStart(base + i, pool[o - 1]));
     }
+    if (consumed < n) this.leftover = chunk.slice(consumed);
     this.state = o;
-    this.pos = base + n;
-    return this.output.finish(this.pos - pool[o - 1]);
+    this.pos = base + consumed;
+    this.lineBefore = this.lineRunAt(consumed);
+    this.chunk = EMPTY;
+    return this.output.finish(this.rawStart(this.pos, pool[o - 1]));
+  }
+
+  /**
+   * At chunk index `q`, an LF, CR or ESC: the index after it and the transparent bytes it
+   * starts, NOT_TRANSPARENT, or UNDECIDED when the chunk ends too soon to tell. Transparent
+   * bytes inside a prefix (depth > 0) are remembered, to map the prefix back onto raw bytes.
+   */
+  private transparentAt(q: number, depth: number): number {
+    const chunk = this.chunk;
+    const n = chunk.length;
+    const b = chunk[q];
+    let after: number;
+    if (b === LF) {
+      // At the root an LF leads back to the root either way: no need to look back.
+      if (depth === 0) return q + 1;
+      if (!this.lfIsTransparent(q)) return NOT_TRANSPARENT;
+      after = q + 1;
+    } else if (b === CR) {
+      if (depth === 0) return q + 1;
+      if (q + 1 >= n) return UNDECIDED;
+      if (chunk[q + 1] !== LF || !this.lfIsTransparent(q + 1)) return NOT_TRANSPARENT;
+      after = q + 2;
+    } else {
+      // ESC [ params m|K is transparent wherever it stands, so the view never holds it.
+      let j = q + 1;
+      if (j >= n) return UNDECIDED;
+      if (chunk[j++] !== 0x5b) return NOT_TRANSPARENT;
+      while (j < n && j - q - 2 < MAX_ESCAPE_PARAMS && (chunk[j] === 0x3b || (chunk[j] >= 0x30 && chunk[j] <= 0x39))) j++;
+      if (j >= n) return j - q - 2 < MAX_ESCAPE_PARAMS ? UNDECIDED : NOT_TRANSPARENT;
+      if (chunk[j] !== 0x6d && chunk[j] !== 0x4b) return NOT_TRANSPARENT;
+      after = j + 1;
+      if (depth === 0) return after;
+    }
+    this.addGap(this.base + q, this.base + after);
+    return after;
+  }
+
+  /** Whether the LF at chunk index `q` ends a line of at least TRANSPARENT_LINE bytes. */
+  private lfIsTransparent(q: number): boolean {
+    const chunk = this.chunk;
+    const from = q - TRANSPARENT_LINE;
+    for (let k = q - 1; k >= 0 && k >= from; k--) if (chunk[k] === LF) return false;
+    return from >= 0 || this.lineBefore + q >= TRANSPARENT_LINE;
+  }
+
+  /** Bytes since the last LF before chunk index `at` (capped), for the next chunk's look-back. */
+  private lineRunAt(at: number): number {
+    const chunk = this.chunk;
+    for (let k = at - 1; k >= 0 && k >= at - TRANSPARENT_LINE; k--) if (chunk[k] === LF) return at - 1 - k;
+    return Math.min(TRANSPARENT_LINE, this.lineBefore + at);
+  }
+
+  private addGap(start: number, end: number): void {
+    const last = this.gapEnd.length - 1;
+    if (last >= 0 && this.gapEnd[last] === start) this.gapEnd[last] = end;
+    else {
+      this.gapStart.push(start);
+      this.gapEnd.push(end);
+    }
+  }
+
+  /** The stream position where the last `views` non-transparent bytes before `end` begin. */
+  private rawStart(end: number, views: number): number {
+    let at = end;
+    let rest = views;
+    for (let k = this.gapEnd.length - 1; k >= 0 && rest > 0; k--) {
+      const plain = at - this.gapEnd[k];
+      if (rest <= plain) break;
+      rest -= plain;
+      at = this.gapStart[k];
+    }
+    return at - rest;
+  }
+
+  /** Whether the prefix of `depth` view bytes ending at `end` is plain (no transparent bytes) and in this chunk; drops older gaps. */
+  private prefixIsPlain(end: number, depth: number): boolean {
+    if (this.gapEnd.length === 0) return end - depth >= this.base;
+    const start = this.rawStart(end, depth);
+    let keep = 0;
+    while (keep < this.gapEnd.length && this.gapEnd[keep] <= start) keep++;
+    this.gapStart.splice(0, keep);
+    this.gapEnd.splice(0, keep);
+    return this.gapEnd.length === 0 && start >= this.base;
+  }
+
+  /** Chunk index of the first CR or ESC at or after `from`, or the chunk's length. */
+  private findStop(from: number): number {
+    const chunk = this.chunk;
+    const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    const esc = buf.indexOf(ESC, from);
+    const cr = buf.indexOf(CR, from);
+    if (esc < 0) return cr < 0 ? chunk.length : cr;
+    return cr < 0 || esc < cr ? esc : cr;
+  }
+
+  private stopFrom(from: number): number {
+    if (this.nextStop < from) this.nextStop = this.findStop(from);
+    return this.nextStop;
   }
 
   /**
    * Finds, from chunk index `start` on, the first position where a pattern really starts;
-   * returns it, or ~position of the first start whose window no longer fits in the chunk.
+   * returns it, or ~position of the first start whose window no longer fits before `limit`.
    */
-  private skipTo(chunk: Uint8Array, start: number): number {
+  private skipTo(chunk: Uint8Array, start: number, limit: number): number {
     const skip = this.skip!;
-    return skip.window >= MIN_SKIP_WINDOW ? this.skipWindows(chunk, start, skip) : this.skipBytes(chunk, start, skip);
+    return skip.window >= MIN_SKIP_WINDOW ? this.skipWindows(chunk, start, limit, skip) : this.skipBytes(chunk, start, limit, skip);
   }
 
   /** Wu-Manber: the gram ending each window says how far the window may jump. */
-  private skipWindows(chunk: Uint8Array, start: number, skip: SkipTable): number {
+  private skipWindows(chunk: Uint8Array, start: number, limit: number, skip: SkipTable): number {
     const { window, hash, shiftBits, shift, startBits, starts } = skip;
-    const n = chunk.length;
     let s = start;
-    while (s + window <= n) {
+    while (s + window <= limit) {
       const last = s + window - 1;
       const g = (chunk[last - 3] << 24) | (chunk[last - 2] << 16) | (chunk[last - 1] << 8) | chunk[last];
       const jump = shift[Math.imul(g, hash) >>> shiftBits];
@@ -148,7 +315,11 @@ export class AutomatonStream {
       }
       const g0 = (chunk[s] << 24) | (chunk[s + 1] << 16) | (chunk[s + 2] << 8) | chunk[s + 3];
       const y = Math.imul(g0, hash) >>> startBits;
-      if ((starts[y >>> 5] & (1 << (y & 31))) !== 0 && this.isStart(chunk, s)) return s;
+      if ((starts[y >>> 5] & (1 << (y & 31))) !== 0) {
+        const verdict = this.isStart(chunk, s, limit);
+        if (verdict > 0) return s;
+        if (verdict < 0) return ~s;
+      }
       s++;
     }
     return ~s;
@@ -158,37 +329,53 @@ export class AutomatonStream {
    * With a short pattern among them, windows jump too little to pay for themselves: test
    * every position instead, its first two bytes exactly, then its first gram.
    */
-  private skipBytes(chunk: Uint8Array, start: number, skip: SkipTable): number {
+  private skipBytes(chunk: Uint8Array, start: number, limit: number, skip: SkipTable): number {
     const { hash, startBits, starts, pairs } = skip;
-    const n = chunk.length;
-    if (start + GRAM > n) return ~start;
-    for (let s = start, end = n - GRAM; s <= end; s++) {
+    if (start + GRAM > limit) return ~start;
+    for (let s = start, end = limit - GRAM; s <= end; s++) {
       if (pairs[(chunk[s] << 8) | chunk[s + 1]] === 0) continue;
       const g = (chunk[s] << 24) | (chunk[s + 1] << 16) | (chunk[s + 2] << 8) | chunk[s + 3];
       const y = Math.imul(g, hash) >>> startBits;
-      if ((starts[y >>> 5] & (1 << (y & 31))) !== 0 && this.isStart(chunk, s)) return s;
+      if ((starts[y >>> 5] & (1 << (y & 31))) !== 0) {
+        const verdict = this.isStart(chunk, s, limit);
+        if (verdict > 0) return s;
+        if (verdict < 0) return ~s;
+      }
     }
-    return ~(n - GRAM + 1);
+    return ~(limit - GRAM + 1);
   }
 
   /**
-   * Whether the gram at chunk index `s` really starts some pattern (the bitsets hash, so
-   * they can only rule starts out); if so, `entry` is the state after it.
+   * Whether the first GRAM view bytes from chunk index `s` really start some pattern (the
+   * bitsets hash, so they can only rule starts out): 1 with `entry` and `entryEnd` set, 0 if
+   * not, -1 when a transparent LF pushes the gram past `limit`.
    */
-  private isStart(chunk: Uint8Array, s: number): boolean {
+  private isStart(chunk: Uint8Array, s: number, limit: number): number {
     const pool = this.pool;
     const classOf = this.classOf;
     let o = this.root;
-    for (let at = s; at < s + GRAM; at++) o = Math.abs(transition(pool, o, classOf[chunk[at]]));
+    let at = s;
+    let gap = -1;
+    for (let views = 0; views < GRAM; at++) {
+      if (at >= limit) return -1;
+      if (chunk[at] === LF && views > 0 && this.lfIsTransparent(at)) {
+        gap = at;
+        continue;
+      }
+      o = Math.abs(transition(pool, o, classOf[chunk[at]]));
+      views++;
+    }
+    if (pool[o - 1] !== GRAM) return 0;
+    if (gap >= 0) this.addGap(this.base + gap, this.base + gap + 1);
     this.entry = o;
-    return pool[o - 1] === GRAM;
+    this.entryEnd = at;
+    return 1;
   }
+}
 
-  /** The state reached from the root over the held bytes [from, to). */
-  private walk(from: number, to: number): number {
-    let o = this.root;
-    for (let at = from; at < to; at++) o = Math.abs(transition(this.pool, o, this.classOf[this.output.byteAt(at)]));
-    return o;
-  }
-
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
