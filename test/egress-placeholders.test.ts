@@ -171,7 +171,7 @@ describe("egress placeholders", () => {
     expect(Object.isFrozen(binding)).toBe(true);
     expect(t.app.conversations.findByEgressId(binding.egressId)).toBe(c);
     expect(t.app.conversations.findByEgressId("eg_nope")).toBeUndefined();
-    await admin.endConversation({ conversationId });
+    await admin.conversations.endConversation({ conversationId });
     expect(t.app.conversations.findByEgressId(binding.egressId)).toBeUndefined();
   });
 
