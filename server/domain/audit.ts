@@ -4,6 +4,15 @@ import type { KvOp, KvStore } from "../store/kv.js";
 import { fail, VeilError } from "./errors.js";
 import { paginate } from "./page-token.js";
 
+/**
+ * Actions recorded outside any RPC, by the egress gateway: `egress.use` for each substitution
+ * (secretName = the secret, `NAME.FIELD` for a field; detail = the host) and `egress.denied`
+ * for each refusal (detail = the host and reason; never a value). Recorded with
+ * `audit.record({ tenant, tokenId, agent, conversationId, action: EGRESS_ACTIONS.use, outcome: "ok", secretName, detail })`
+ * from the binding's fields (`outcome: "denied"` for refusals). RPC actions are listed in rpc/audit.ts.
+ */
+export const EGRESS_ACTIONS = { use: "egress.use", denied: "egress.denied" } as const;
+
 /** How an action ended. */
 export type AuditOutcome = "ok" | "denied" | "not_found" | "failed";
 

@@ -1,5 +1,6 @@
 // One conversation: a shell session with a frozen secret snapshot, whose output leaves only masked.
 import { randomBytes } from "node:crypto";
+import { type EgressBinding, type NetworkMode, newEgressId } from "./egress-binding.js";
 import { fail } from "./errors.js";
 import type { LimitName, ShellSession } from "./executor.js";
 import { type InjectedSecret, referencedEnv } from "./injection.js";
@@ -24,6 +25,15 @@ export type ConversationEvent =
 export interface ConversationOwner {
   tenant: string;
   agent: string;
+}
+
+/** The network side of a conversation, as its start asked for it. */
+export interface ConversationNetwork {
+  networkMode: NetworkMode;
+  /** `egress_allow`, lowercased. */
+  egressAllow: readonly string[];
+  /** The token that started it (the gateway audits under it). */
+  tokenId: string;
 }
 
 /** How a conversation was set up. */
@@ -53,6 +63,11 @@ export class Conversation {
    * the masker held (a possible start of a secret of 4 bytes or more as a mask, less as is).
    */
   private readonly maskers: Record<"stdout" | "stderr", StreamMasker>;
+  /**
+   * What the egress gateway reads (frozen): set when the conversation runs with
+   * NETWORK_MODE_EGRESS or holds any placeholder; undefined otherwise.
+   */
+  readonly egress: EgressBinding | undefined;
 
   constructor(
     readonly owner: ConversationOwner,
@@ -61,8 +76,28 @@ export class Conversation {
     private readonly shell: ShellSession,
     private readonly masks: MaskSet,
     private readonly onEnd: (conversation: Conversation) => void,
+    network: ConversationNetwork = { networkMode: "none", egressAllow: [], tokenId: "" },
   ) {
     this.maskers = { stdout: masks.stream(), stderr: masks.stream() };
+    const substitutions = settings.secrets.flatMap((s) => s.substitutions ?? []);
+    this.egress =
+      network.networkMode === "egress" || substitutions.length > 0
+        ? Object.freeze({
+            egressId: newEgressId(),
+            conversationId: this.id,
+            tenant: owner.tenant,
+            agent: owner.agent,
+            tokenId: network.tokenId,
+            networkMode: network.networkMode,
+            allow: Object.freeze([...network.egressAllow]),
+            substitutions: Object.freeze(substitutions),
+          })
+        : undefined;
+  }
+
+  /** Environment names that hold a placeholder instead of a value, sorted. */
+  get placeholderNames(): string[] {
+    return this.settings.secrets.flatMap((s) => s.placeholders ?? []).sort();
   }
 
   /** Environment names whose values are too short to mask (injected all the same). */

@@ -1,5 +1,5 @@
 // The registry of live conversations: start, find by owner, idle expiry, per-tenant cap, shutdown.
-import { Conversation, type ConversationOwner, type ConversationSettings } from "./conversation.js";
+import { Conversation, type ConversationNetwork, type ConversationOwner, type ConversationSettings } from "./conversation.js";
 import { fail } from "./errors.js";
 import { mountWorkspace, openShellSession, type ResourceLimits, type SandboxStatus } from "./executor.js";
 import { DynamicUsers, isRoot, type RunAs } from "./executor/dynamic-user.js";
@@ -20,16 +20,19 @@ export interface ConversationLimits {
 }
 
 /** What a new conversation needs besides its settings. */
-export interface StartRequest extends ConversationSettings {
+export interface StartRequest extends ConversationSettings, Partial<ConversationNetwork> {
   owner: ConversationOwner;
   env: Record<string, string>;
   workingDir: string;
+  /** Unrestricted network (never together with networkMode "egress"). */
   network: boolean;
 }
 
 /** Creates the registry. Call `closeAll()` on shutdown: it kills every conversation's processes. */
 export function createConversations(limits: ConversationLimits) {
   const live = new Map<string, Conversation>();
+  /** Egress-mode conversations by their egress id, for the gateway. */
+  const byEgressId = new Map<string, Conversation>();
   /** Starts under way, per tenant: they hold a slot of the cap from before their first await. */
   const starting = new Map<string, number>();
   const { sandbox } = limits;
@@ -109,11 +112,22 @@ export function createConversations(limits: ConversationLimits) {
         });
         const path = workspace;
         const owner = user;
-        const conversation = new Conversation(request.owner, request, shellSandbox.kind, shell, masks, (c) => {
-          live.delete(c.id);
-          cleanUp(path, owner);
-        });
+        const network: ConversationNetwork = { networkMode: request.networkMode ?? "none", egressAllow: request.egressAllow ?? [], tokenId: request.tokenId ?? "" };
+        const conversation = new Conversation(
+          request.owner,
+          request,
+          shellSandbox.kind,
+          shell,
+          masks,
+          (c) => {
+            live.delete(c.id);
+            if (c.egress !== undefined) byEgressId.delete(c.egress.egressId);
+            cleanUp(path, owner);
+          },
+          network,
+        );
         live.set(conversation.id, conversation);
+        if (conversation.egress?.networkMode === "egress") byEgressId.set(conversation.egress.egressId, conversation);
         return conversation;
       } catch (error) {
         if (workspace !== undefined) cleanUp(workspace, user);
@@ -131,6 +145,15 @@ export function createConversations(limits: ConversationLimits) {
       const visible = c !== undefined && c.owner.tenant === caller.tenant && (caller.agent === undefined || caller.agent === c.owner.agent);
       if (!visible) throw fail.notFound(`conversation_id: no live conversation ${id}`);
       return c;
+    },
+
+    /**
+     * The live NETWORK_MODE_EGRESS conversation whose binding has this egress id, for the
+     * gateway (not an RPC: no caller to check, so nothing is thrown); undefined once it ended.
+     */
+    findByEgressId(egressId: string): Conversation | undefined {
+      const c = byEgressId.get(egressId);
+      return c === undefined || c.isEnded ? undefined : c;
     },
 
     /** How many conversations are live (all tenants). */

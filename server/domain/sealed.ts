@@ -17,10 +17,31 @@ function aad(tenant: string, purpose: string): Uint8Array {
 
 /** Seals and opens tokens under the tenant's active key generation. */
 export function createSealer(keyring: Keyring, now: () => number = () => Date.now()) {
+  /** Opens a token with the egress hosts it carries (none for tokens sealed without). */
+  function openWithEgress(tenant: string, purpose: string, token: string, field: string): { value: string } & SealedEgress {
+    const invalid = () => fail.invalid(`${field}: not a valid sealed token for this tenant`);
+    if (!token.startsWith(SEALED_PREFIX)) throw invalid();
+    try {
+      const blob = Buffer.from(token.slice(SEALED_PREFIX.length), "base64url");
+      const payload = JSON.parse(dec.decode(keyring.open(tenant, blob, aad(tenant, purpose)))) as { v: string; e?: number; h?: string[]; b?: boolean };
+      if (typeof payload.v !== "string" || (payload.e !== undefined && payload.e <= now())) throw invalid();
+      return { value: payload.v, hosts: Array.isArray(payload.h) ? payload.h.filter((h) => typeof h === "string") : [], body: payload.b === true };
+    } catch {
+      throw invalid();
+    }
+  }
+
   return {
-    /** Seals a value; with ttlSeconds the token stops opening after that long. */
-    seal(tenant: string, purpose: string, value: string, ttlSeconds = 0): string {
-      const payload = JSON.stringify({ v: value, ...(ttlSeconds > 0 ? { e: now() + ttlSeconds * 1000 } : {}) });
+    openWithEgress,
+
+    /**
+     * Seals a value; with ttlSeconds the token stops opening after that long. With egress
+     * hosts the token carries them (inside the ciphertext), so a conversation injects it as a
+     * placeholder like the secret it came from.
+     */
+    seal(tenant: string, purpose: string, value: string, ttlSeconds = 0, egress?: SealedEgress): string {
+      const hosts = egress !== undefined && egress.hosts.length > 0 ? { h: egress.hosts, ...(egress.body ? { b: true } : {}) } : {};
+      const payload = JSON.stringify({ v: value, ...(ttlSeconds > 0 ? { e: now() + ttlSeconds * 1000 } : {}), ...hosts });
       const blob = keyring.seal(tenant, enc.encode(payload), aad(tenant, purpose));
       return SEALED_PREFIX + Buffer.from(blob).toString("base64url");
     },
@@ -30,18 +51,15 @@ export function createSealer(keyring: Keyring, now: () => number = () => Date.no
      * same INVALID_ARGUMENT, so the answer tells a prober nothing about why.
      */
     open(tenant: string, purpose: string, token: string, field: string): string {
-      const invalid = () => fail.invalid(`${field}: not a valid sealed token for this tenant`);
-      if (!token.startsWith(SEALED_PREFIX)) throw invalid();
-      try {
-        const blob = Buffer.from(token.slice(SEALED_PREFIX.length), "base64url");
-        const payload = JSON.parse(dec.decode(keyring.open(tenant, blob, aad(tenant, purpose)))) as { v: string; e?: number };
-        if (typeof payload.v !== "string" || (payload.e !== undefined && payload.e <= now())) throw invalid();
-        return payload.v;
-      } catch {
-        throw invalid();
-      }
+      return openWithEgress(tenant, purpose, token, field).value;
     },
   };
+}
+
+/** Egress hosts a sealed token carries: its value is then injected as a placeholder. */
+export interface SealedEgress {
+  hosts: string[];
+  body: boolean;
 }
 
 /** The sealer's operations. */

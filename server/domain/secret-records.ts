@@ -18,6 +18,10 @@ export interface SecretRecord {
   agentReaders: string[];
   kind: SecretValue["kind"];
   fieldNames: string[];
+  /** Host patterns the secret belongs to (lowercased); non-empty = injected as a placeholder. */
+  egressHosts: string[];
+  /** Whether the egress gateway also substitutes in request bodies. */
+  egressBody: boolean;
   version: number;
   createdAt: string;
   updatedAt: string;
@@ -68,10 +72,11 @@ export function encodeRecord(record: SecretRecord): Uint8Array {
   return enc.encode(JSON.stringify(record));
 }
 
-/** Records stored before `agentReaders` existed read as having no agent readers. */
+/** Records stored before `agentReaders` or egress hosts existed read as having none. */
 export function decodeRecord(bytes: Uint8Array): SecretRecord {
-  const record = JSON.parse(dec.decode(bytes)) as Omit<SecretRecord, "agentReaders"> & { agentReaders?: string[] };
-  return { ...record, agentReaders: record.agentReaders ?? [] };
+  const record = JSON.parse(dec.decode(bytes)) as Omit<SecretRecord, "agentReaders" | "egressHosts" | "egressBody"> &
+    Partial<Pick<SecretRecord, "agentReaders" | "egressHosts" | "egressBody">>;
+  return { ...record, agentReaders: record.agentReaders ?? [], egressHosts: record.egressHosts ?? [], egressBody: record.egressBody ?? false };
 }
 
 export function encodeValue(value: SecretValue): Uint8Array {

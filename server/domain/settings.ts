@@ -1,17 +1,19 @@
 // Agent settings per tenant: LLM model, base URL and API key (sealed like a secret), plus free options.
 import { type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
+import { normalizeHostPattern } from "./egress-binding.js";
 import type { Keyring } from "./keyring.js";
 
 /** Settings as stored: the API key only as a keyring blob (base64). */
 export interface StoredSettings {
-  llm: { model?: string; baseUrl?: string; apiKey?: string };
+  llm: { model?: string; baseUrl?: string; apiKey?: string; apiKeyEgressHosts?: string[] };
   options: Record<string, string>;
   updatedAt?: string;
 }
 
 /** Settings in the clear, for the server's own use (injection, sealing); never answered as is. */
 export interface PlainSettings {
-  llm: { model?: string; baseUrl?: string; apiKey?: string };
+  /** apiKeyEgressHosts: host patterns of the API key (lowercased); set = injected as a placeholder. */
+  llm: { model?: string; baseUrl?: string; apiKey?: string; apiKeyEgressHosts?: string[] };
   options: Record<string, string>;
 }
 
@@ -20,6 +22,8 @@ export interface SettingsPatch {
   model?: string;
   baseUrl?: string;
   apiKey?: string;
+  /** Host patterns of the API key (validated); [] clears them. */
+  apiKeyEgressHosts?: string[];
   options: Record<string, string>;
 }
 
@@ -76,6 +80,11 @@ export function createSettings(store: KvStore, keyring: Keyring) {
         apply("model", patch.model);
         apply("baseUrl", patch.baseUrl);
         apply("apiKey", patch.apiKey, (v) => Buffer.from(keyring.seal(tenant, enc.encode(v), settingsAad(tenant))).toString("base64"));
+        if (patch.apiKeyEgressHosts !== undefined) {
+          const hosts = [...new Set(patch.apiKeyEgressHosts.map(normalizeHostPattern))].sort();
+          if (hosts.length === 0) delete llm.apiKeyEgressHosts;
+          else llm.apiKeyEgressHosts = hosts;
+        }
         const options = { ...next.options };
         for (const [k, v] of Object.entries(patch.options)) {
           if (v === "") delete options[k];

@@ -1,5 +1,6 @@
 // The vault: secrets sealed per tenant, versioned, check-and-set, granted to agents.
 import { type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
+import { normalizeHostPattern } from "./egress-binding.js";
 import { fail } from "./errors.js";
 import { authorizeSecret, decide, requireAdmin } from "./grants.js";
 import type { Keyring } from "./keyring.js";
@@ -34,6 +35,9 @@ export interface SecretWrite {
   allowedAgents: string[];
   /** Absent: no agent reads (fails closed). */
   agentReaders?: string[];
+  /** Host patterns (validated); absent or empty: injected as its value. */
+  egressHosts?: string[];
+  egressBody?: boolean;
 }
 
 /** A page of secret records. */
@@ -92,6 +96,8 @@ export function createVault(store: KvStore, keyring: Keyring) {
         agentReaders: [...new Set(write.agentReaders ?? [])].sort(),
         kind: value.kind,
         fieldNames: value.kind === "fields" ? Object.keys(value.fields).sort() : [],
+        egressHosts: [...new Set((write.egressHosts ?? []).map(normalizeHostPattern))].sort(),
+        egressBody: write.egressBody ?? false,
         version: currentVersion + 1,
         createdAt: current?.createdAt ?? now,
         updatedAt: now,

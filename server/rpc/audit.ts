@@ -6,7 +6,11 @@ import type { KvOp } from "../store/kv.js";
 import { around } from "./around.js";
 import { kPrincipal } from "./context.js";
 
-/** Procedure to audited action; calls not listed (health, reflection, audit listing itself) are not audited. */
+/**
+ * Procedure to audited action; calls not listed (health, reflection, audit listing itself) are
+ * not audited. The egress gateway's actions (`egress.use`, `egress.denied`) are not RPCs: see
+ * EGRESS_ACTIONS in domain/audit.ts.
+ */
 const ACTIONS: Record<string, string> = {
   "veil.v1.SecretService/SetSecrets": "secret.set",
   "veil.v1.SecretService/ListSecrets": "secret.list",

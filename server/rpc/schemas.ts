@@ -1,5 +1,6 @@
 // Request validation rules shared by the services: names, sizes and limits from the contract.
 import { z } from "zod";
+import { MAX_EGRESS_HOSTS, parseHostPattern } from "../domain/egress-binding.js";
 
 /** Limits of the contract, in one place. */
 export const LIMITS = {
@@ -43,6 +44,15 @@ const metadata = z
   )
   .refine((m) => Object.keys(m).length <= LIMITS.metadataEntries, `must have at most ${LIMITS.metadataEntries} entries`);
 
+/** One egress host pattern: `host`, `host:port`, `*.domain` or `[v6]:port` (see parseHostPattern). */
+const hostPattern = z.string().superRefine((h, ctx) => {
+  const parsed = parseHostPattern(h);
+  if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
+});
+
+/** egress_hosts / egress_allow: at most 32 host patterns. */
+const hostPatterns = z.array(hostPattern).max(MAX_EGRESS_HOSTS, `must hold at most ${MAX_EGRESS_HOSTS} hosts`);
+
 const fieldKey = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "field names must match ^[A-Za-z0-9_.-]{1,64}$");
 
 /** One SecretInput: at most one of text/fields, 64 KiB of value at most. */
@@ -56,8 +66,11 @@ export const secretInput = z
     expectedVersion: z.bigint().optional(),
     allowedAgents: agentList,
     agentReaders: agentList,
+    egressHosts: hostPatterns,
+    egressBody: z.boolean(),
   })
   .superRefine((s, ctx) => {
+    if (s.egressBody && s.egressHosts.length === 0) ctx.addIssue({ code: "custom", path: ["egressBody"], message: "needs egress_hosts (body substitution is per host)" });
     // Reading is on top of injecting: a reader the secret is not granted to would be a grant nobody asked for.
     if (s.allowedAgents.length > 0) {
       for (const [i, reader] of s.agentReaders.entries()) {
@@ -139,6 +152,13 @@ export const startConversationRequest = z.object({
   sealedSecrets: z.record(secretName, z.string().max(64 * 1024, "tokens must be at most 64 KiB")),
   injectSettings: z.boolean(),
   timeoutMs,
+  network: z.boolean(),
+  networkMode: z.number().refine((n) => n >= 0 && n <= 2, "must be NETWORK_MODE_NONE or NETWORK_MODE_EGRESS"),
+  egressAllow: hostPatterns,
+}).superRefine((r, ctx) => {
+  // 2 = NETWORK_MODE_EGRESS: the gateway-only network and the unrestricted one exclude each other.
+  if (r.networkMode === 2 && r.network) ctx.addIssue({ code: "custom", path: ["networkMode"], message: "NETWORK_MODE_EGRESS cannot be combined with network: true; choose one" });
+  if (r.egressAllow.length > 0 && r.networkMode !== 2) ctx.addIssue({ code: "custom", path: ["egressAllow"], message: "needs network_mode NETWORK_MODE_EGRESS" });
 });
 
 export const runCommandRequest = z.object({
@@ -163,6 +183,17 @@ export const updateSettingsRequest = z.object({
             .refine((u) => u === "" || /^https?:\/\/[^\s]+$/.test(u), "must be an http(s) URL, or empty to clear")
             .optional(),
           apiKey: z.string().refine((k) => bytes(k) <= LIMITS.valueBytes, "must be at most 64 KiB").optional(),
+          apiKeyEgressHosts: z
+            .string()
+            .superRefine((list, ctx) => {
+              const hosts = splitHostList(list);
+              if (hosts.length > MAX_EGRESS_HOSTS) ctx.addIssue({ code: "custom", message: `must hold at most ${MAX_EGRESS_HOSTS} hosts` });
+              for (const h of hosts) {
+                const parsed = parseHostPattern(h);
+                if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: `${JSON.stringify(h)} ${parsed} (a comma-separated list; "" clears it)` });
+              }
+            })
+            .optional(),
         })
         .optional(),
       options: z
@@ -172,6 +203,11 @@ export const updateSettingsRequest = z.object({
     { error: "is required" },
   ),
 });
+
+/** The hosts of a comma-separated list (`api_key_egress_hosts`): "" is none. */
+export function splitHostList(list: string): string[] {
+  return list === "" ? [] : list.split(",").map((h) => h.trim());
+}
 
 export const listAuditEventsRequest = z.object({
   pageSize,

@@ -3,6 +3,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ConversationEvent as DomainEvent } from "../domain/conversation.js";
 import type { Conversations } from "../domain/conversations.js";
+import { normalizeHostPattern } from "../domain/egress-binding.js";
 import { fail } from "../domain/errors.js";
 import { authorizeNetwork } from "../domain/grants.js";
 import { type InjectedSecret, injectSecret } from "../domain/injection.js";
@@ -12,10 +13,14 @@ import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
 import { endConversationRequest, runCommandRequest, startConversationRequest } from "../rpc/schemas.js";
 import { validate } from "../rpc/validate.js";
-import { type ConversationEventSchema, type ConversationService, Inject, Stream } from "../../gen/veil/v1/conversation_pb.js";
+import { type ConversationEventSchema, type ConversationService, Inject, NetworkMode, Stream } from "../../gen/veil/v1/conversation_pb.js";
 
 /** Extra secrets a conversation may carry besides declared ones (sealed tokens, LLM settings). */
-export type ExtraSecrets = (principal: Principal, request: { sealedSecrets: Record<string, string>; injectSettings: boolean }) => Promise<InjectedSecret[]>;
+export type ExtraSecrets = (
+  principal: Principal,
+  request: { sealedSecrets: Record<string, string>; injectSettings: boolean },
+  taken?: Set<string>,
+) => Promise<InjectedSecret[]>;
 
 /** What the service needs. */
 export interface ConversationDeps {
@@ -96,18 +101,29 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
       // Before any secret is resolved or decrypted: without a usable sandbox nothing would run anyway.
       deps.conversations.assertCanRun();
       const principal = principalOf(ctx);
-      // Before any secret is opened or any shell spawned.
+      // Before any secret is opened or any shell spawned. NETWORK_MODE_EGRESS needs no grant:
+      // it is the safe network (only the gateway, which swaps values for each secret's own hosts).
       authorizeNetwork(principal, req.network);
       const agent = actingAgent(principal, req.agent);
       // Grants are checked for the agent the conversation acts as, also when an admin starts it.
       const grantee: Principal = agent === "" ? principal : { ...principal, role: "agent", agent };
       const resolved = await deps.vault.resolve(grantee, req.session, req.secrets);
-      const secrets = [...resolved].map(([name, { value }]) => injectSecret(name, value));
-      secrets.push(...(await deps.extraSecrets(principal, req)));
+      // One set per conversation keeps every placeholder unique within it.
+      const taken = new Set<string>();
+      const secrets = [...resolved].map(([name, { record, value }]) => injectSecret(name, value, { hosts: record.egressHosts, body: record.egressBody }, taken));
+      secrets.push(...(await deps.extraSecrets(principal, req, taken)));
       checkCollisions(secrets, req.env);
 
       const trail = auditTrail(ctx);
-      trail.note({ agent, session: req.session, secretNames: [...req.secrets, ...Object.keys(req.sealedSecrets), ...(req.injectSettings ? ["LLM_API_KEY"] : [])] });
+      const networkMode = req.networkMode === NetworkMode.EGRESS ? "egress" : "none";
+      const placeholders = secrets.flatMap((s) => s.placeholders ?? []).sort();
+      trail.note({
+        agent,
+        session: req.session,
+        secretNames: [...req.secrets, ...Object.keys(req.sealedSecrets), ...(req.injectSettings ? ["LLM_API_KEY"] : [])],
+        // Names only: which variables hold placeholders, and the network the sandbox gets.
+        detail: [networkMode === "egress" ? "network_mode=egress" : "", placeholders.length > 0 ? `placeholders=${placeholders.join(",")}` : ""].filter(Boolean).join(" "),
+      });
       const conversation = await deps.conversations.start({
         owner: { tenant: principal.tenant, agent },
         inject: req.inject === Inject.REFERENCED ? "referenced" : "declared",
@@ -115,6 +131,9 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
         env: { ...req.env },
         workingDir: req.workingDir,
         network: req.network,
+        networkMode,
+        egressAllow: req.egressAllow.map(normalizeHostPattern),
+        tokenId: principal.tokenId,
         defaultTimeoutMs: req.timeoutMs || deps.defaultTimeoutMs,
         outputLimitBytes: deps.outputLimitBytes,
         keepOnDisconnect: req.keepOnDisconnect,
@@ -133,6 +152,7 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
               secrets: secrets.map((s) => s.name).sort(),
               unmaskedSecrets: conversation.unmaskedNames.sort(),
               sandbox: conversation.sandbox,
+              placeholders: conversation.placeholderNames,
             },
           },
         };

@@ -19,6 +19,8 @@ export function toSecretMeta(record: SecretRecord): SecretMeta {
     agentReaders: record.agentReaders,
     kind: record.kind === "text" ? ValueKind.TEXT : ValueKind.FIELDS,
     fieldNames: record.fieldNames,
+    egressHosts: record.egressHosts,
+    egressBody: record.egressBody,
   });
 }
 
@@ -38,6 +40,8 @@ export function toSecretWrite(input: SecretInput): SecretWrite {
     ...(input.expectedVersion !== undefined ? { expectedVersion: Number(input.expectedVersion) } : {}),
     allowedAgents: [...input.allowedAgents],
     agentReaders: [...input.agentReaders],
+    egressHosts: [...input.egressHosts],
+    egressBody: input.egressBody,
   };
 }
 

@@ -5,7 +5,7 @@ import { INJECT_PURPOSE, type Sealer } from "../domain/sealed.js";
 import type { PlainSettings, Settings } from "../domain/settings.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
-import { updateSettingsRequest } from "../rpc/schemas.js";
+import { splitHostList, updateSettingsRequest } from "../rpc/schemas.js";
 import { validate } from "../rpc/validate.js";
 import { Expose, type SettingsService } from "../../gen/veil/v1/settings_pb.js";
 
@@ -16,18 +16,24 @@ export const REDACTED = "**********";
 export const SEALED_SETTINGS_TTL_SECONDS = 24 * 3600;
 
 /** Names (never values) of what an update changes, for the audit trail. */
-function changedFields(llm: { model?: string | undefined; baseUrl?: string | undefined; apiKey?: string | undefined } | undefined, options: Record<string, string>): string {
-  const llmFields = (["model", "baseUrl", "apiKey"] as const).filter((k) => llm?.[k] !== undefined).map((k) => `llm.${k}`);
+function changedFields(
+  llm: { model?: string | undefined; baseUrl?: string | undefined; apiKey?: string | undefined; apiKeyEgressHosts?: string | undefined } | undefined,
+  options: Record<string, string>,
+): string {
+  const llmFields = (["model", "baseUrl", "apiKey", "apiKeyEgressHosts"] as const).filter((k) => llm?.[k] !== undefined).map((k) => `llm.${k}`);
   return [...llmFields, ...Object.keys(options).map((k) => `options.${k}`)].join(",");
 }
 
 /** Builds the SettingsService handlers. */
 export function createSettingsService(deps: { settings: Settings; sealer: Sealer }): ServiceImpl<typeof SettingsService> {
   function answer(tenant: string, plain: PlainSettings, expose: Expose) {
-    const { apiKey, ...llm } = plain.llm;
+    const { apiKey, apiKeyEgressHosts, ...llm } = plain.llm;
+    // A sealed key carries its hosts, so it is injected as a placeholder like LLM_API_KEY itself.
+    const egress = { hosts: apiKeyEgressHosts ?? [], body: false };
     const exposed =
-      apiKey === undefined ? undefined : expose === Expose.SEALED ? deps.sealer.seal(tenant, INJECT_PURPOSE, apiKey, SEALED_SETTINGS_TTL_SECONDS) : REDACTED;
-    return { llm: { ...llm, ...(exposed !== undefined ? { apiKey: exposed } : {}) }, options: plain.options };
+      apiKey === undefined ? undefined : expose === Expose.SEALED ? deps.sealer.seal(tenant, INJECT_PURPOSE, apiKey, SEALED_SETTINGS_TTL_SECONDS, egress) : REDACTED;
+    const hosts = apiKeyEgressHosts !== undefined ? { apiKeyEgressHosts: apiKeyEgressHosts.join(",") } : {};
+    return { llm: { ...llm, ...(exposed !== undefined ? { apiKey: exposed } : {}), ...hosts }, options: plain.options };
   }
 
   return {
@@ -47,6 +53,7 @@ export function createSettingsService(deps: { settings: Settings; sealer: Sealer
           ...(llm?.model !== undefined ? { model: llm.model } : {}),
           ...(llm?.baseUrl !== undefined ? { baseUrl: llm.baseUrl } : {}),
           ...(llm?.apiKey !== undefined ? { apiKey: llm.apiKey } : {}),
+          ...(llm?.apiKeyEgressHosts !== undefined ? { apiKeyEgressHosts: splitHostList(llm.apiKeyEgressHosts) } : {}),
           options: { ...req.settings!.options },
         },
         auditTrail(ctx).batch([{ detail: changedFields(llm, req.settings!.options) }]),

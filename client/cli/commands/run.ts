@@ -1,6 +1,6 @@
 // `veil run`: runs one command through a conversation and streams its masked output, like `op run`.
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Inject, Stream } from "../../index.js";
+import { Inject, NetworkMode, Stream } from "../../index.js";
 import { type Command, keyValues, parse, parseDuration } from "../command.js";
 import { CONNECTION_HELP, CONNECTION_OPTIONS, connect } from "../connection.js";
 import { EXIT, UsageError } from "../io.js";
@@ -28,8 +28,42 @@ Options:
   --env KEY=VALUE      a plain variable (repeatable)
   --cwd DIR            working directory, relative to the conversation's workspace
   --timeout DURATION   e.g. 30s, 5m (default: the server's)
-  --network            allow network access inside the sandbox
+  --network MODE       the sandbox's network: none (default), egress (only through
+                       Veil's egress gateway, which swaps placeholders for values on
+                       each secret's own hosts; agent tokens may), host (unrestricted;
+                       admin tokens or --allow-network agent tokens). A bare
+                       --network means host, as before.
+  --egress-allow HOST  with --network egress: also reach HOST without substitution
+                       (host, host:port or *.domain; repeatable)
 ${CONNECTION_HELP}`;
+
+const NETWORK_MODES = ["none", "egress", "host"] as const;
+type NetworkChoice = (typeof NETWORK_MODES)[number];
+
+/**
+ * Takes `--network MODE` / `--network=MODE` out of argv. A bare `--network` (followed by
+ * another option or nothing) keeps its old meaning, unrestricted network, so scripts that
+ * used it still work.
+ */
+function takeNetwork(argv: readonly string[]): { argv: string[]; network: NetworkChoice } {
+  const rest: string[] = [];
+  let network: NetworkChoice = "none";
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg.startsWith("--network=")) {
+      const mode = arg.slice("--network=".length);
+      if (!(NETWORK_MODES as readonly string[]).includes(mode)) throw new UsageError(`--network: must be none, egress or host, not ${JSON.stringify(mode)}`);
+      network = mode as NetworkChoice;
+    } else if (arg === "--network") {
+      const next = argv[i + 1];
+      if (next !== undefined && (NETWORK_MODES as readonly string[]).includes(next)) {
+        network = next as NetworkChoice;
+        i++;
+      } else network = "host";
+    } else rest.push(arg);
+  }
+  return { argv: rest, network };
+}
 
 /** Quotes one argument for bash. */
 function quote(arg: string): string {
@@ -42,7 +76,7 @@ export const runCommand: Command = {
   help,
   async run(argv) {
     const dashdash = argv.indexOf("--");
-    const own = dashdash === -1 ? argv : argv.slice(0, dashdash);
+    const { argv: own, network } = takeNetwork(dashdash === -1 ? argv : argv.slice(0, dashdash));
     const words = dashdash === -1 ? [] : argv.slice(dashdash + 1);
     const { values, positionals } = parse(own, {
       ...CONNECTION_OPTIONS,
@@ -53,8 +87,9 @@ export const runCommand: Command = {
       env: { type: "string", multiple: true },
       cwd: { type: "string" },
       timeout: { type: "string" },
-      network: { type: "boolean" },
+      "egress-allow": { type: "string", multiple: true },
     });
+    if (values["egress-allow"] !== undefined && network !== "egress") throw new UsageError("--egress-allow: only with --network egress");
     if (positionals.length > 0 || words.length === 0) throw new UsageError("expected the command after --, e.g. veil run --secret KEY -- 'echo $KEY'");
     const command = words.length === 1 ? words[0]! : words.map(quote).join(" ");
     const timeoutMs = values.timeout === undefined ? 0 : parseDuration(values.timeout, "--timeout") * 1000;
@@ -76,14 +111,18 @@ export const runCommand: Command = {
           workingDir: values.cwd ?? "",
           inject: values.referenced ? Inject.REFERENCED : Inject.DECLARED,
           timeoutMs,
-          network: values.network ?? false,
+          network: network === "host",
+          networkMode: network === "egress" ? NetworkMode.EGRESS : NetworkMode.UNSPECIFIED,
+          egressAllow: values["egress-allow"] ?? [],
           endWhenDone: true,
         },
         { signal: abort.signal },
       );
       for await (const { event } of events) {
-        if (event.case === "started" && event.value.unmaskedSecrets.length > 0) {
-          process.stderr.write(`veil run: too short to mask, shown as is: ${event.value.unmaskedSecrets.join(", ")}\n`);
+        if (event.case === "started") {
+          if (event.value.unmaskedSecrets.length > 0) process.stderr.write(`veil run: too short to mask, shown as is: ${event.value.unmaskedSecrets.join(", ")}\n`);
+          // Names only: the command holds placeholders there, which the egress gateway swaps for values.
+          if (event.value.placeholders.length > 0) process.stderr.write(`veil run: placeholders (values only via the egress gateway): ${event.value.placeholders.join(", ")}\n`);
         } else if (event.case === "output") {
           const target = event.value.stream === Stream.STDERR ? process.stderr : process.stdout;
           if (!target.write(event.value.data)) await new Promise((resolve) => target.once("drain", resolve));

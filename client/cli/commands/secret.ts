@@ -25,6 +25,8 @@ function metaJson(meta: SecretMeta | undefined) {
     metadata: meta.metadata,
     allowedAgents: meta.allowedAgents,
     agentReaders: meta.agentReaders,
+    egressHosts: meta.egressHosts,
+    egressBody: meta.egressBody,
     createdAt: meta.createdAt ? timestampDate(meta.createdAt).toISOString() : "",
     updatedAt: meta.updatedAt ? timestampDate(meta.updatedAt).toISOString() : "",
   };
@@ -47,6 +49,10 @@ Options:
   --agent NAME             only this agent may inject it (repeatable; none = every agent)
   --reader NAME            this agent may also read the value with 'veil secret get'
                            (repeatable; none = no agent reads; must be injectable by it)
+  --egress-host HOST       the secret belongs to HOST (host, host:port or *.domain;
+                           repeatable): commands then get a placeholder, and only the
+                           egress gateway swaps the value in, for requests to HOST
+  --egress-body            with --egress-host: also substitute in request bodies
   --expected-version N     check-and-set: write only if the stored version is N (0 = new)
   --session S              scope inside the tenant ("" = tenant-wide)
   --json                   print the written metadata as JSON
@@ -62,6 +68,8 @@ ${CONNECTION_HELP}`,
       meta: { type: "string", multiple: true },
       agent: { type: "string", multiple: true },
       reader: { type: "string", multiple: true },
+      "egress-host": { type: "string", multiple: true },
+      "egress-body": { type: "boolean" },
       "expected-version": { type: "string" },
     });
     const name = one(positionals, "secret NAME");
@@ -83,6 +91,8 @@ ${CONNECTION_HELP}`,
           metadata: keyValues(values.meta ?? [], "--meta"),
           allowedAgents: values.agent ?? [],
           agentReaders: values.reader ?? [],
+          egressHosts: values["egress-host"] ?? [],
+          egressBody: values["egress-body"] ?? false,
           ...(expected !== undefined ? { expectedVersion: BigInt(expected) } : {}),
         },
       ],
@@ -117,10 +127,11 @@ ${CONNECTION_HELP}`,
     if (values.json) {
       for (const meta of rows) process.stdout.write(`${JSON.stringify(metaJson(meta))}\n`);
     } else if (rows.length > 0) {
-      const header = ["NAME", "VERSION", "KIND", "AGENTS", "READERS", "UPDATED", "DESCRIPTION"];
+      const header = ["NAME", "VERSION", "KIND", "AGENTS", "READERS", "EGRESS", "UPDATED", "DESCRIPTION"];
       const body = rows.map((m) => {
         const j = metaJson(m)!;
-        return [j.name, String(j.version), j.kind, j.allowedAgents.join(",") || "*", j.agentReaders.join(",") || "-", j.updatedAt, j.description];
+        const egress = j.egressHosts.length === 0 ? "-" : `${j.egressHosts.join(",")}${j.egressBody ? " (body)" : ""}`;
+        return [j.name, String(j.version), j.kind, j.allowedAgents.join(",") || "*", j.agentReaders.join(",") || "-", egress, j.updatedAt, j.description];
       });
       process.stdout.write(`${table([header, ...body])}\n`);
     }

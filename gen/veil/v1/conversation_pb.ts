@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file veil/v1/conversation.proto.
  */
 export const file_veil_v1_conversation: GenFile = /*@__PURE__*/
-  fileDesc("Chp2ZWlsL3YxL2NvbnZlcnNhdGlvbi5wcm90bxIHdmVpbC52MSLtAwoYU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSDQoFYWdlbnQYAiABKAkSDwoHc2VjcmV0cxgDIAMoCRIQCghjb21tYW5kcxgEIAMoCRI3CgNlbnYYBSADKAsyKi52ZWlsLnYxLlN0YXJ0Q29udmVyc2F0aW9uUmVxdWVzdC5FbnZFbnRyeRITCgt3b3JraW5nX2RpchgGIAEoCRIfCgZpbmplY3QYByABKA4yDy52ZWlsLnYxLkluamVjdBJMCg5zZWFsZWRfc2VjcmV0cxgIIAMoCzI0LnZlaWwudjEuU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0LlNlYWxlZFNlY3JldHNFbnRyeRIXCg9pbmplY3Rfc2V0dGluZ3MYCSABKAgSEgoKdGltZW91dF9tcxgKIAEoDRIaChJrZWVwX29uX2Rpc2Nvbm5lY3QYCyABKAgSFQoNZW5kX3doZW5fZG9uZRgMIAEoCBIPCgduZXR3b3JrGA0gASgIGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaNAoSU2VhbGVkU2VjcmV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiUQoRUnVuQ29tbWFuZFJlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEg8KB2NvbW1hbmQYAiABKAkSEgoKdGltZW91dF9tcxgDIAEoDSIxChZFbmRDb252ZXJzYXRpb25SZXF1ZXN0EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCSIZChdFbmRDb252ZXJzYXRpb25SZXNwb25zZSLKAQoRQ29udmVyc2F0aW9uRXZlbnQSIwoHc3RhcnRlZBgBIAEoCzIQLnZlaWwudjEuU3RhcnRlZEgAEjIKD2NvbW1hbmRfc3RhcnRlZBgCIAEoCzIXLnZlaWwudjEuQ29tbWFuZFN0YXJ0ZWRIABIhCgZvdXRwdXQYAyABKAsyDy52ZWlsLnYxLk91dHB1dEgAEjAKDmNvbW1hbmRfZXhpdGVkGAQgASgLMhYudmVpbC52MS5Db21tYW5kRXhpdGVkSABCBwoFZXZlbnQiXgoHU3RhcnRlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDwoHc2VjcmV0cxgCIAMoCRIYChB1bm1hc2tlZF9zZWNyZXRzGAMgAygJEg8KB3NhbmRib3gYBCABKAkiNQoOQ29tbWFuZFN0YXJ0ZWQSEgoKY29tbWFuZF9pZBgBIAEoCRIPCgdjb21tYW5kGAIgASgJIksKBk91dHB1dBISCgpjb21tYW5kX2lkGAEgASgJEh8KBnN0cmVhbRgCIAEoDjIPLnZlaWwudjEuU3RyZWFtEgwKBGRhdGEYAyABKAwigAEKDUNvbW1hbmRFeGl0ZWQSEgoKY29tbWFuZF9pZBgBIAEoCRIRCglleGl0X2NvZGUYAiABKAUSEwoLZHVyYXRpb25fbXMYAyABKAQSEQoJdGltZWRfb3V0GAQgASgIEhEKCXRydW5jYXRlZBgFIAEoCBINCgVsaW1pdBgGIAEoCSpMCgZJbmplY3QSFgoSSU5KRUNUX1VOU1BFQ0lGSUVEEAASEwoPSU5KRUNUX0RFQ0xBUkVEEAESFQoRSU5KRUNUX1JFRkVSRU5DRUQQAipGCgZTdHJlYW0SFgoSU1RSRUFNX1VOU1BFQ0lGSUVEEAASEQoNU1RSRUFNX1NURE9VVBABEhEKDVNUUkVBTV9TVERFUlIQAjKJAgoTQ29udmVyc2F0aW9uU2VydmljZRJUChFTdGFydENvbnZlcnNhdGlvbhIhLnZlaWwudjEuU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0GhoudmVpbC52MS5Db252ZXJzYXRpb25FdmVudDABEkYKClJ1bkNvbW1hbmQSGi52ZWlsLnYxLlJ1bkNvbW1hbmRSZXF1ZXN0GhoudmVpbC52MS5Db252ZXJzYXRpb25FdmVudDABElQKD0VuZENvbnZlcnNhdGlvbhIfLnZlaWwudjEuRW5kQ29udmVyc2F0aW9uUmVxdWVzdBogLnZlaWwudjEuRW5kQ29udmVyc2F0aW9uUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Chp2ZWlsL3YxL2NvbnZlcnNhdGlvbi5wcm90bxIHdmVpbC52MSKvBAoYU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSDQoFYWdlbnQYAiABKAkSDwoHc2VjcmV0cxgDIAMoCRIQCghjb21tYW5kcxgEIAMoCRI3CgNlbnYYBSADKAsyKi52ZWlsLnYxLlN0YXJ0Q29udmVyc2F0aW9uUmVxdWVzdC5FbnZFbnRyeRITCgt3b3JraW5nX2RpchgGIAEoCRIfCgZpbmplY3QYByABKA4yDy52ZWlsLnYxLkluamVjdBJMCg5zZWFsZWRfc2VjcmV0cxgIIAMoCzI0LnZlaWwudjEuU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0LlNlYWxlZFNlY3JldHNFbnRyeRIXCg9pbmplY3Rfc2V0dGluZ3MYCSABKAgSEgoKdGltZW91dF9tcxgKIAEoDRIaChJrZWVwX29uX2Rpc2Nvbm5lY3QYCyABKAgSFQoNZW5kX3doZW5fZG9uZRgMIAEoCBIPCgduZXR3b3JrGA0gASgIEioKDG5ldHdvcmtfbW9kZRgOIAEoDjIULnZlaWwudjEuTmV0d29ya01vZGUSFAoMZWdyZXNzX2FsbG93GA8gAygJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaNAoSU2VhbGVkU2VjcmV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiUQoRUnVuQ29tbWFuZFJlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEg8KB2NvbW1hbmQYAiABKAkSEgoKdGltZW91dF9tcxgDIAEoDSIxChZFbmRDb252ZXJzYXRpb25SZXF1ZXN0EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCSIZChdFbmRDb252ZXJzYXRpb25SZXNwb25zZSLKAQoRQ29udmVyc2F0aW9uRXZlbnQSIwoHc3RhcnRlZBgBIAEoCzIQLnZlaWwudjEuU3RhcnRlZEgAEjIKD2NvbW1hbmRfc3RhcnRlZBgCIAEoCzIXLnZlaWwudjEuQ29tbWFuZFN0YXJ0ZWRIABIhCgZvdXRwdXQYAyABKAsyDy52ZWlsLnYxLk91dHB1dEgAEjAKDmNvbW1hbmRfZXhpdGVkGAQgASgLMhYudmVpbC52MS5Db21tYW5kRXhpdGVkSABCBwoFZXZlbnQidAoHU3RhcnRlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDwoHc2VjcmV0cxgCIAMoCRIYChB1bm1hc2tlZF9zZWNyZXRzGAMgAygJEg8KB3NhbmRib3gYBCABKAkSFAoMcGxhY2Vob2xkZXJzGAUgAygJIjUKDkNvbW1hbmRTdGFydGVkEhIKCmNvbW1hbmRfaWQYASABKAkSDwoHY29tbWFuZBgCIAEoCSJLCgZPdXRwdXQSEgoKY29tbWFuZF9pZBgBIAEoCRIfCgZzdHJlYW0YAiABKA4yDy52ZWlsLnYxLlN0cmVhbRIMCgRkYXRhGAMgASgMIoABCg1Db21tYW5kRXhpdGVkEhIKCmNvbW1hbmRfaWQYASABKAkSEQoJZXhpdF9jb2RlGAIgASgFEhMKC2R1cmF0aW9uX21zGAMgASgEEhEKCXRpbWVkX291dBgEIAEoCBIRCgl0cnVuY2F0ZWQYBSABKAgSDQoFbGltaXQYBiABKAkqTAoGSW5qZWN0EhYKEklOSkVDVF9VTlNQRUNJRklFRBAAEhMKD0lOSkVDVF9ERUNMQVJFRBABEhUKEUlOSkVDVF9SRUZFUkVOQ0VEEAIqWwoLTmV0d29ya01vZGUSHAoYTkVUV09SS19NT0RFX1VOU1BFQ0lGSUVEEAASFQoRTkVUV09SS19NT0RFX05PTkUQARIXChNORVRXT1JLX01PREVfRUdSRVNTEAIqRgoGU3RyZWFtEhYKElNUUkVBTV9VTlNQRUNJRklFRBAAEhEKDVNUUkVBTV9TVERPVVQQARIRCg1TVFJFQU1fU1RERVJSEAIyiQIKE0NvbnZlcnNhdGlvblNlcnZpY2USVAoRU3RhcnRDb252ZXJzYXRpb24SIS52ZWlsLnYxLlN0YXJ0Q29udmVyc2F0aW9uUmVxdWVzdBoaLnZlaWwudjEuQ29udmVyc2F0aW9uRXZlbnQwARJGCgpSdW5Db21tYW5kEhoudmVpbC52MS5SdW5Db21tYW5kUmVxdWVzdBoaLnZlaWwudjEuQ29udmVyc2F0aW9uRXZlbnQwARJUCg9FbmRDb252ZXJzYXRpb24SHy52ZWlsLnYxLkVuZENvbnZlcnNhdGlvblJlcXVlc3QaIC52ZWlsLnYxLkVuZENvbnZlcnNhdGlvblJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message veil.v1.StartConversationRequest
@@ -95,11 +95,27 @@ export type StartConversationRequest = Message<"veil.v1.StartConversationRequest
   endWhenDone: boolean;
 
   /**
-   * Allow network access inside the sandbox.
+   * Unrestricted network inside the sandbox (admin tokens, or agent tokens minted
+   * with allow_network). Legacy: prefer network_mode.
    *
    * @generated from field: bool network = 13;
    */
   network: boolean;
+
+  /**
+   * The sandbox's network; UNSPECIFIED means NONE (or unrestricted with `network`).
+   *
+   * @generated from field: veil.v1.NetworkMode network_mode = 14;
+   */
+  networkMode: NetworkMode;
+
+  /**
+   * Hosts reachable through the gateway without substitution (same syntax as
+   * SecretInput.egress_hosts; at most 32). Only with NETWORK_MODE_EGRESS.
+   *
+   * @generated from field: repeated string egress_allow = 15;
+   */
+  egressAllow: string[];
 };
 
 /**
@@ -242,6 +258,14 @@ export type Started = Message<"veil.v1.Started"> & {
    * @generated from field: string sandbox = 4;
    */
   sandbox: string;
+
+  /**
+   * Environment names that hold a placeholder instead of a value (secrets with
+   * egress hosts; for fields secrets NAME_FIELD and NAME), sorted.
+   *
+   * @generated from field: repeated string placeholders = 5;
+   */
+  placeholders: string[];
 };
 
 /**
@@ -383,6 +407,42 @@ export const InjectSchema: GenEnum<Inject> = /*@__PURE__*/
   enumDesc(file_veil_v1_conversation, 0);
 
 /**
+ * NetworkMode chooses what network a conversation's sandbox gets.
+ *
+ * @generated from enum veil.v1.NetworkMode
+ */
+export enum NetworkMode {
+  /**
+   * Same as NETWORK_MODE_NONE (unless the legacy `network: true` is set).
+   *
+   * @generated from enum value: NETWORK_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No network at all (the sandbox has only its own loopback).
+   *
+   * @generated from enum value: NETWORK_MODE_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * Only through Veil's egress gateway (HTTPS_PROXY/HTTP_PROXY), which swaps
+   * placeholders for values on requests to each secret's own hosts. Allowed to
+   * agent tokens. Cannot be combined with `network: true`.
+   *
+   * @generated from enum value: NETWORK_MODE_EGRESS = 2;
+   */
+  EGRESS = 2,
+}
+
+/**
+ * Describes the enum veil.v1.NetworkMode.
+ */
+export const NetworkModeSchema: GenEnum<NetworkMode> = /*@__PURE__*/
+  enumDesc(file_veil_v1_conversation, 1);
+
+/**
  * Stream names an output stream of a command.
  *
  * @generated from enum veil.v1.Stream
@@ -408,7 +468,7 @@ export enum Stream {
  * Describes the enum veil.v1.Stream.
  */
 export const StreamSchema: GenEnum<Stream> = /*@__PURE__*/
-  enumDesc(file_veil_v1_conversation, 1);
+  enumDesc(file_veil_v1_conversation, 2);
 
 /**
  * ConversationService runs commands with secrets injected as environment

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file veil/v1/settings.proto.
  */
 export const file_veil_v1_settings: GenFile = /*@__PURE__*/
-  fileDesc("ChZ2ZWlsL3YxL3NldHRpbmdzLnByb3RvEgd2ZWlsLnYxInEKC0xsbVNldHRpbmdzEhIKBW1vZGVsGAEgASgJSACIAQESFQoIYmFzZV91cmwYAiABKAlIAYgBARIUCgdhcGlfa2V5GAMgASgJSAKIAQFCCAoGX21vZGVsQgsKCV9iYXNlX3VybEIKCghfYXBpX2tleSKYAQoNQWdlbnRTZXR0aW5ncxIhCgNsbG0YASABKAsyFC52ZWlsLnYxLkxsbVNldHRpbmdzEjQKB29wdGlvbnMYAiADKAsyIy52ZWlsLnYxLkFnZW50U2V0dGluZ3MuT3B0aW9uc0VudHJ5Gi4KDE9wdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjUKEkdldFNldHRpbmdzUmVxdWVzdBIfCgZleHBvc2UYASABKA4yDy52ZWlsLnYxLkV4cG9zZSI/ChNHZXRTZXR0aW5nc1Jlc3BvbnNlEigKCHNldHRpbmdzGAEgASgLMhYudmVpbC52MS5BZ2VudFNldHRpbmdzIkEKFVVwZGF0ZVNldHRpbmdzUmVxdWVzdBIoCghzZXR0aW5ncxgBIAEoCzIWLnZlaWwudjEuQWdlbnRTZXR0aW5ncyJCChZVcGRhdGVTZXR0aW5nc1Jlc3BvbnNlEigKCHNldHRpbmdzGAEgASgLMhYudmVpbC52MS5BZ2VudFNldHRpbmdzKkgKBkV4cG9zZRIWChJFWFBPU0VfVU5TUEVDSUZJRUQQABITCg9FWFBPU0VfUkVEQUNURUQQARIRCg1FWFBPU0VfU0VBTEVEEAIyrgEKD1NldHRpbmdzU2VydmljZRJICgtHZXRTZXR0aW5ncxIbLnZlaWwudjEuR2V0U2V0dGluZ3NSZXF1ZXN0GhwudmVpbC52MS5HZXRTZXR0aW5nc1Jlc3BvbnNlElEKDlVwZGF0ZVNldHRpbmdzEh4udmVpbC52MS5VcGRhdGVTZXR0aW5nc1JlcXVlc3QaHy52ZWlsLnYxLlVwZGF0ZVNldHRpbmdzUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChZ2ZWlsL3YxL3NldHRpbmdzLnByb3RvEgd2ZWlsLnYxIq0BCgtMbG1TZXR0aW5ncxISCgVtb2RlbBgBIAEoCUgAiAEBEhUKCGJhc2VfdXJsGAIgASgJSAGIAQESFAoHYXBpX2tleRgDIAEoCUgCiAEBEiEKFGFwaV9rZXlfZWdyZXNzX2hvc3RzGAQgASgJSAOIAQFCCAoGX21vZGVsQgsKCV9iYXNlX3VybEIKCghfYXBpX2tleUIXChVfYXBpX2tleV9lZ3Jlc3NfaG9zdHMimAEKDUFnZW50U2V0dGluZ3MSIQoDbGxtGAEgASgLMhQudmVpbC52MS5MbG1TZXR0aW5ncxI0CgdvcHRpb25zGAIgAygLMiMudmVpbC52MS5BZ2VudFNldHRpbmdzLk9wdGlvbnNFbnRyeRouCgxPcHRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI1ChJHZXRTZXR0aW5nc1JlcXVlc3QSHwoGZXhwb3NlGAEgASgOMg8udmVpbC52MS5FeHBvc2UiPwoTR2V0U2V0dGluZ3NSZXNwb25zZRIoCghzZXR0aW5ncxgBIAEoCzIWLnZlaWwudjEuQWdlbnRTZXR0aW5ncyJBChVVcGRhdGVTZXR0aW5nc1JlcXVlc3QSKAoIc2V0dGluZ3MYASABKAsyFi52ZWlsLnYxLkFnZW50U2V0dGluZ3MiQgoWVXBkYXRlU2V0dGluZ3NSZXNwb25zZRIoCghzZXR0aW5ncxgBIAEoCzIWLnZlaWwudjEuQWdlbnRTZXR0aW5ncypICgZFeHBvc2USFgoSRVhQT1NFX1VOU1BFQ0lGSUVEEAASEwoPRVhQT1NFX1JFREFDVEVEEAESEQoNRVhQT1NFX1NFQUxFRBACMq4BCg9TZXR0aW5nc1NlcnZpY2USSAoLR2V0U2V0dGluZ3MSGy52ZWlsLnYxLkdldFNldHRpbmdzUmVxdWVzdBocLnZlaWwudjEuR2V0U2V0dGluZ3NSZXNwb25zZRJRCg5VcGRhdGVTZXR0aW5ncxIeLnZlaWwudjEuVXBkYXRlU2V0dGluZ3NSZXF1ZXN0Gh8udmVpbC52MS5VcGRhdGVTZXR0aW5nc1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message veil.v1.LlmSettings
@@ -32,6 +32,18 @@ export type LlmSettings = Message<"veil.v1.LlmSettings"> & {
    * @generated from field: optional string api_key = 3;
    */
   apiKey?: string | undefined;
+
+  /**
+   * Egress hosts of the API key, comma-separated (`api.openai.com,*.example.com`);
+   * "" clears them, absent keeps them. A comma list rather than a repeated field
+   * because proto3 cannot tell an absent repeated field from an empty one, and
+   * updates here are partial; a wrapper message would work too but costs every
+   * client a nested type for one list. With hosts, LLM_API_KEY (and a sealed
+   * token of the key, which carries them) is injected as a placeholder.
+   *
+   * @generated from field: optional string api_key_egress_hosts = 4;
+   */
+  apiKeyEgressHosts?: string | undefined;
 };
 
 /**

@@ -37,6 +37,13 @@ export interface ShellOptions {
   hidden?: readonly string[];
   /** Sandbox only: share the host's network. Default false: only a private loopback. */
   network?: boolean;
+  /**
+   * TODO(egress gateway, other branch): NETWORK_MODE_EGRESS plumbing. When set, the sandbox
+   * keeps its own network namespace (network stays false) and gets the gateway's socket
+   * directory bound in, plus HTTPS_PROXY/HTTP_PROXY and the CA variables. Not implemented
+   * here: the registry does not pass it yet.
+   */
+  egress?: { socketDir: string } | undefined;
   /** Bytes of output buffered for a consumer that is not pulling before the shell's pipes are paused. Default 1 MiB. */
   outputBufferBytes?: number;
   /**
