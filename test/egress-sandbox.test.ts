@@ -127,7 +127,7 @@ describe.skipIf(!hasBwrap)(hasBwrap ? "egress network mode in bubblewrap" : "egr
     ]);
     // The caller's NO_PROXY is passed on (its hosts then simply get no network); Veil adds none.
     expect((await run(session, "echo ${NO_PROXY-unset} ${no_proxy-unset}")).out).toBe("caller-set.example unset\n");
-    const files = await run(session, "cat /run/veil/ca-bundle.pem /run/veil/egress-ca.pem; echo x > /run/veil/egress-ca.pem 2>/dev/null || echo read-only");
+    const files = await run(session, "cat /run/veil/ca-bundle.pem /run/veil/egress-ca.pem; { echo x > /run/veil/egress-ca.pem; } 2>/dev/null || echo read-only");
     expect(files.out).toContain("bundle-stand-in");
     expect(files.out).toContain("ca-stand-in");
     expect(files.out).toMatch(/read-only\n$/);
@@ -220,6 +220,17 @@ describe("receiveListener", () => {
     await expect(fromChild(`process.send("veil-egress")`)).rejects.toThrow("egress listener: the helper's message carried no listening socket");
     const wrongPort = `const s=require("net").createServer();s.listen({host:"127.0.0.1",port:0},()=>process.send("veil-egress",s))`;
     await expect(fromChild(wrongPort)).rejects.toThrow(/egress listener: the socket listens on 127\.0\.0\.1:\d+, not 127\.0\.0\.1:3128/);
+  });
+
+  it("reports a second message (the start then fails) and closes its handle", async () => {
+    const code = `const n=require("net");const a=n.createServer(),b=n.createServer();a.listen({host:"127.0.0.1",port:3128},()=>process.send("veil-egress",a,()=>b.listen(0,()=>process.send("veil-egress",b))))`;
+    const child = spawn(process.execPath, ["-e", code], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
+    const receiving = receiveListener(child);
+    const first = await receiving.listener;
+    await new Promise((resolve) => child.on("message", resolve));
+    expect(receiving.extra()).toBe("egress listener: the helper sent more than one message");
+    first.close();
+    child.kill();
   });
 });
 
