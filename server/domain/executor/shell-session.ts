@@ -64,7 +64,9 @@ export async function openShellSession(options: ShellOptions): Promise<ShellSess
 /** The legacy boolean as a mode: true is the host's network, false (or nothing) none. */
 function networkMode(network: ShellOptions["network"]): NetworkMode {
   if (network === undefined || network === false) return "none";
-  return network === true ? "host" : network;
+  if (network === true) return "host";
+  if (network !== "none" && network !== "egress" && network !== "host") throw new Error(`network: must be "none", "egress" or "host", not ${JSON.stringify(network)}`);
+  return network;
 }
 
 /** The session's cgroup (when the machine has one for us), how its shells are wrapped, and what its commands are watched for. */
