@@ -343,7 +343,7 @@ async function latencyPhases(ctx: { plain: ConvServer; bwrap: ConvServer | undef
     // The server's own argv builder, with a one-shot `bash -c` after it, as its probe does.
     const identityDir = `${ctx.scratch}.identity`;
     writeIdentityFiles(identityDir, ctx.scratch);
-    const args = [...bubblewrapArgs({ workspace: ctx.scratch, network: false, identityDir, hidden: [] }), BASH, "-c", "echo hi"];
+    const args = [...bubblewrapArgs({ workspace: ctx.scratch, network: "none", identityDir, hidden: [] }), BASH, "-c", "echo hi"];
     bwrapLabel = `bwrap (${args.length} args) + bash -c 'echo hi'`;
     const server = ctx.bwrap;
     phases.push(

@@ -1,7 +1,8 @@
 // The registry of live conversations: start, find by owner, idle expiry, per-tenant cap, shutdown.
+import type { Server } from "node:net";
 import { Conversation, type ConversationNetwork, type ConversationOwner, type ConversationSettings } from "./conversation.js";
 import { fail } from "./errors.js";
-import { mountWorkspace, openShellSession, type ResourceLimits, type SandboxStatus } from "./executor.js";
+import { type EgressFiles, EgressNeedsSandboxError, mountWorkspace, openShellSession, type ResourceLimits, type SandboxStatus } from "./executor.js";
 import { DynamicUsers, isRoot, type RunAs } from "./executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./executor/sandbox.js";
 import { createMaskSet } from "./masker.js";
@@ -17,6 +18,14 @@ export interface ConversationLimits {
   maxPerTenant: number;
   /** Per-conversation resource limits; none when absent. */
   resources?: ResourceLimits;
+  /**
+   * The seam to the egress gateway (not connected yet: the start request has no network mode for
+   * it). `files` are the sandbox's trust files; `attach` serves one shell's 127.0.0.1:3128 listener
+   * for `binding` (the conversation's gateway identity: placeholders, allowed hosts, owner) and
+   * returns its detach. A conversation in egress mode passes `{ files, attach: (l) => attach(binding, l) }`
+   * as the shell's `egress` option; the executor calls it for every shell, replacements included.
+   */
+  egress?: { files: EgressFiles; attach(binding: unknown, listener: Server): () => void };
 }
 
 /** What a new conversation needs besides its settings. */
@@ -133,6 +142,8 @@ export function createConversations(limits: ConversationLimits) {
         if (workspace !== undefined) cleanUp(workspace, user);
         else if (user !== undefined) users?.release(user);
         if (request.workingDir !== "" && /workingDir/.test((error as Error).message)) throw fail.invalid("working_dir: must stay inside the workspace");
+        // Egress with --sandbox off: no network namespace to fail closed in.
+        if (error instanceof EgressNeedsSandboxError) throw fail.precondition(error.message);
         throw error;
       } finally {
         release();

@@ -3,6 +3,7 @@
 export { EXIT_CODE_KILLED, EXIT_CODE_TIMED_OUT } from "./executor/command-run.js";
 export { type LimitMechanisms, type LimitName, limitMechanisms, type ResourceLimits } from "./executor/limits.js";
 export { detectSandbox } from "./executor/sandbox.js";
+export { type EgressFiles, EgressNeedsSandboxError, type EgressOptions, type NetworkMode } from "./executor/egress-listener.js";
 export { openShellSession } from "./executor/shell-session.js";
 export { mountWorkspace, unmountWorkspace, type WorkspaceMount } from "./executor/workspace-mount.js";
 export type {

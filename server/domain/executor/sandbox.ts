@@ -4,6 +4,7 @@ import { chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamicUsers, isRoot, type RunAs, setprivArgs } from "./dynamic-user.js";
+import { type EgressFiles, egressBinds, type NetworkMode } from "./egress-listener.js";
 import { SANDBOX_GID, SANDBOX_UID, systemMounts, writeIdentityFiles } from "./sandbox-fs.js";
 import type { BubblewrapSandbox, SandboxMode, SandboxStatus } from "./types.js";
 
@@ -15,7 +16,10 @@ export const BASH_ARGS = ["--noprofile", "--norc"];
 /** What to isolate and what to expose. */
 export interface SandboxLayout {
   workspace: string;
-  network: boolean;
+  /** "none": a private loopback only; "egress": the same, plus the node binary and trust files the egress helper needs; "host": the host's network. */
+  network: NetworkMode;
+  /** With network "egress": the trust files bound under /run/veil. */
+  egressFiles?: EgressFiles;
   /** Directory holding the passwd and group stubs (see writeIdentityFiles). */
   identityDir: string;
   /** Host paths a command must never see (data dir, master key file, work dir root), wherever they are. */
@@ -26,14 +30,19 @@ export interface SandboxLayout {
 export function bubblewrapArgs(layout: SandboxLayout): string[] {
   // --unshare-all includes the user namespace: commands see uid 1000, never 0, whichever host uid runs bwrap.
   const args = ["--unshare-all", "--unshare-user", "--uid", String(SANDBOX_UID), "--gid", String(SANDBOX_GID)];
-  if (layout.network) args.push("--share-net");
+  // "egress" keeps the network namespace private too: only the listener handed to the server leads out.
+  if (layout.network === "host") args.push("--share-net");
   // --die-with-parent and the PID namespace make every process in the sandbox die with bwrap,
   // even ones that called setsid; --new-session keeps them away from any controlling terminal.
   args.push("--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "veil");
-  args.push(...systemMounts({ identityDir: layout.identityDir, hidden: layout.hidden, network: layout.network }));
+  args.push(...systemMounts({ identityDir: layout.identityDir, hidden: layout.hidden, network: layout.network === "host" }));
   args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp");
   // Bound after the /tmp tmpfs and after any hiding tmpfs, so a workspace there stays visible on top of it.
   args.push("--bind", layout.workspace, layout.workspace);
+  if (layout.network === "egress") {
+    if (layout.egressFiles === undefined) throw new Error("network egress: the sandbox layout needs the trust files");
+    args.push(...egressBinds(layout.egressFiles));
+  }
   // The sandbox root is a tmpfs; read-only, it leaves the workspace, /tmp and /dev/shm as the only writable places.
   args.push("--remount-ro", "/", "--chdir", layout.workspace);
   args.push("--");
@@ -107,7 +116,7 @@ async function tryBwrap(path: string, user: RunAs | undefined): Promise<string |
     const identityDir = join(workspace, ".identity");
     writeIdentityFiles(identityDir, workspace);
     const sandbox: BubblewrapSandbox = { kind: "bubblewrap", bwrap: path, asUser: user !== undefined };
-    const argv = [...(user !== undefined ? setprivArgs(user) : []), sandbox.bwrap, ...bubblewrapArgs({ workspace, network: false, identityDir, hidden: [] })];
+    const argv = [...(user !== undefined ? setprivArgs(user) : []), sandbox.bwrap, ...bubblewrapArgs({ workspace, network: "none", identityDir, hidden: [] })];
     const { code, stderr } = await runBriefly(argv, 10_000);
     return code === 0 ? undefined : `${path} failed${user !== undefined ? " as an unprivileged user" : ""} (${code}): ${stderr.trim().slice(0, 300) || "no message"}`;
   } finally {

@@ -1,11 +1,13 @@
 // One spawned bash (inside bwrap or not): its pipes, their flow control, its start-up handshake and killing its whole tree.
 import { type ChildProcessByStdio, spawn } from "node:child_process";
+import type { Server } from "node:net";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import { prologue } from "./bash-script.js";
 import { ControlParser, type ShellState } from "./control-channel.js";
 import { type RunAs, setprivArgs } from "./dynamic-user.js";
 import { wrapCgroupJoin } from "./cgroup.js";
+import { type EgressOptions, egressHelperLine, type NetworkMode, receiveListener } from "./egress-listener.js";
 import { type LaunchLimits, withTmpfsCaps, wrapRlimits } from "./limits.js";
 import { killProcessTree } from "./process-tree.js";
 import { BASH, BASH_ARGS, bubblewrapArgs } from "./sandbox.js";
@@ -29,7 +31,9 @@ export interface ShellLaunch {
   /** The conversation's own uid/gid (server running as root), or undefined to keep the server's. */
   user: RunAs | undefined;
   workspace: string;
-  network: boolean;
+  network: NetworkMode;
+  /** With network "egress" (sandbox only): the trust files and who serves this shell's listener. */
+  egress: EgressOptions | undefined;
   /** Sandbox only: directory with the passwd/group stubs bound over /etc/passwd and /etc/group. */
   identityDir: string;
   /** Sandbox only: host paths hidden inside. */
@@ -54,7 +58,16 @@ export function shellArgv(launch: ShellLaunch): string[] {
   let sandbox =
     launch.sandbox === undefined
       ? []
-      : [launch.sandbox.bwrap, ...bubblewrapArgs({ workspace: launch.workspace, network: launch.network, identityDir: launch.identityDir, hidden: launch.hidden })];
+      : [
+          launch.sandbox.bwrap,
+          ...bubblewrapArgs({
+            workspace: launch.workspace,
+            network: launch.network,
+            identityDir: launch.identityDir,
+            hidden: launch.hidden,
+            ...(launch.egress !== undefined ? { egressFiles: launch.egress.files } : {}),
+          }),
+        ];
   if (limits !== undefined && sandbox.length > 0) sandbox = [sandbox[0]!, ...withTmpfsCaps(sandbox.slice(1), limits.tmpfsBytes)];
   const shell = [...sandbox, BASH, ...BASH_ARGS];
   const limited = limits === undefined ? shell : wrapRlimits(shell, limits.rlimits);
@@ -85,6 +98,8 @@ export class ShellProcess {
   private startupError = "";
   private finishing = false;
   private done = false;
+  /** Egress only: detaches and closes this shell's listener. */
+  private releaseEgress: (() => void) | undefined;
 
   private constructor(
     private readonly child: Child,
@@ -114,20 +129,29 @@ export class ShellProcess {
     });
   }
 
-  /** Spawns a shell and waits for its first state report; throws with the shell's stderr when it does not come. */
+  /**
+   * Spawns a shell and waits for its first state report; throws with the shell's stderr when it does not
+   * come. With network "egress" it also waits for the in-sandbox helper's listener and hands it to
+   * `egress.attach`; a missing or wrong listener fails the start (no network rather than a wrong one).
+   */
   static async start(launch: ShellLaunch): Promise<{ shell: ShellProcess; state: ShellState }> {
+    const egress = launch.network === "egress" ? launch.egress : undefined;
+    if (launch.network === "egress" && (egress === undefined || launch.sandbox === undefined)) {
+      throw new Error("network egress: needs the sandbox and the egress options");
+    }
     const [file, ...args] = shellArgv(launch);
     // detached: a process group of its own, so the shell's tree can be killed without touching the server.
     // env: given whole; the server's process.env never reaches the shell (nor bwrap's argv, unlike --setenv).
+    // Egress: fd 6 is an IPC channel (NODE_CHANNEL_FD=6) for the helper's listener; 4 and 5 stay free for the prologue.
     const child = spawn(file!, args, {
       cwd: launch.workspace,
       env: launch.env,
       detached: true,
-      stdio: ["pipe", "pipe", "pipe", "pipe"],
+      stdio: egress === undefined ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe", "pipe", "ignore", "ignore", "ipc"],
     }) as unknown as Child;
     const control = child.stdio[3] as Readable;
     const shell = new ShellProcess(child, control);
-    const state = await shell.handshake(launch.cwd);
+    const state = await shell.handshake(launch.cwd, egress);
     return { shell, state };
   }
 
@@ -186,36 +210,63 @@ export class ShellProcess {
     return this.killing;
   }
 
-  private async handshake(cwd: string | undefined): Promise<ShellState> {
+  private async handshake(cwd: string | undefined, egress: EgressOptions | undefined): Promise<ShellState> {
     const collectStderr = (data: Buffer) => {
       if (this.startupError.length < 2_000) this.startupError += data.toString("utf8");
     };
     this.child.stderr.on("data", collectStderr);
     this.setPaused("stderr", false);
+    // Listening before the first write: the helper's message comes before the state report.
+    const receiving = egress === undefined ? undefined : receiveListener(this.child);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const state = await new Promise<ShellState>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("shell did not start in time")), START_TIMEOUT_MS);
-        this.attach({
-          output: () => {},
-          control: (s) => {
-            clearTimeout(timer);
-            resolve(s);
-          },
-          ended: (code) => {
-            clearTimeout(timer);
-            reject(new Error(`shell exited during start-up (${code}): ${this.startupError.trim().slice(0, 500)}`));
-          },
-        });
-        this.write(prologue(cwd));
-      });
+      const [state, listener] = await Promise.all([
+        new Promise<ShellState>((resolve, reject) => {
+          timer = setTimeout(() => reject(new Error("shell did not start in time")), START_TIMEOUT_MS);
+          receiving?.listener.catch(reject);
+          this.attach({
+            output: () => {},
+            control: resolve,
+            ended: (code) => reject(new Error(`shell exited during start-up (${code}): ${this.startupError.trim().slice(0, 500)}`)),
+          });
+          this.write(`${egress === undefined ? "" : egressHelperLine()}${prologue(cwd)}`);
+        }),
+        receiving?.listener,
+      ]);
       this.detach();
+      const extra = receiving?.extra();
+      if (extra !== undefined) throw new Error(extra);
+      if (egress !== undefined && listener !== undefined) this.serveEgress(egress, listener);
       return state;
     } catch (err) {
+      receiving?.cancel();
       await this.kill();
       throw err;
     } finally {
+      clearTimeout(timer);
       this.child.stderr.off("data", collectStderr);
     }
+  }
+
+  /** Hands the shell's listener to its server; detaches it and closes it once the shell exits (the listener keeps the dead netns alive). */
+  private serveEgress(egress: EgressOptions, listener: Server): void {
+    let detach: () => void;
+    try {
+      detach = egress.attach(listener);
+    } catch (err) {
+      listener.close();
+      throw err;
+    }
+    this.releaseEgress = () => {
+      this.releaseEgress = undefined;
+      try {
+        detach();
+      } catch {
+        // The gateway's own trouble; the listener is closed regardless.
+      }
+      listener.close();
+    };
+    if (this.exited) this.releaseEgress();
   }
 
   private deliver(stream: StreamName, data: Buffer): void {
@@ -235,6 +286,8 @@ export class ShellProcess {
   private async finish(): Promise<void> {
     if (this.finishing) return;
     this.finishing = true;
+    // The network goes with the shell: nothing of a dead shell may still reach the gateway.
+    this.releaseEgress?.();
     // The shell's pid is already reaped here, so only its process group seeds the sweep.
     if (this.child.pid !== undefined) await killProcessTree(this.child.pid, { rootReaped: true }).catch(() => {});
     this.draining = true;

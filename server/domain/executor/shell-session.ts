@@ -5,6 +5,7 @@ import { ConversationCgroup, detectCgroups } from "./cgroup.js";
 import { CommandRun, EXIT_CODE_KILLED } from "./command-run.js";
 import type { ShellState } from "./control-channel.js";
 import { isRoot, killUserProcesses, type RunAs } from "./dynamic-user.js";
+import { EgressNeedsSandboxError, type EgressOptions, egressEnv, type NetworkMode } from "./egress-listener.js";
 import { buildShellEnv, envForRestore } from "./environment.js";
 import { IdleWatch, type WatchedLimits } from "./limit-watch.js";
 import { type LaunchLimits, type ResourceLimits, rlimitProcesses } from "./limits.js";
@@ -31,6 +32,9 @@ export async function openShellSession(options: ShellOptions): Promise<ShellSess
   const workspace = realpathSync(options.workspace);
   const cwd = workingDirectory(workspace, options.workingDir ?? ".", options.user);
   const sandbox = options.sandbox.kind === "bubblewrap" ? options.sandbox : undefined;
+  const network = networkMode(options.network);
+  if (network === "egress" && sandbox === undefined) throw new EgressNeedsSandboxError();
+  if (network === "egress" && options.egress === undefined) throw new Error("network egress: the egress options (trust files, attach) are required");
   // Beside the workspace, not in it: the command must not be able to rewrite its own passwd entry.
   const identityDir = `${workspace}.identity`;
   if (sandbox !== undefined) writeIdentityFiles(identityDir, workspace);
@@ -41,7 +45,8 @@ export async function openShellSession(options: ShellOptions): Promise<ShellSess
     workspace,
     identityDir,
     hidden: options.hidden ?? [],
-    network: options.network ?? false,
+    network,
+    egress: network === "egress" ? options.egress : undefined,
     env: buildShellEnv(workspace, options.env),
     cwd,
     bufferBytes: options.outputBufferBytes ?? DEFAULT_BUFFER_BYTES,
@@ -54,6 +59,14 @@ export async function openShellSession(options: ShellOptions): Promise<ShellSess
     throw error;
   }
   return session;
+}
+
+/** The legacy boolean as a mode: true is the host's network, false (or nothing) none. */
+function networkMode(network: ShellOptions["network"]): NetworkMode {
+  if (network === undefined || network === false) return "none";
+  if (network === true) return "host";
+  if (network !== "none" && network !== "egress" && network !== "host") throw new Error(`network: must be "none", "egress" or "host", not ${JSON.stringify(network)}`);
+  return network;
 }
 
 /** The session's cgroup (when the machine has one for us), how its shells are wrapped, and what its commands are watched for. */
@@ -82,7 +95,8 @@ interface SessionConfig {
   identityDir: string;
   hidden: readonly string[];
   workspace: string;
-  network: boolean;
+  network: NetworkMode;
+  egress: EgressOptions | undefined;
   env: Record<string, string>;
   cwd: string;
   bufferBytes: number;
@@ -207,7 +221,9 @@ class Session implements ShellSession {
       hidden: this.config.hidden,
       workspace: this.config.workspace,
       network: this.config.network,
-      env: this.env,
+      egress: this.config.egress,
+      // Veil's proxy and trust variables win, also over what a killed shell last exported.
+      env: this.config.egress === undefined ? this.env : { ...this.env, ...egressEnv() },
       cwd: this.cwd,
       limits: this.config.limits?.launch,
     });

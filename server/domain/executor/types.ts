@@ -1,5 +1,6 @@
 // The executor's public shapes: what a caller passes to open a shell and run commands, and what comes back.
 import type { RunAs } from "./dynamic-user.js";
+import type { EgressOptions, NetworkMode } from "./egress-listener.js";
 import type { LimitName, ResourceLimits } from "./limits.js";
 
 /** How to isolate commands: "required" (default; "auto" is its synonym) runs them only in bubblewrap, "off" never uses it. */
@@ -35,15 +36,15 @@ export interface ShellOptions {
   user?: RunAs;
   /** Sandbox only: host paths never visible inside, wherever they lie (data dir, master key file, work dir root). */
   hidden?: readonly string[];
-  /** Sandbox only: share the host's network. Default false: only a private loopback. */
-  network?: boolean;
   /**
-   * TODO(egress gateway, other branch): NETWORK_MODE_EGRESS plumbing. When set, the sandbox
-   * keeps its own network namespace (network stays false) and gets the gateway's socket
-   * directory bound in, plus HTTPS_PROXY/HTTP_PROXY and the CA variables. Not implemented
-   * here: the registry does not pass it yet.
+   * "none" (default, also `false`): only a private loopback in the sandbox. "host" (also `true`): the
+   * host's network. "egress": a private network namespace whose only way out is 127.0.0.1:3128, a
+   * listener handed to `egress.attach` for every shell, with the proxy and trust env set (see
+   * egress-listener.ts); needs the sandbox (EgressNeedsSandboxError otherwise) and `egress`.
    */
-  egress?: { socketDir: string } | undefined;
+  network?: NetworkMode | boolean;
+  /** Required with network "egress": the trust files and the callback serving each shell's listener. */
+  egress?: EgressOptions;
   /** Bytes of output buffered for a consumer that is not pulling before the shell's pipes are paused. Default 1 MiB. */
   outputBufferBytes?: number;
   /**
