@@ -143,13 +143,8 @@ export class AutomatonStream {
     const classOf = this.classOf;
     const shallowBelow = this.shallowBelow;
     const base = this.pos;
-    const chunk = this.leftover.length === 0 ? input : concat(this.leftover, input);
-    this.leftover = EMPTY;
+    const chunk = this.beginChunk(input);
     const n = chunk.length;
-    this.output.begin(chunk, base);
-    this.chunk = chunk;
-    this.base = base;
-    this.nextStop = this.findStop(0);
     let o = this.state;
     let i = 0;
     let consumed = n;
@@ -223,11 +218,29 @@ export class AutomatonStream {
       const length = pool[o - 2] >> MATCH_SHIFT;
       if (length > 0) this.output.covered(this.rawStart(base + i, length), base + i, this.rawStart(base + i, pool[o - 1]));
     }
-    if (consumed < n) this.leftover = chunk.slice(consumed);
     this.state = o;
-    this.pos = base + consumed;
+    return this.finishChunk(consumed);
+  }
+
+  /** Starts scanning `input`, after the bytes left undecided at the last chunk's end. */
+  private beginChunk(input: Uint8Array): Uint8Array {
+    const chunk = this.leftover.length === 0 ? input : concat(this.leftover, input);
+    this.leftover = EMPTY;
+    this.output.begin(chunk, this.pos);
+    this.chunk = chunk;
+    this.base = this.pos;
+    this.nextStop = this.findStop(0);
+    return chunk;
+  }
+
+  /** Ends the chunk after `consumed` bytes (the rest waits as leftover): returns what is decided. */
+  private finishChunk(consumed: number): Uint8Array {
+    const chunk = this.chunk;
+    if (consumed < chunk.length) this.leftover = chunk.slice(consumed);
+    this.pos = this.base + consumed;
     this.lineBefore = this.lineRunAt(consumed);
-    let boundary = this.rawStart(this.pos, pool[o - 1]);
+    // Held: the view's prefix in progress and, while it may see more, the raw stream's.
+    let boundary = this.rawStart(this.pos, this.pool[this.state - 1]);
     if (this.raw !== 0) boundary = Math.min(boundary, this.pos + this.leftover.length - this.rawDepthThroughLeftover());
     this.chunk = EMPTY;
     return this.output.finish(boundary);
