@@ -68,7 +68,8 @@ function heldFrom(seen: Buffer, prefixes: ReadonlySet<string>, longest: number):
     return tailOf(view.toString("latin1"), (k) => at[k]!, upTo);
   };
   let from = Math.min(end, viewTail(end), tailOf(seen.toString("latin1"), (k) => k, seen.length));
-  const cr = end - 1;
+  // Only a CR that is the last byte seen: with any byte after it (an escape's ESC too), it is decided.
+  const cr = seen.length - 1;
   if (cr >= 64 && seen[cr] === 13 && !seen.subarray(cr - 63, cr).includes(10)) {
     const before = viewTail(cr);
     if (before < cr) from = Math.min(from, before);

@@ -450,6 +450,12 @@ describe("transparent bytes never hide a raw occurrence (property-test counterex
     }
   });
 
+  it("masks a value ending in ESC when the stream ends on that ESC", () => {
+    const set = createMaskSet(["EQdP", "p6LVzbB0W", "򍪂򏿐􈁱㭥", "h`nP\u001b"], { minLength: 1 });
+    expect(latin1(maskAll(set, enc("h\\`nP\x1b")))).toBe(MASK);
+    expect(byteByByte(["h`nP\u001b"], 4, [...enc("x h`nP\x1b")])).toEqual({ 0: "x", 1: " ", end: MASK });
+  });
+
   it("masks a secret after a long line and colour codes, with a CR and a colour code after it", () => {
     const secret = [0xc2, 0xac, 0x1e, 0x2a, 0xc3, 0xa8, 0x23]; // "¬\u001e*è#"
     const bytes = [...long(64), ...enc("\x1b[01;31m\x1b[K"), ...secret, 13, ...enc("\x1b[0m")];

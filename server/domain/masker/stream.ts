@@ -74,6 +74,8 @@ export class AutomatonStream {
   private plainSince = 0;
   private readonly lineFeedInside: boolean;
   private ended = false;
+  /** At end(): no byte follows, so a CR or escape still undecided is an ordinary byte. */
+  private final = false;
   private failed = false;
 
   constructor(automaton: Automaton, mask: Uint8Array, minLength: number) {
@@ -121,7 +123,13 @@ export class AutomatonStream {
     this.checkUsable();
     if (this.ended) return EMPTY;
     this.ended = true;
-    return this.guard(() => this.output.finishStream(this.pos + this.leftover.length));
+    return this.guard(() => {
+      if (this.leftover.length === 0) return this.output.finishStream(this.pos);
+      // The held CR or escape may end a pattern itself (a raw value holding ESC): scan it, decided.
+      this.final = true;
+      const last = Buffer.from(this.scan(EMPTY));
+      return Buffer.concat([last, this.output.finishStream(this.pos)]);
+    });
   }
 
   private guard(fn: () => Uint8Array): Uint8Array {
@@ -345,6 +353,7 @@ export class AutomatonStream {
     const chunk = this.chunk;
     const n = chunk.length;
     const b = chunk[q];
+    const undecided = this.final ? NOT_TRANSPARENT : UNDECIDED;
     let after: number;
     if (b === LF) {
       // At the root an LF leads back to the root either way: no need to look back.
@@ -355,16 +364,16 @@ export class AutomatonStream {
       if (depth === 0) return q + 1;
       // Only a CR after a long line can be the start of a transparent CRLF.
       if (!this.lfIsTransparent(q + 1)) return NOT_TRANSPARENT;
-      if (q + 1 >= n) return UNDECIDED;
+      if (q + 1 >= n) return undecided;
       if (chunk[q + 1] !== LF || !this.lfIsTransparent(q + 1)) return NOT_TRANSPARENT;
       after = q + 2;
     } else {
       // ESC [ params m|K is transparent wherever it stands, so the view never holds it.
       let j = q + 1;
-      if (j >= n) return UNDECIDED;
+      if (j >= n) return undecided;
       if (chunk[j++] !== 0x5b) return NOT_TRANSPARENT;
       while (j < n && j - q - 2 < MAX_ESCAPE_PARAMS && (chunk[j] === 0x3b || (chunk[j] >= 0x30 && chunk[j] <= 0x39))) j++;
-      if (j >= n) return j - q - 2 < MAX_ESCAPE_PARAMS ? UNDECIDED : NOT_TRANSPARENT;
+      if (j >= n) return j - q - 2 < MAX_ESCAPE_PARAMS ? undecided : NOT_TRANSPARENT;
       if (chunk[j] !== 0x6d && chunk[j] !== 0x4b) return NOT_TRANSPARENT;
       after = j + 1;
       if (depth === 0) return after;
