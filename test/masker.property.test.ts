@@ -70,7 +70,8 @@ function heldFrom(seen: Buffer, prefixes: ReadonlySet<string>, longest: number):
   let from = Math.min(end, viewTail(end), tailOf(seen.toString("latin1"), (k) => k, seen.length));
   // Only a CR that is the last byte seen: with any byte after it (an escape's ESC too), it is decided.
   const cr = seen.length - 1;
-  if (cr >= 64 && seen[cr] === 13 && !seen.subarray(cr - 63, cr).includes(10)) {
+  // An LF at cr + 1 would be transparent (viewOf): the 64 bytes before it, the CR among them, hold no LF.
+  if (cr >= 63 && seen[cr] === 13 && !seen.subarray(cr - 63, cr).includes(10)) {
     const before = viewTail(cr);
     if (before < cr) from = Math.min(from, before);
   }

@@ -450,6 +450,15 @@ describe("transparent bytes never hide a raw occurrence (property-test counterex
     }
   });
 
+  it("holds a CR that would make a 64-byte line (the CR counted) with a secret before it, not one that would make 63", () => {
+    const value = "k3yk3yk3y";
+    const line = (n: number): number[] => [...enc(`${"x".repeat(n - value.length)}${value}`)];
+    // 63 bytes, then CR: an LF next would be transparent and the value could go on after it.
+    expect(byteByByte([value], 4, [...line(63), 13, 10])).toEqual({ ...Object.fromEntries(Array.from({ length: 54 }, (_, k) => [k, "x"])), end: `${MASK}\r\n` });
+    // 62 bytes, then CR: never transparent, so the mask and the CR go out with the CR.
+    expect(byteByByte([value], 4, [...line(62), 13, 10])).toEqual({ ...Object.fromEntries(Array.from({ length: 53 }, (_, k) => [k, "x"])), 62: `${MASK}\r`, 63: "\n", end: "" });
+  });
+
   it("masks a value ending in ESC when the stream ends on that ESC", () => {
     const set = createMaskSet(["EQdP", "p6LVzbB0W", "򍪂򏿐􈁱㭥", "h`nP\u001b"], { minLength: 1 });
     expect(latin1(maskAll(set, enc("h\\`nP\x1b")))).toBe(MASK);
