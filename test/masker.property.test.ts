@@ -34,11 +34,15 @@ function viewOf(raw: Buffer): { view: Buffer; at: number[] } {
   return { view: Buffer.from(at.map((q) => raw[q]!)), at };
 }
 
-/** Which input bytes lie inside some occurrence of some pattern in the view (from its first to its last byte). */
+/**
+ * Which input bytes lie inside some occurrence of some pattern, in the raw bytes or in the
+ * view (from its first to its last byte): transparency may only add occurrences, never hide one.
+ */
 function coverage(input: Buffer, patterns: readonly Buffer[]): Uint8Array {
   const { view, at } = viewOf(input);
   const covered = new Uint8Array(input.length);
   for (const p of patterns) {
+    for (let k = input.indexOf(p); k >= 0; k = input.indexOf(p, k + 1)) covered.fill(1, k, k + p.length);
     for (let k = view.indexOf(p); k >= 0; k = view.indexOf(p, k + 1)) covered.fill(1, at[k], at[k + p.length - 1]! + 1);
   }
   return covered;
@@ -46,25 +50,32 @@ function coverage(input: Buffer, patterns: readonly Buffer[]): Uint8Array {
 
 /**
  * Where the bytes a stream must still hold after `seen` begin: an unfinished escape at the
- * end, a CR at the end of a prefix in progress, or the longest view tail that is a proper
- * start of a pattern (or a whole one, which could still grow: `prefixes` decides).
+ * end (it may turn out transparent), the longest raw tail or view tail that is a proper start
+ * of a pattern (or a whole one, which could still grow: `prefixes` decides), and, for a CR at
+ * the end of a line long enough that an LF after it is transparent, a view tail before the CR.
  */
 function heldFrom(seen: Buffer, prefixes: ReadonlySet<string>, longest: number): number {
   let end = seen.length;
   const unfinished = /\x1b(\[[0-9;]{0,31})?$/.exec(seen.toString("latin1"));
   if (unfinished !== null) end = unfinished.index;
-  const tail = (upTo: number): number => {
-    const { view, at } = viewOf(seen.subarray(0, upTo));
-    const text = view.toString("latin1");
+  const tailOf = (text: string, at: (k: number) => number, upTo: number): number => {
     let from = upTo;
-    for (let k = view.length - 1; k >= Math.max(0, view.length - longest); k--) if (prefixes.has(text.slice(k))) from = at[k]!;
+    for (let k = text.length - 1; k >= Math.max(0, text.length - longest); k--) if (prefixes.has(text.slice(k))) from = at(k);
     return from;
   };
-  if (end > 0 && seen[end - 1] === 13) {
-    const before = tail(end - 1);
-    if (before < end - 1) return before;
+  const viewTail = (upTo: number): number => {
+    const { view, at } = viewOf(seen.subarray(0, upTo));
+    return tailOf(view.toString("latin1"), (k) => at[k]!, upTo);
+  };
+  let from = Math.min(end, viewTail(end), tailOf(seen.toString("latin1"), (k) => k, seen.length));
+  // Only a CR that is the last byte seen: with any byte after it (an escape's ESC too), it is decided.
+  const cr = seen.length - 1;
+  // An LF at cr + 1 would be transparent (viewOf): the 64 bytes before it, the CR among them, hold no LF.
+  if (cr >= 63 && seen[cr] === 13 && !seen.subarray(cr - 63, cr).includes(10)) {
+    const before = viewTail(cr);
+    if (before < cr) from = Math.min(from, before);
   }
-  return Math.min(end, tail(end));
+  return from;
 }
 
 /** The contract's output: every maximal run of covered bytes becomes one mask. */

@@ -402,3 +402,75 @@ describe("flush at a command's end", () => {
     expect(latin1(stream.end())).toBe("");
   });
 });
+
+describe("transparent bytes never hide a raw occurrence (property-test counterexamples)", () => {
+  /** Pushes `bytes` one at a time: the non-empty outputs by push index, and end()'s output under "end". */
+  function byteByByte(secrets: readonly string[], minLength: number, bytes: readonly number[]): Record<string, string> {
+    const stream = createMaskSet(secrets, { minLength }).stream();
+    const out: Record<string, string> = {};
+    bytes.forEach((b, k) => {
+      const got = latin1(stream.push(Uint8Array.of(b)));
+      if (got !== "") out[k] = got;
+    });
+    out.end = latin1(stream.end());
+    return out;
+  }
+  const long = (n: number): number[] => Array<number>(n).fill(0x4c);
+  const lines = (n: number): Record<string, string> => Object.fromEntries(Array.from({ length: n }, (_, k) => [k, "L"]));
+
+  it("masks a secret that starts inside a colour code's parameters (ESC[9K then the rest of 9KsQYEoQ4tC)", () => {
+    const out = byteByByte(["ÙûRÃ", "9KsQYEoQ4tC", "3LklYMMMFQChmmZJgGc0QpvPY", "baaaabb"], 3, [...enc("\x1b[9KsQYEoQ4tC")]);
+    expect(out).toEqual({ 3: "\x1b[", end: MASK });
+  });
+
+  it("masks a secret right before a CR at the end of the output, after a short or a long line", () => {
+    const secret = "jQMJsbnXB9O0P5K1KR6A9Wj1F82guEwZJDrnhr";
+    expect(byteByByte([secret], 4, [...enc(`x ${secret}\r`)])).toEqual({ 0: "x", 1: " ", [secret.length + 2]: `${MASK}\r`, end: "" });
+    // After 64 bytes the CR may start a transparent CRLF: it waits with the mask until the end.
+    expect(byteByByte([secret], 4, [...long(64), ...enc(`${secret}\r`)])).toEqual({ ...lines(64), end: `${MASK}\r` });
+  });
+
+  it("emits a CR that ends a short line at once: it can never be transparent", () => {
+    expect(byteByByte(["aaaa"], 4, [97, 13, ...enc("\x1b[01;31m\x1b[K")])).toEqual({ 1: "a\r", 9: "\x1b[01;31m", 12: "\x1b[K", end: "" });
+    expect(byteByByte(["󘅉󞭯񻱸", "\u0013ã", "é\t\t$😀 '\t\né😀 `"], 4, [195, 13, 27, 91, 48, 109])).toEqual({ 1: "\xc3\r", 5: "\x1b[0m", end: "" });
+    // "K" ends the second escape and may start a base64 form: held, as a raw occurrence could begin there.
+    expect(byteByByte([" aB7\n B`", "¤üKÀä"], 3, [73, 13, 27, 91, 109, 27, 91, 75])).toEqual({ 1: "I\r", 4: "\x1b[m", 7: "\x1b[", end: "K" });
+  });
+
+  it("masks a multi-line value whose own line break ends a long line (a transparent LF inside the raw occurrence)", () => {
+    for (const secret of ["ab\ncd", "key1\nkey2", "ab\r\ncdef"]) {
+      const set = createMaskSet([secret]);
+      for (const pad of [60, 62, 64, 70]) {
+        const text = enc(`${"L".repeat(pad)}${secret} tail\nxx ${secret}\n`);
+        for (const size of [1, 3, 64, 1000]) {
+          const chunks = Array.from({ length: Math.ceil(text.length / size) }, (_, k) => text.subarray(k * size, (k + 1) * size));
+          expect(latin1(maskAll(set, chunks))).toBe(`${"L".repeat(pad)}${MASK} tail\nxx ${MASK}\n`);
+        }
+      }
+    }
+  });
+
+  it("holds a CR that would make a 64-byte line (the CR counted) with a secret before it, not one that would make 63", () => {
+    const value = "k3yk3yk3y";
+    const line = (n: number): number[] => [...enc(`${"x".repeat(n - value.length)}${value}`)];
+    // 63 bytes, then CR: an LF next would be transparent and the value could go on after it.
+    expect(byteByByte([value], 4, [...line(63), 13, 10])).toEqual({ ...Object.fromEntries(Array.from({ length: 54 }, (_, k) => [k, "x"])), end: `${MASK}\r\n` });
+    // 62 bytes, then CR: never transparent, so the mask and the CR go out with the CR.
+    expect(byteByByte([value], 4, [...line(62), 13, 10])).toEqual({ ...Object.fromEntries(Array.from({ length: 53 }, (_, k) => [k, "x"])), 62: `${MASK}\r`, 63: "\n", end: "" });
+  });
+
+  it("masks a value ending in ESC when the stream ends on that ESC", () => {
+    const set = createMaskSet(["EQdP", "p6LVzbB0W", "򍪂򏿐􈁱㭥", "h`nP\u001b"], { minLength: 1 });
+    expect(latin1(maskAll(set, enc("h\\`nP\x1b")))).toBe(MASK);
+    expect(byteByByte(["h`nP\u001b"], 4, [...enc("x h`nP\x1b")])).toEqual({ 0: "x", 1: " ", end: MASK });
+  });
+
+  it("masks a secret after a long line and colour codes, with a CR and a colour code after it", () => {
+    const secret = [0xc2, 0xac, 0x1e, 0x2a, 0xc3, 0xa8, 0x23]; // "¬\u001e*è#"
+    const bytes = [...long(64), ...enc("\x1b[01;31m\x1b[K"), ...secret, 13, ...enc("\x1b[0m")];
+    const out = byteByByte(["¬\u001e*è#", "\\ \n\t$  😀$a'😀\t  a"], 2, bytes);
+    expect(Object.values(out).join("")).toBe(`${"L".repeat(64)}\x1b[01;31m\x1b[K${MASK}\r\x1b[0m`);
+    // The CR is decided (not followed by LF) as soon as the escape after it starts.
+    expect(out[64 + 11 + 7 + 1]).toBe(`${MASK}\r`);
+  });
+});

@@ -40,6 +40,8 @@ export interface Automaton {
   readonly root: number;
   /** Length of the longest pattern: the most a stream ever holds back. */
   readonly maxDepth: number;
+  /** Whether some pattern holds a line feed (then a raw occurrence may run through a transparent one). */
+  readonly lineFeedInside: boolean;
   /** Number of distinct patterns. */
   readonly patterns: number;
   /** Number of states, and how many of them have dense rows. */
@@ -227,6 +229,7 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
     pool,
     root,
     maxDepth,
+    lineFeedInside: patterns.some((p) => p.includes(0x0a)),
     patterns: distinct,
     states: stateCount,
     denseStates,

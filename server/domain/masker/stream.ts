@@ -64,7 +64,18 @@ export class AutomatonStream {
   /** The state and chunk index after the gram at the start the skip loop last confirmed. */
   private entry = 0;
   private entryEnd = 0;
+  /**
+   * The raw stream's own automaton state while it may match what the view cannot (an
+   * occurrence through or into transparent bytes), else 0: then the raw state is the view's
+   * state cut to the bytes since the last transparent ones, and the view finds all it would.
+   */
+  private raw = 0;
+  /** Plain bytes since the last transparent ones, counted while `raw` is set. */
+  private plainSince = 0;
+  private readonly lineFeedInside: boolean;
   private ended = false;
+  /** At end(): no byte follows, so a CR or escape still undecided is an ordinary byte. */
+  private final = false;
   private failed = false;
 
   constructor(automaton: Automaton, mask: Uint8Array, minLength: number) {
@@ -73,6 +84,7 @@ export class AutomatonStream {
     this.skip = automaton.skip;
     this.shallowBelow = automaton.shallowBelow;
     this.root = automaton.root;
+    this.lineFeedInside = automaton.lineFeedInside;
     this.state = automaton.root;
     this.minLength = minLength;
     // Transparent bytes make the held raw bytes longer than the prefix: at most an escape per byte.
@@ -93,7 +105,16 @@ export class AutomatonStream {
     return this.guard(() => {
       const depth = this.pool[this.state - 1];
       const end = this.pos + this.leftover.length;
-      return this.output.flush(this.rawStart(this.pos, depth), end, depth >= this.minLength);
+      let from = this.rawStart(this.pos, depth);
+      let maskHeld = depth >= this.minLength;
+      if (this.raw !== 0) {
+        const rawDepth = this.rawDepthThroughLeftover();
+        if (rawDepth >= this.minLength && (!maskHeld || end - rawDepth < from)) {
+          from = end - rawDepth;
+          maskHeld = true;
+        }
+      }
+      return this.output.flush(from, end, maskHeld);
     });
   }
 
@@ -102,7 +123,13 @@ export class AutomatonStream {
     this.checkUsable();
     if (this.ended) return EMPTY;
     this.ended = true;
-    return this.guard(() => this.output.finishStream(this.pos + this.leftover.length));
+    return this.guard(() => {
+      if (this.leftover.length === 0) return this.output.finishStream(this.pos);
+      // The held CR or escape may end a pattern itself (a raw value holding ESC): scan it, decided.
+      this.final = true;
+      const last = Buffer.from(this.scan(EMPTY));
+      return Buffer.concat([last, this.output.finishStream(this.pos)]);
+    });
   }
 
   private guard(fn: () => Uint8Array): Uint8Array {
@@ -124,19 +151,21 @@ export class AutomatonStream {
     const classOf = this.classOf;
     const shallowBelow = this.shallowBelow;
     const base = this.pos;
-    const chunk = this.leftover.length === 0 ? input : concat(this.leftover, input);
-    this.leftover = EMPTY;
+    const chunk = this.beginChunk(input);
     const n = chunk.length;
-    this.output.begin(chunk, base);
-    this.chunk = chunk;
-    this.base = base;
-    this.nextStop = this.findStop(0);
     let o = this.state;
     let i = 0;
     let consumed = n;
     // The automaton must walk past this index before the skip loop may take over (a stop byte).
     let noExitBefore = 0;
-    scanning: for (;;) {
+    if (this.raw !== 0) {
+      // The last chunk ended while the raw stream could still match through transparent bytes.
+      this.state = o;
+      i = this.runDual(0);
+      o = this.state;
+      if (i < 0) consumed = ~i;
+    }
+    scanning: for (; i >= 0; ) {
       // Automaton mode: one transition per byte, until the state is shallow enough to skip again.
       let windowStart = -1;
       while (i < n) {
@@ -155,7 +184,17 @@ export class AutomatonStream {
             break scanning;
           }
           if (after !== NOT_TRANSPARENT) {
-            i = after;
+            // The view skips them; the raw stream may match into or through them. An LF or CR at
+            // the root, and an LF no pattern holds, leave the raw stream at the root: nothing to do.
+            if (chunk[i - 1] === ESC || (this.lineFeedInside && pool[o - 1] > 0)) {
+              this.state = o;
+              i = this.rawThrough(i - 1, after);
+              o = this.state;
+              if (i < 0) {
+                consumed = ~i;
+                break scanning;
+              }
+            } else i = after;
             continue;
           }
         }
@@ -182,16 +221,127 @@ export class AutomatonStream {
       // The skip loop walked the gram already: its state may itself end a pattern.
       o = this.entry;
       i = this.entryEnd;
-      noExitBefore = 0;
+      // At the root, isStart leaves the gram to the automaton: it must walk past the start first.
+      noExitBefore = o === this.root ? i + 1 : 0;
       const length = pool[o - 2] >> MATCH_SHIFT;
       if (length > 0) this.output.covered(this.rawStart(base + i, length), base + i, this.rawStart(base + i, pool[o - 1]));
     }
-    if (consumed < n) this.leftover = chunk.slice(consumed);
     this.state = o;
-    this.pos = base + consumed;
+    return this.finishChunk(consumed);
+  }
+
+  /** Starts scanning `input`, after the bytes left undecided at the last chunk's end. */
+  private beginChunk(input: Uint8Array): Uint8Array {
+    const chunk = this.leftover.length === 0 ? input : concat(this.leftover, input);
+    this.leftover = EMPTY;
+    this.output.begin(chunk, this.pos);
+    this.chunk = chunk;
+    this.base = this.pos;
+    this.nextStop = this.findStop(0);
+    return chunk;
+  }
+
+  /** Ends the chunk after `consumed` bytes (the rest waits as leftover): returns what is decided. */
+  private finishChunk(consumed: number): Uint8Array {
+    const chunk = this.chunk;
+    if (consumed < chunk.length) this.leftover = chunk.slice(consumed);
+    this.pos = this.base + consumed;
     this.lineBefore = this.lineRunAt(consumed);
+    // Held: the view's prefix in progress and, while it may see more, the raw stream's.
+    let boundary = this.rawStart(this.pos, this.pool[this.state - 1]);
+    if (this.raw !== 0) boundary = Math.min(boundary, this.pos + this.leftover.length - this.rawDepthThroughLeftover());
     this.chunk = EMPTY;
-    return this.output.finish(this.rawStart(this.pos, pool[o - 1]));
+    return this.output.finish(boundary);
+  }
+
+  /**
+   * The view skips the transparent bytes [q, after) of the chunk: walks the raw stream through
+   * them (masking what it finds), then view and raw side by side until the raw stream can
+   * find nothing the view would not. Returns the chunk index to go on from, or ~index of
+   * an undecided CR or escape. Reads and updates `state`.
+   */
+  private rawThrough(q: number, after: number): number {
+    const pool = this.pool;
+    let r = this.rawEntry(q, after);
+    for (let k = q; k < after; k++) {
+      r = Math.abs(transition(pool, r, this.classOf[this.chunk[k]]));
+      this.rawCovered(r, k + 1, after);
+    }
+    this.plainSince = 0;
+    this.raw = pool[r - 1] > 0 ? r : 0;
+    return this.runDual(after);
+  }
+
+  /** The raw stream's state before the transparent bytes [q, after), recorded as the view's last gap when inside a prefix. */
+  private rawEntry(q: number, after: number): number {
+    const o = this.state;
+    const depth = this.pool[o - 1];
+    if (depth === 0) return this.root;
+    const t = this.base + q;
+    let k = this.gapEnd.length - 1;
+    // Merged with transparent bytes right before: no plain byte since, the raw stream starts afresh.
+    if (this.gapStart[k] < t) return this.root;
+    k--;
+    if (k < 0 || this.gapEnd[k] <= this.rawStart(this.base + after, depth)) return o;
+    // The view's prefix spans earlier transparent bytes: the raw prefix starts after them.
+    let r = this.root;
+    for (let at = this.gapEnd[k]; at < t; at++) r = Math.abs(transition(this.pool, r, this.classOf[this.output.byteAt(at)]));
+    return r;
+  }
+
+  /** Steps view and raw stream byte by byte while `raw` is set; returns as rawThrough does. */
+  private runDual(from: number): number {
+    const pool = this.pool;
+    const classOf = this.classOf;
+    const chunk = this.chunk;
+    const n = chunk.length;
+    let i = from;
+    while (this.raw !== 0 && i < n) {
+      const c = classOf[chunk[i]];
+      let end = i + 1;
+      let view = true;
+      if (c !== 0 && c <= SPECIAL_CLASSES) {
+        const after = this.transparentAt(i, pool[this.state - 1]);
+        if (after === UNDECIDED) return ~i;
+        if (after !== NOT_TRANSPARENT) {
+          end = after;
+          view = false;
+        }
+      }
+      if (view) this.state = Math.abs(transition(pool, this.state, c));
+      let r = this.raw;
+      for (let k = i; k < end; k++) {
+        r = Math.abs(transition(pool, r, classOf[chunk[k]]));
+        this.rawCovered(r, k + 1, end);
+      }
+      const o = this.state;
+      const length = pool[o - 2] >> MATCH_SHIFT;
+      if (view && length > 0) this.output.covered(this.rawStart(this.base + end, length), this.base + end, this.boundaryAt(end, r));
+      this.plainSince = view ? this.plainSince + 1 : 0;
+      // Converged: the raw prefix lies in plain bytes the view sees too.
+      this.raw = pool[r - 1] > this.plainSince ? r : 0;
+      i = end;
+    }
+    return i;
+  }
+
+  /** Reports the raw occurrence, if any, that state `r` ends at chunk index `k`; `end` is where the view is. */
+  private rawCovered(r: number, k: number, end: number): void {
+    const length = this.pool[r - 2] >> MATCH_SHIFT;
+    if (length > 0) this.output.covered(this.base + k - length, this.base + k, Math.min(this.boundaryAt(end, r), this.base + k - this.pool[r - 1]));
+  }
+
+  /** No occurrence can start before this any more: the start of the view's prefix and of the raw one (state `r`, ending at chunk index `end`). */
+  private boundaryAt(end: number, r: number): number {
+    const at = this.base + end;
+    return Math.min(this.rawStart(at, this.pool[this.state - 1]), at - this.pool[r - 1]);
+  }
+
+  /** The raw prefix's depth after the held CR or escape at the chunk's end (`raw` set). */
+  private rawDepthThroughLeftover(): number {
+    let r = this.raw;
+    for (const b of this.leftover) r = Math.abs(transition(this.pool, r, this.classOf[b]));
+    return this.pool[r - 1];
   }
 
   /**
@@ -203,6 +353,7 @@ export class AutomatonStream {
     const chunk = this.chunk;
     const n = chunk.length;
     const b = chunk[q];
+    const undecided = this.final ? NOT_TRANSPARENT : UNDECIDED;
     let after: number;
     if (b === LF) {
       // At the root an LF leads back to the root either way: no need to look back.
@@ -211,16 +362,18 @@ export class AutomatonStream {
       after = q + 1;
     } else if (b === CR) {
       if (depth === 0) return q + 1;
-      if (q + 1 >= n) return UNDECIDED;
+      // Only a CR after a long line can be the start of a transparent CRLF.
+      if (!this.lfIsTransparent(q + 1)) return NOT_TRANSPARENT;
+      if (q + 1 >= n) return undecided;
       if (chunk[q + 1] !== LF || !this.lfIsTransparent(q + 1)) return NOT_TRANSPARENT;
       after = q + 2;
     } else {
       // ESC [ params m|K is transparent wherever it stands, so the view never holds it.
       let j = q + 1;
-      if (j >= n) return UNDECIDED;
+      if (j >= n) return undecided;
       if (chunk[j++] !== 0x5b) return NOT_TRANSPARENT;
       while (j < n && j - q - 2 < MAX_ESCAPE_PARAMS && (chunk[j] === 0x3b || (chunk[j] >= 0x30 && chunk[j] <= 0x39))) j++;
-      if (j >= n) return j - q - 2 < MAX_ESCAPE_PARAMS ? UNDECIDED : NOT_TRANSPARENT;
+      if (j >= n) return j - q - 2 < MAX_ESCAPE_PARAMS ? undecided : NOT_TRANSPARENT;
       if (chunk[j] !== 0x6d && chunk[j] !== 0x4b) return NOT_TRANSPARENT;
       after = j + 1;
       if (depth === 0) return after;
@@ -359,6 +512,12 @@ export class AutomatonStream {
     for (let views = 0; views < GRAM; at++) {
       if (at >= limit) return -1;
       if (chunk[at] === LF && views > 0 && this.lfIsTransparent(at)) {
+        // A raw occurrence may hold this LF: the automaton walks the gram, view and raw both.
+        if (this.lineFeedInside) {
+          this.entry = this.root;
+          this.entryEnd = s;
+          return 1;
+        }
         gap = at;
         continue;
       }
