@@ -6,6 +6,7 @@ import * as https from "node:https";
 import { type AddressInfo, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError, parseServerConfig } from "../server/config.js";
 import { createGateway, type Gateway, type GatewayAuditEvent } from "../server/egress/gateway.js";
 import type { GatewayIdentity, GatewaySubstitution } from "../server/egress/identity.js";
 import { matchesHost, parseHostRule } from "../server/egress/rules.js";
@@ -339,5 +340,16 @@ describe("streaming Replacer", () => {
     expect(out[0]).toBe("tick 1\n");
     expect(out[1]).toBe("tick 2 ");
     expect(out.join("")).toBe("tick 1\ntick 2 Sx\n");
+  });
+});
+
+describe("egress server flags", () => {
+  it("--egress-allow-private is a switch (off by default) and --egress-ca-file a path", () => {
+    expect(parseServerConfig([], {}).egressAllowPrivate).toBe(false);
+    const on = parseServerConfig(["--egress-allow-private", "--egress-ca-file", "ca.pem"], {});
+    expect(on.egressAllowPrivate).toBe(true);
+    expect(on.egressCaFile).toBe(join(process.cwd(), "ca.pem"));
+    expect(parseServerConfig([], { VEIL_EGRESS_ALLOW_PRIVATE: "true" }).egressAllowPrivate).toBe(true);
+    expect(() => parseServerConfig([], { VEIL_EGRESS_ALLOW_PRIVATE: "yes" })).toThrow(new ConfigError("--egress-allow-private (or VEIL_EGRESS_ALLOW_PRIVATE): must be true or false"));
   });
 });
