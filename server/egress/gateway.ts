@@ -216,6 +216,8 @@ class Attachment {
 
   accept(socket: Socket): void {
     this.sockets.add(socket);
+    // Small request/response pairs on keep-alive: Nagle plus delayed ACKs would add ~40 ms each.
+    socket.setNoDelay(true);
     // A client resetting its connection is normal; without a listener it would crash the server.
     socket.on("error", () => socket.destroy());
     socket.once("close", () => this.sockets.delete(socket));

@@ -125,7 +125,7 @@ export async function startUpstream(): Promise<Upstream> {
 /** A TLS socket to `host:port` tunnelled through the proxy at `proxyPort` (CONNECT), trusting `ca`. */
 export function tunnel(proxyPort: number, host: string, port: number, ca: string): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const raw = netConnect(proxyPort, "127.0.0.1", () => raw.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n\r\n`));
+    const raw = netConnect({ port: proxyPort, host: "127.0.0.1", noDelay: true }, () => raw.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n\r\n`));
     raw.once("error", reject);
     raw.once("data", (reply: Buffer) => {
       if (!reply.toString().startsWith("HTTP/1.1 200")) {
