@@ -15,6 +15,7 @@ const SECTIONS: Record<string, () => Promise<BenchTable | string>> = {
     const masker = await import("./masker.js");
     return masker.formatMaskerTable(await masker.runMaskerBench());
   },
+  egress: async () => (await import("./egress.js")).runEgressBench(),
 };
 
 const USAGE = `usage: npm run bench [-- --only SECTION[,SECTION...]] [--check]

@@ -29,6 +29,10 @@ export interface ServerConfig {
   diskLimitBytes: number;
   /** Per conversation: the largest file a command may write (RLIMIT_FSIZE). */
   fileSizeLimitBytes: number;
+  /** Extra CA bundle the egress gateway trusts for upstreams, besides the system's. */
+  egressCaFile?: string;
+  /** Let the egress gateway reach loopback and private addresses (off by default). */
+  egressAllowPrivate: boolean;
 }
 
 /** A configuration mistake; the CLI prints it on one line and exits 2. */
@@ -55,6 +59,8 @@ const schema = z.object({
   memoryLimitBytes: integer(16 * 1024 * 1024, 2 ** 50),
   diskLimitBytes: integer(1024 * 1024, 2 ** 50),
   fileSizeLimitBytes: integer(64 * 1024, 2 ** 50),
+  egressCaFile: z.string().min(1, "must not be empty").optional(),
+  egressAllowPrivate: z.enum(["true", "false"], { error: "must be true or false" }).transform((v) => v === "true"),
 });
 
 /** Flags with their environment variables and defaults. */
@@ -75,6 +81,9 @@ const OPTIONS = {
   memoryLimitBytes: { flag: "memory-limit-bytes", env: "VEIL_MEMORY_LIMIT_BYTES", default: String(1024 * 1024 * 1024) },
   diskLimitBytes: { flag: "disk-limit-bytes", env: "VEIL_DISK_LIMIT_BYTES", default: String(1024 * 1024 * 1024) },
   fileSizeLimitBytes: { flag: "file-size-limit-bytes", env: "VEIL_FILE_SIZE_LIMIT_BYTES", default: String(256 * 1024 * 1024) },
+  egressCaFile: { flag: "egress-ca-file", env: "VEIL_EGRESS_CA_FILE", default: undefined },
+  // A switch: `--egress-allow-private` alone means true; the variable takes true/false.
+  egressAllowPrivate: { flag: "egress-allow-private", env: "VEIL_EGRESS_ALLOW_PRIVATE", default: "false", boolean: true },
 } as const;
 
 /** The flag table for `veil serve --help`. */
@@ -86,7 +95,7 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   try {
     ({ values } = parseArgs({
       args: [...argv],
-      options: Object.fromEntries(Object.values(OPTIONS).map((o) => [o.flag, { type: "string" as const }])),
+      options: Object.fromEntries(Object.values(OPTIONS).map((o) => [o.flag, { type: "boolean" in o ? ("boolean" as const) : ("string" as const) }])),
       strict: true,
       allowPositionals: false,
     }));
@@ -94,7 +103,10 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     throw new ConfigError((error as Error).message.split("\n")[0] ?? "bad arguments");
   }
   const raw = Object.fromEntries(
-    Object.entries(OPTIONS).map(([key, o]) => [key, (values[o.flag] as string | undefined) ?? env[o.env] ?? o.default]),
+    Object.entries(OPTIONS).map(([key, o]) => {
+      const flag = values[o.flag];
+      return [key, (typeof flag === "boolean" ? String(flag) : flag) ?? env[o.env] ?? o.default];
+    }),
   );
   const result = schema.safeParse(raw);
   if (!result.success) {
@@ -102,7 +114,7 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     const option = OPTIONS[issue.path[0] as keyof typeof OPTIONS];
     throw new ConfigError(`--${option.flag} (or ${option.env}): ${issue.message}`);
   }
-  const { masterKeyFile, bwrap, workDir, ...rest } = result.data;
+  const { masterKeyFile, bwrap, workDir, egressCaFile, ...rest } = result.data;
   // Absolute from here on: workspaces and sandbox binds need absolute paths.
   const dataDir = resolve(rest.dataDir);
   return {
@@ -111,5 +123,6 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     workDir: workDir !== undefined ? resolve(workDir) : defaultWorkDir(dataDir),
     ...(masterKeyFile !== undefined ? { masterKeyFile: resolve(masterKeyFile) } : {}),
     ...(bwrap !== undefined ? { bwrap: resolve(bwrap) } : {}),
+    ...(egressCaFile !== undefined ? { egressCaFile: resolve(egressCaFile) } : {}),
   };
 }
