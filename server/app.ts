@@ -14,6 +14,8 @@ import { isRoot, reapStaleUsers } from "./domain/executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./domain/executor/sandbox.js";
 import { openWorkDir, type WorkDir } from "./domain/work-dir.js";
 import { limitMechanisms } from "./domain/executor.js";
+import { createGateway, type Gateway } from "./egress/gateway.js";
+import type { GatewayIdentity } from "./egress/identity.js";
 import { Keyring } from "./domain/keyring.js";
 import { VeilError } from "./domain/errors.js";
 import { createTokens, type Tokens } from "./domain/tokens.js";
@@ -100,8 +102,21 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     await store.close();
     throw new VeilError("failed_precondition", `--work-dir: ${(error as Error).message}`);
   }
+  let gateway: Gateway;
+  try {
+    gateway = await createEgressGateway(config, workDir, audit, logger);
+  } catch (error) {
+    workDir.close();
+    await store.close();
+    throw error;
+  }
   const conversations = createConversations({
     workDir,
+    egress: {
+      files: { bundle: gateway.sandboxFiles.caBundle, caCert: gateway.sandboxFiles.caCert },
+      // The binding mirrors GatewayIdentity field for field; the gateway reads it per connection.
+      attach: (binding, listener) => gateway.attach(binding as GatewayIdentity, listener),
+    },
     sandbox,
     hidden: [config.dataDir, ...(config.masterKeyFile !== undefined ? [config.masterKeyFile] : [])],
     idleTimeoutMs: config.idleTimeoutMs,
@@ -131,6 +146,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     async close() {
       app.serving = false;
       await conversations.closeAll();
+      gateway.close();
       await rotation.stop();
       await store.close();
     },
@@ -191,4 +207,27 @@ function writeAdminToken(dataDir: string, token: string) {
   const path = join(dataDir, "admin.token");
   writeFileSync(path, `${token}\n`, { mode: 0o600 });
   if (existsSync(path)) chmodSync(path, 0o600);
+}
+
+/** The egress gateway: its CA in the data dir, trust files for sandboxes, audit through the trail. */
+function createEgressGateway(config: ServerConfig, workDir: WorkDir, audit: Audit, logger: Logger): Promise<Gateway> {
+  return createGateway({
+    dataDir: config.dataDir,
+    workDirServerDir: workDir.serverDir,
+    ...(config.egressCaFile !== undefined ? { egressCaFile: config.egressCaFile } : {}),
+    allowPrivate: config.egressAllowPrivate,
+    log: logger,
+    audit: (event) =>
+      audit.record({
+        tenant: event.tenant,
+        tokenId: event.tokenId,
+        agent: event.agent,
+        conversationId: event.conversationId,
+        action: event.action,
+        outcome: event.outcome === "OK" ? "ok" : "denied",
+        secretName: event.secretName,
+        // Host and reason only: never a value, path, query or header.
+        detail: [event.host, event.reason ?? "", event.requests !== undefined ? `requests=${event.requests}` : ""].filter(Boolean).join(" "),
+      }),
+  });
 }

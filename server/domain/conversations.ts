@@ -93,6 +93,14 @@ export function createConversations(limits: ConversationLimits) {
     if (sandbox.kind === "unavailable") throw fail.precondition(sandboxUnavailableMessage(sandbox.problem));
   }
 
+  /** The shell's egress options: the gateway's trust files, and each listener attached as the conversation. */
+  function egressFor(binding: () => Conversation["egress"]) {
+    const gateway = limits.egress;
+    if (gateway === undefined) throw fail.precondition("network_mode: NETWORK_MODE_EGRESS needs the egress gateway, which this server does not run");
+    const identity = lazyBinding(binding);
+    return { files: gateway.files, attach: (listener: Server) => gateway.attach(identity, listener) };
+  }
+
   return {
     assertCanRun,
 
@@ -109,12 +117,17 @@ export function createConversations(limits: ConversationLimits) {
         workspace = limits.workDir.create(user);
         // The cap keeps a full workspace off every other disk (the data dir's above all).
         if (limits.resources) await mountWorkspace({ path: workspace, sizeBytes: limits.resources.diskBytes });
+        // The gateway serves each shell's listener as this conversation, read once its binding exists
+        // (the first connection comes from a command, after the conversation is built).
+        let binding: Conversation["egress"];
+        const egress = request.networkMode === "egress" ? egressFor(() => binding) : undefined;
         const shell = await openShellSession({
           workspace,
           env: { ...request.env, ...secretEnv },
           sandbox: shellSandbox,
           hidden,
-          network: request.network,
+          network: egress !== undefined ? "egress" : request.network,
+          ...(egress !== undefined ? { egress } : {}),
           ...(user !== undefined ? { user } : {}),
           ...(request.workingDir !== "" ? { workingDir: request.workingDir } : {}),
           ...(limits.resources ? { limits: limits.resources } : {}),
@@ -135,6 +148,7 @@ export function createConversations(limits: ConversationLimits) {
           },
           network,
         );
+        binding = conversation.egress;
         live.set(conversation.id, conversation);
         if (conversation.egress?.networkMode === "egress") byEgressId.set(conversation.egress.egressId, conversation);
         return conversation;
@@ -183,3 +197,21 @@ export function createConversations(limits: ConversationLimits) {
 
 /** The conversation registry. */
 export type Conversations = ReturnType<typeof createConversations>;
+
+/**
+ * A read-through view of a binding that exists only once the conversation is built: the gateway
+ * reads its fields per connection, and a connection before that (impossible: no command has run)
+ * finds no substitutions and nothing allowed, so it is refused.
+ */
+function lazyBinding(get: () => Conversation["egress"]): unknown {
+  return new Proxy(
+    {},
+    {
+      get(_target, key) {
+        const binding = get();
+        if (binding !== undefined) return Reflect.get(binding, key);
+        return key === "allow" || key === "substitutions" ? [] : "";
+      },
+    },
+  );
+}

@@ -189,20 +189,35 @@ function reply(res: http.ServerResponse, status: number, reason: string, close =
 
 /** One sandbox listener: its conversation's rules, and the HTTP servers parsing its connections. */
 class Attachment {
-  private readonly subs: Routed[];
-  private readonly allow: HostRule[];
+  // Read from the identity on first use, not at attach: a conversation's first shell is attached
+  // while the conversation (and so its binding) is still being built; its commands come after.
+  private rules: { subs: Routed[]; allow: HostRule[] } | undefined;
   private readonly outer = http.createServer({ keepAliveTimeout: 60_000 });
   private readonly inner = http.createServer({ keepAliveTimeout: 60_000 });
   private readonly sockets = new Set<Socket>();
   private readonly targets = new WeakMap<Socket, Target>();
   private readonly uses = new WeakMap<Socket, UseLog>();
 
+  private get subs(): Routed[] {
+    return this.routes().subs;
+  }
+
+  private get allow(): HostRule[] {
+    return this.routes().allow;
+  }
+
+  private routes(): { subs: Routed[]; allow: HostRule[] } {
+    this.rules ??= {
+      subs: route(this.identity.substitutions),
+      allow: this.identity.allow.map(parseHostRule).filter((r): r is HostRule => typeof r !== "string"),
+    };
+    return this.rules;
+  }
+
   constructor(
     private readonly gw: EgressGateway,
     private readonly identity: GatewayIdentity,
   ) {
-    this.subs = route(identity.substitutions);
-    this.allow = identity.allow.map(parseHostRule).filter((r): r is HostRule => typeof r !== "string");
     this.outer.on("connect", (req: http.IncomingMessage, socket: Socket, head: Buffer) => this.connect(req, socket, head));
     this.outer.on("request", (req, res) => this.plain(req, res));
     this.outer.on("checkContinue", (req, res) => this.plain(req, res));

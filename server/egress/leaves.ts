@@ -1,4 +1,5 @@
 // Leaf certificates for intercepted hosts, minted by the gateway's CA and cached per host.
+import "reflect-metadata"; // @peculiar/x509 2.x needs a Reflect polyfill before it loads
 import { webcrypto } from "node:crypto";
 import { isIP } from "node:net";
 import { createSecureContext, type SecureContext } from "node:tls";

@@ -1,4 +1,5 @@
 // A loopback HTTPS upstream with its own CA (on 127.0.0.1 and 127.0.0.2, one port), plus a plain HTTP one, recording what they receive.
+import "reflect-metadata"; // @peculiar/x509 2.x needs a Reflect polyfill before it loads
 import { webcrypto } from "node:crypto";
 import * as http from "node:http";
 import * as https from "node:https";
