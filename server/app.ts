@@ -211,6 +211,10 @@ function writeAdminToken(dataDir: string, token: string) {
 
 /** The egress gateway: its CA in the data dir, trust files for sandboxes, audit through the trail. */
 function createEgressGateway(config: ServerConfig, workDir: WorkDir, audit: Audit, logger: Logger): Promise<Gateway> {
+  if (config.egressAllowPrivate) {
+    // Unsafe by name: sandboxed commands may then reach loopback and private networks (Veil's own port included).
+    logger.log("warn", "--egress-allow-private: the egress gateway will dial loopback and private addresses for sandboxed commands", {});
+  }
   return createGateway({
     dataDir: config.dataDir,
     workDirServerDir: workDir.serverDir,

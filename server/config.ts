@@ -87,7 +87,7 @@ const OPTIONS = {
 } as const;
 
 /** The flag table for `veil serve --help`. */
-export const SERVE_FLAGS = Object.values(OPTIONS).map((o) => ({ flag: `--${o.flag}`, env: o.env, default: o.default }));
+export const SERVE_FLAGS = Object.values(OPTIONS).map((o) => ({ flag: `--${o.flag}`, env: o.env, default: o.default, isSwitch: "boolean" in o }));
 
 /** Parses `veil serve` arguments over the environment; flags win over variables. */
 export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {

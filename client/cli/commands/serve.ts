@@ -11,7 +11,7 @@ const help = `Usage: veil serve [options]
 Runs the Veil server: gRPC, gRPC-Web and Connect on one port, LevelDB in the data dir.
 
 Options (each also from its environment variable):
-${SERVE_FLAGS.map((f) => `  ${`${f.flag} ${f.flag === "--sandbox" ? "MODE" : "VALUE"}`.padEnd(32)} ${f.env}${f.default !== undefined ? ` (default ${f.default})` : ""}`).join("\n")}
+${SERVE_FLAGS.map((f) => `  ${`${f.flag}${f.isSwitch ? "" : f.flag === "--sandbox" ? " MODE" : " VALUE"}`.padEnd(32)} ${f.env}${f.default !== undefined ? ` (default ${f.default})` : ""}`).join("\n")}
   VEIL_MASTER_KEY                  base64 of 32 bytes; wins over --master-key-file
 
 SIGTERM or SIGINT drains in-flight calls and closes the store.`;
