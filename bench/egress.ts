@@ -57,7 +57,7 @@ async function gatewayRole(upstreamPort: number, dir: string): Promise<void> {
       tenant: "default",
       agent: "bench",
       tokenId: "bench",
-      networkMode: "NETWORK_MODE_EGRESS",
+      networkMode: "egress",
       allow: [],
       substitutions: [{ placeholder: PLACEHOLDER, value: VALUE, secret: "BENCH_KEY", hosts: [`localhost:${upstreamPort}`], body: false }],
     },

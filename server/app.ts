@@ -114,7 +114,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     workDir,
     egress: {
       files: { bundle: gateway.sandboxFiles.caBundle, caCert: gateway.sandboxFiles.caCert },
-      // The binding mirrors GatewayIdentity field for field; the gateway reads it per connection.
+      // The binding is what the gateway serves that shell's connections as.
       attach: (binding, listener) => gateway.attach(binding as GatewayIdentity, listener),
     },
     sandbox,

@@ -1,8 +1,8 @@
 // The access model from the `veil` CLI and an independent gRPC peer: --reader, --allow-network, readers on the wire.
-import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ChildServer, spawnServer, VEIL_BIN } from "./support/child-server.js";
+import { type ChildServer, spawnServer } from "./support/child-server.js";
 import { grpc, grpcJsClient } from "./support/grpc-js.js";
+import { cliFor } from "./support/cli.js";
 import { tempDir } from "./support/temp-dir.js";
 
 const CANARY = "canary-ACCESS-5d20c7b9";
@@ -20,14 +20,7 @@ describe("veil CLI: readers and network", () => {
     dir.cleanup();
   });
 
-  function veil(args: string[], input?: string, env: Record<string, string> = {}) {
-    const res = spawnSync(process.execPath, [VEIL_BIN, ...args], {
-      input,
-      encoding: "utf8",
-      env: { PATH: process.env.PATH ?? "", VEIL_URL: server.url, VEIL_DATA_DIR: dir.path, ...env },
-    });
-    return { code: res.status, stdout: res.stdout, stderr: res.stderr };
-  }
+  const veil = cliFor(() => ({ url: server.url, dataDir: dir.path }));
 
   function agentToken(...flags: string[]): { token: string; tokenId: string; allowNetwork: boolean } {
     const created = veil(["token", "create", "--agent", "bot", "--json", ...flags]);

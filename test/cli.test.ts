@@ -3,6 +3,7 @@ import { spawnSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildServer, spawnServer, VEIL_BIN } from "./support/child-server.js";
+import { cliFor } from "./support/cli.js";
 import { tempDir } from "./support/temp-dir.js";
 
 const CANARY = "canary-CLI-b81d44e0";
@@ -20,15 +21,7 @@ describe("veil CLI", () => {
     dir.cleanup();
   });
 
-  /** Runs `veil ...` against the test server; VEIL_DATA_DIR finds the admin token file. */
-  function veil(args: string[], input?: string, env: Record<string, string> = {}) {
-    const res = spawnSync(process.execPath, [VEIL_BIN, ...args], {
-      input,
-      encoding: "utf8",
-      env: { PATH: process.env.PATH ?? "", VEIL_URL: server.url, VEIL_DATA_DIR: dir.path, ...env },
-    });
-    return { code: res.status, stdout: res.stdout, stderr: res.stderr };
-  }
+  const veil = cliFor(() => ({ url: server.url, dataDir: dir.path }));
 
   it("prints the operator token once on first start", () => {
     expect(server.stdout()).toContain(server.token);

@@ -1,7 +1,7 @@
 // The egress flags of the `veil` CLI: --egress-host/--egress-body on secrets, --network egress|host and --egress-allow on run.
-import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ChildServer, spawnServer, VEIL_BIN } from "./support/child-server.js";
+import { type ChildServer, spawnServer } from "./support/child-server.js";
+import { cliFor } from "./support/cli.js";
 import { tempDir } from "./support/temp-dir.js";
 
 const CANARY = "sk-canary-EGCLI-0123456789abcdefghij";
@@ -19,14 +19,7 @@ describe("veil CLI: egress hosts", () => {
     dir.cleanup();
   });
 
-  function veil(args: string[], input?: string, env: Record<string, string> = {}) {
-    const res = spawnSync(process.execPath, [VEIL_BIN, ...args], {
-      input,
-      encoding: "utf8",
-      env: { PATH: process.env.PATH ?? "", VEIL_URL: server.url, VEIL_DATA_DIR: dir.path, ...env },
-    });
-    return { code: res.status, stdout: res.stdout, stderr: res.stderr };
-  }
+  const veil = cliFor(() => ({ url: server.url, dataDir: dir.path }));
 
   it("set --egress-host stores the hosts; ls shows them; run gets a placeholder and names it on stderr", () => {
     const set = veil(["secret", "set", "OPENAI_API_KEY", "--egress-host", "api.openai.com", "--egress-host", "*.OpenAI.com", "--egress-body"], CANARY);

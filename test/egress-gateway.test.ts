@@ -80,7 +80,7 @@ describe("egress gateway", () => {
       tenant: "default",
       agent: "agent-a",
       tokenId: "tok_1",
-      networkMode: "NETWORK_MODE_EGRESS",
+      networkMode: "egress",
       allow: [`127.0.0.2:${up.port}`],
       substitutions: [
         sub("API_KEY", PH, VALUE, [`localhost:${up.port}`, `localhost:${up.httpPort}`], false),
