@@ -270,7 +270,8 @@ describe.skipIf(!isRoot)(isRoot ? "--sandbox off as root" : "--sandbox off as ro
       expect(pidsWith("sleep 955.9")).toHaveLength(1);
       const second = await spawnServer(data.path, { VEIL_SANDBOX: "off" });
       expect(pidsWith("sleep 955.9")).toEqual([]);
-      expect(second.stderr()).toContain("killed the commands of conversations whose server is gone");
+      // Any server starting on this machine reaps a dead server's uids, so with test files running
+      // in parallel another test's server may have done it (and logged it) first: only the result counts.
       await second.stop();
     } finally {
       for (const pid of pidsWith("sleep 955.9")) process.kill(pid, "SIGKILL");
