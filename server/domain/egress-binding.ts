@@ -128,6 +128,7 @@ export function parseHostPattern(raw: string): HostPattern | string {
   const name = wildcard ? host.slice(2) : host;
   if (name.includes("*")) return "a wildcard must be a leading *. only, like *.example.com";
   if (!isName(name)) return "must be a DNS name of letters, digits, hyphens and dots, or a bracketed IPv6 literal";
+  if (wildcard && /^[0-9.]+$/.test(name)) return "a wildcard needs a domain, not an address";
   if (wildcard && name.split(".").length < 2) return "a wildcard must cover a domain of at least two labels, like *.example.com (not *.com)";
   return { wildcard, name, port };
 }
@@ -147,7 +148,11 @@ export function normalizeHostPattern(raw: string): string {
  */
 export function matchesHost(pattern: string, host: string, port: number): boolean {
   const p = parseHostPattern(pattern);
-  if (typeof p === "string") return false;
+  return typeof p !== "string" && patternAdmits(p, host, port);
+}
+
+/** `matchesHost` over a pattern parsed once (the gateway keeps its rules parsed). */
+export function patternAdmits(p: HostPattern, host: string, port: number): boolean {
   let name = host.toLowerCase();
   if (name.includes(":") && !name.startsWith("[")) name = `[${name}]`;
   const portOk = p.port === undefined ? port === 443 || port === 80 : port === p.port;
