@@ -1,26 +1,13 @@
 // The access model from the `veil` CLI and an independent gRPC peer: --reader, --allow-network, readers on the wire.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ChildServer, spawnServer } from "./support/child-server.js";
+import { describe, expect, it } from "vitest";
 import { grpc, grpcJsClient } from "./support/grpc-js.js";
-import { cliFor } from "./support/cli.js";
-import { tempDir } from "./support/temp-dir.js";
+import { useCliServer } from "./support/cli.js";
 
 const CANARY = "canary-ACCESS-5d20c7b9";
 
 // Each `veil` call is a fresh Node process: allow a minute on a busy two-core machine.
 describe("veil CLI: readers and network", () => {
-  const dir = tempDir();
-  let server: ChildServer;
-  beforeAll(async () => {
-    server = await spawnServer(dir.path);
-  });
-  afterAll(async () => {
-    expect(await server.stop()).toBe(0);
-    expect(server.stderr()).not.toContain(CANARY);
-    dir.cleanup();
-  });
-
-  const veil = cliFor(() => ({ url: server.url, dataDir: dir.path }));
+  const { veil, server: child } = useCliServer(CANARY);
 
   function agentToken(...flags: string[]): { token: string; tokenId: string; allowNetwork: boolean } {
     const created = veil(["token", "create", "--agent", "bot", "--json", ...flags]);
@@ -73,9 +60,9 @@ describe("veil CLI: readers and network", () => {
   }, 60_000);
 
   it("agent_readers round-trips through an independent @grpc/grpc-js peer", async () => {
-    const port = Number(new URL(server.url).port);
-    const secrets = grpcJsClient(port, "SecretService", server.token);
-    const tokens = grpcJsClient(port, "TokenService", server.token);
+    const port = Number(new URL(child().url).port);
+    const secrets = grpcJsClient(port, "SecretService", child().token);
+    const tokens = grpcJsClient(port, "TokenService", child().token);
     try {
       const set = await secrets.unary<{ secrets: { agent_readers: string[] }[] }>("SetSecrets", {
         secrets: [{ name: "WIRE", text: CANARY, allowed_agents: ["bot"], agent_readers: ["bot"] }],

@@ -1,25 +1,12 @@
 // The egress flags of the `veil` CLI: --egress-host/--egress-body on secrets, --network egress|host and --egress-allow on run.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ChildServer, spawnServer } from "./support/child-server.js";
-import { cliFor } from "./support/cli.js";
-import { tempDir } from "./support/temp-dir.js";
+import { describe, expect, it } from "vitest";
+import { useCliServer } from "./support/cli.js";
 
 const CANARY = "sk-canary-EGCLI-0123456789abcdefghij";
 
 // Each `veil` call is a fresh Node process: allow a minute on a busy two-core machine.
 describe("veil CLI: egress hosts", () => {
-  const dir = tempDir();
-  let server: ChildServer;
-  beforeAll(async () => {
-    server = await spawnServer(dir.path);
-  });
-  afterAll(async () => {
-    expect(await server.stop()).toBe(0);
-    expect(server.stderr()).not.toContain(CANARY);
-    dir.cleanup();
-  });
-
-  const veil = cliFor(() => ({ url: server.url, dataDir: dir.path }));
+  const { veil } = useCliServer(CANARY);
 
   it("set --egress-host stores the hosts; ls shows them; run gets a placeholder and names it on stderr", () => {
     const set = veil(["secret", "set", "OPENAI_API_KEY", "--egress-host", "api.openai.com", "--egress-host", "*.OpenAI.com", "--egress-body"], CANARY);

@@ -1,6 +1,8 @@
 // Runs the `veil` CLI as a user would, against a test server, with nothing of the test's environment but PATH.
 import { spawnSync } from "node:child_process";
-import { VEIL_BIN } from "./child-server.js";
+import { afterAll, beforeAll, expect } from "vitest";
+import { type ChildServer, spawnServer, VEIL_BIN } from "./child-server.js";
+import { tempDir } from "./temp-dir.js";
 
 /** What a `veil` run gave back. */
 export interface CliResult {
@@ -19,5 +21,28 @@ export function cliFor(target: () => { url: string; dataDir: string }) {
       env: { PATH: process.env.PATH ?? "", VEIL_URL: url, VEIL_DATA_DIR: dataDir, ...env },
     });
     return { code: res.status, stdout: res.stdout, stderr: res.stderr };
+  };
+}
+
+/**
+ * Inside a describe: a child server on a temp data dir for the block, and `veil` bound to it.
+ * After the block the server must stop cleanly and its log must not hold `canary`.
+ */
+export function useCliServer(canary: string) {
+  const dir = tempDir();
+  let child: ChildServer | undefined;
+  beforeAll(async () => {
+    child = await spawnServer(dir.path);
+  });
+  afterAll(async () => {
+    expect(await child!.stop()).toBe(0);
+    expect(child!.stderr()).not.toContain(canary);
+    dir.cleanup();
+  });
+  return {
+    dir,
+    /** The running server (only inside tests and hooks). */
+    server: () => child!,
+    veil: cliFor(() => ({ url: child!.url, dataDir: dir.path })),
   };
 }
