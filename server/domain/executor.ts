@@ -5,7 +5,7 @@ export { type LimitMechanisms, type LimitName, limitMechanisms, type ResourceLim
 export { detectSandbox } from "./executor/sandbox.js";
 export { type EgressFiles, EgressNeedsSandboxError, type EgressOptions, type NetworkMode } from "./executor/egress-listener.js";
 export { openShellSession } from "./executor/shell-session.js";
-export { mountWorkspace, unmountWorkspace, type WorkspaceMount } from "./executor/workspace-mount.js";
+export { mountWorkspace, type WorkspaceMount } from "./executor/workspace-mount.js";
 export type {
   CommandEvent,
   CommandOptions,

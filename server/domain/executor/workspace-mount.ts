@@ -58,12 +58,6 @@ export async function mountWorkspace(mount: WorkspaceMount): Promise<boolean> {
   return true;
 }
 
-/** Unmounts a workspace's tmpfs, if it has one (call before removing the directory). Lazy, so it never waits on a straggler. */
-export function unmountWorkspace(path: string): void {
-  if (!isMountPoint(path)) return;
-  spawnSync(UMOUNT, ["-l", path], { stdio: "ignore", timeout: 10_000 });
-}
-
 /** True when a filesystem is mounted on `path` (its device differs from its parent's). */
 export function isMountPoint(path: string): boolean {
   try {
