@@ -1,11 +1,12 @@
 // The work dir: one private workspace per conversation, in a per-server subdir, and what crashed servers left behind.
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RunAs } from "./executor/dynamic-user.js";
 import { readProcess } from "./executor/process-tree.js";
+import { readMountInfo } from "./mount-info.js";
 
 /**
  * The default work dir: outside the data dir (a command filling its workspace must not fill the
@@ -82,21 +83,9 @@ export function removeTree(path: string): void {
 }
 
 function mountPointsUnder(path: string): string[] {
-  let info: string;
-  try {
-    info = readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    return [];
-  }
-  const points: string[] = [];
-  for (const line of info.split("\n")) {
-    const field = line.split(" ")[4];
-    if (field === undefined) continue;
-    // mountinfo escapes space, tab, newline and backslash as \ooo.
-    const point = field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
-    if (point === path || point.startsWith(`${path}/`)) points.push(point);
-  }
-  return points;
+  return readMountInfo()
+    .map((m) => m.mountPoint)
+    .filter((point) => point === path || point.startsWith(`${path}/`));
 }
 
 function realOrSelf(path: string): string {

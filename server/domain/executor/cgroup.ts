@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type MountEntry, readMountInfo } from "../mount-info.js";
 
 /** Where conversation cgroups are created: v2 has one directory for both controllers, v1 one per hierarchy. */
 export type CgroupSupport = { version: 2; parent: string } | { version: 1; memoryParent: string; pidsParent: string };
@@ -18,13 +19,6 @@ export interface CgroupCounters {
   oomKills: number;
   /** Forks refused because pids.max was reached. */
   pidsMax: number;
-}
-
-interface MountEntry {
-  root: string;
-  mountPoint: string;
-  fsType: string;
-  superOptions: string[];
 }
 
 let detected: CgroupDetection | undefined;
@@ -66,20 +60,7 @@ function readMemberships(): Map<string, string> {
 }
 
 function readMounts(): MountEntry[] {
-  return readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .filter((line) => line.includes(" - cgroup"))
-    .map((line) => {
-      const [left, right] = line.split(" - ") as [string, string];
-      const fields = left.split(" ");
-      const [fsType, , options] = right.split(" ");
-      return { root: unescapeOctal(fields[3]!), mountPoint: unescapeOctal(fields[4]!), fsType: fsType!, superOptions: (options ?? "").split(",") };
-    });
-}
-
-/** mountinfo escapes spaces and the like as octal. */
-function unescapeOctal(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
+  return readMountInfo().filter((m) => m.fsType.startsWith("cgroup"));
 }
 
 /** The directory of the server's own cgroup in a mounted hierarchy, or undefined when it is not visible there. */

@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { detectCgroups } from "./cgroup.js";
 import { canMountTmpfs } from "./workspace-mount.js";
+import { isRoot } from "./dynamic-user.js";
 
 /** Which limit ended a command, as `command_exited.limit` says it. */
 export type LimitName = "processes" | "memory" | "disk" | "file_size";
@@ -48,7 +49,7 @@ const NPROC_MARGIN = 16;
  * (where it is exact). A non-root server's commands share its uid, whose other processes would count.
  */
 export function rlimitProcesses(limits: ResourceLimits, cgroup: boolean): number | undefined {
-  if (process.getuid?.() !== 0) return undefined;
+  if (!isRoot()) return undefined;
   return cgroup ? limits.maxProcesses + NPROC_MARGIN : limits.maxProcesses;
 }
 
@@ -102,7 +103,7 @@ export interface LimitMechanisms {
 export function limitMechanisms(): LimitMechanisms {
   const { support, reason } = detectCgroups();
   const cgroup = support === undefined ? "none" : support.version === 2 ? "v2" : "v1";
-  const nproc = PRLIMIT !== undefined && process.getuid?.() === 0 ? "RLIMIT_NPROC" : undefined;
+  const nproc = PRLIMIT !== undefined && isRoot() ? "RLIMIT_NPROC" : undefined;
   const pids = cgroup === "none" ? undefined : `cgroup ${cgroup} pids.max`;
   return {
     cgroup,

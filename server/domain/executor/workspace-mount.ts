@@ -5,6 +5,7 @@ import { lstat, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { isRoot } from "./dynamic-user.js";
 
 const run = promisify(execFile);
 const MOUNT = "/bin/mount";
@@ -16,7 +17,7 @@ let mountable: boolean | undefined;
 export function canMountTmpfs(): boolean {
   if (mountable !== undefined) return mountable;
   mountable = false;
-  if (process.getuid?.() !== 0) return mountable;
+  if (!isRoot()) return mountable;
   const dir = mkdtempSync(join(tmpdir(), "veil-mount-probe-"));
   try {
     const mounted = spawnSync(MOUNT, ["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", dir], { stdio: "ignore", timeout: 5_000 });
