@@ -158,6 +158,8 @@ describe.skipIf(!hasBwrap)(hasBwrap ? "egress network mode in bubblewrap" : "egr
     const { out } = await run(session, `id -u; sleep ${nap} & echo started`);
     expect(out).toBe("1000\nstarted\n");
     if (user !== undefined) {
+      // The background job may still be a forked bash that has not exec'd sleep yet.
+      await expect.poll(() => pidsWith(`sleep ${nap}`).length).toBe(1);
       const [pid] = pidsWith(`sleep ${nap}`);
       expect(statSync(`/proc/${pid}`).uid).toBe(user.uid);
       expect(user.uid).toBeGreaterThanOrEqual(DYNAMIC_UID_BASE);
