@@ -72,6 +72,8 @@ describe.skipIf(!hasBwrap)(hasBwrap ? "bubblewrap: what a command can reach" : "
     if (isRoot) {
       // On the host, the sandbox's processes run as the conversation's own uid from the dynamic range.
       const run = await collect(veil.startConversation({ commands: ["sleep 933.7 & echo started"] }));
+      // The background job may still be a forked bash that has not exec'd sleep yet.
+      await expect.poll(() => pidsWith("sleep 933.7").length).toBe(1);
       const [pid] = pidsWith("sleep 933.7");
       const uid = statSync(`/proc/${pid}`).uid;
       expect(uid).toBeGreaterThanOrEqual(DYNAMIC_UID_BASE);
