@@ -5,6 +5,7 @@ import type { ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
 import { withCors } from "./net/cors.js";
 import { withSpecGrpcMessage } from "./net/grpc-message.js";
+import { type HttpRoute, withHttpRoutes } from "./net/http-routes.js";
 import { listen } from "./net/listener.js";
 import { guardDecoding } from "./rpc/decode-guard.js";
 import { LIMITS } from "./rpc/schemas.js";
@@ -31,9 +32,11 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     // gzip of responses dominated CPU in streaming here, and loopback/LAN clients gain little from it.
     acceptCompression: [],
   });
+  // Plain HTTP beside the RPCs, on the same port; the RPC paths stay the adapter's.
+  const httpRoutes: HttpRoute[] = [];
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
-    listener = await listen(withCors(withSpecGrpcMessage(handler)), { host: config.host, port: config.port });
+    listener = await listen(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(handler))), { host: config.host, port: config.port });
   } catch (error) {
     await app.close();
     throw error;
