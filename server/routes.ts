@@ -1,6 +1,7 @@
 // Every service of the server, registered on one router.
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { Audit } from "./domain/audit.js";
+import type { Lookups } from "./domain/lookups.js";
 import type { Rotation } from "./domain/rotation.js";
 import type { Sealer } from "./domain/sealed.js";
 import type { Settings } from "./domain/settings.js";
@@ -31,6 +32,7 @@ export interface RouteDeps extends ConversationDeps {
   sealer: Sealer;
   audit: Audit;
   rotation: Rotation;
+  lookups: Lookups;
   isServing: () => boolean;
 }
 
