@@ -61,19 +61,26 @@ const fieldKey = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "field names must ma
 /** Headers a lookup may not set: the request's framing and routing are the server's. */
 const RESERVED_HEADERS = /^(host|content-length|transfer-encoding|connection|keep-alive|upgrade|te|trailer|proxy-.*)$/i;
 
-/** A lookup header value: no line breaks or NUL, expressions well-formed (errors give their position). */
-const headerValue = z
-  .string()
-  .refine((v) => bytes(v) <= 8192, "values must be at most 8 KiB")
-  .refine((v) => !/[\r\n\0]/.test(v), "values must not contain CR, LF or NUL")
-  .superRefine((v, ctx) => {
-    try {
-      parseTemplate(v, "value");
-    } catch (error) {
-      if (!(error instanceof VeilError)) throw error;
-      ctx.addIssue({ code: "custom", message: error.message });
-    }
-  });
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
+
+/**
+ * Why a lookup header is refused, or undefined: names are HTTP tokens and no framing header;
+ * values have no line breaks or NUL and well-formed expressions (errors give their position).
+ * Checked per map, with the header name in the message: map keys are not field names.
+ */
+function headerProblem(name: string, value: string): string | undefined {
+  if (!HEADER_NAME.test(name)) return "names must be HTTP header names (1-64 token chars)";
+  if (RESERVED_HEADERS.test(name)) return "names must not be a framing header (Host, Content-Length, Connection, ...)";
+  if (bytes(value) > 8192) return "values must be at most 8 KiB";
+  if (/[\r\n\0]/.test(value)) return "values must not contain CR, LF or NUL";
+  try {
+    parseTemplate(value, name);
+  } catch (error) {
+    if (!(error instanceof VeilError)) throw error;
+    return error.message.slice(name.length + 2);
+  }
+  return undefined;
+}
 
 /** SecretInput.lookup: an http(s) URL, GET or POST, sane headers, an RFC 6901 pointer, bounded TTL and timeout. */
 const lookupSource = z.object({
@@ -85,9 +92,13 @@ const lookupSource = z.object({
       if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
     }),
   method: z.string().regex(/^(|GET|POST)$/i, "must be GET or POST (empty: GET)"),
-  headers: z
-    .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, "names must be HTTP header names (1-64 token chars)").refine((h) => !RESERVED_HEADERS.test(h), "names must not be a framing header (Host, Content-Length, Connection, ...)"), headerValue)
-    .refine((h) => Object.keys(h).length <= LOOKUP_LIMITS.maxHeaders, `must have at most ${LOOKUP_LIMITS.maxHeaders} headers`),
+  headers: z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+    if (Object.keys(headers).length > LOOKUP_LIMITS.maxHeaders) ctx.addIssue({ code: "custom", message: `must have at most ${LOOKUP_LIMITS.maxHeaders} headers` });
+    for (const [name, value] of Object.entries(headers)) {
+      const problem = headerProblem(name, value);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: `${name}: ${problem}` });
+    }
+  }),
   jsonPointer: z.string().max(1024, "must be at most 1024 chars").refine((p) => pointerTokens(p) !== undefined, "must be empty (the whole body) or an RFC 6901 JSON pointer such as /token or /data/0/value"),
   ttlSeconds: z.number().int().max(LOOKUP_LIMITS.maxTtlSeconds, `must be at most ${LOOKUP_LIMITS.maxTtlSeconds} (a day)`),
   timeoutMs: z.number().int().max(LOOKUP_LIMITS.maxTimeoutMs, `must be at most ${LOOKUP_LIMITS.maxTimeoutMs} (0 means ${LOOKUP_LIMITS.defaultTimeoutMs})`),
@@ -127,7 +138,7 @@ export const secretInput = z
       if (s.text !== undefined || Object.keys(s.fields).length > 0) ctx.addIssue({ code: "custom", path: ["lookup"], message: "set one of text, fields and lookup, not several" });
       for (const [header, value] of Object.entries(s.lookup.headers)) {
         // A header naming the secret itself could never be resolved.
-        if (safeNames(value).includes(s.name)) ctx.addIssue({ code: "custom", path: ["lookup", "headers", header], message: `must not name ${s.name} itself` });
+        if (safeNames(value).includes(s.name)) ctx.addIssue({ code: "custom", path: ["lookup", "headers"], message: `${header}: must not name ${s.name} itself` });
       }
     }
     if (s.egressBody && s.egressHosts.length === 0) ctx.addIssue({ code: "custom", path: ["egressBody"], message: "needs egress_hosts (body substitution is per host)" });
