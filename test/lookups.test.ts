@@ -207,6 +207,18 @@ describe("lookup secrets", () => {
       expect(run.commands.map((c) => c.stdoutText)).toEqual(["static=<secret-hidden>\ntoken=<secret-hidden>\n", "0\n<secret-hidden>\n"]);
     });
 
+    it("a lookup referenced in an env value and in a rendered file: fetched, rendered, masked, not injected as $NAME", async () => {
+      const run = await collect(
+        reader.startConversation({
+          env: { AUTH: "Bearer {{ secrets.API_TOKEN }}" },
+          files: { "conf/token.txt": "token={{ secrets.API_TOKEN }}\n" },
+          commands: ['echo "$AUTH"; cat conf/token.txt; echo "${API_TOKEN:-unset}"; [ "$AUTH" = "Bearer $(cut -d= -f2 conf/token.txt)" ] && echo same'],
+          endWhenDone: true,
+        }),
+      );
+      expect(run.commands[0]?.stdoutText).toBe("Bearer <secret-hidden>\ntoken=<secret-hidden>\nunset\nsame\n");
+    });
+
     it("a failed lookup fails the start with FAILED_PRECONDITION naming the secret, before anything runs", async () => {
       await admin.secrets.setSecrets({ secrets: [{ name: "BROKEN", lookup: lookup(up.origin, "/fail") }] });
       const events: unknown[] = [];
