@@ -95,6 +95,15 @@ describe.skipIf(!hasBwrap)(`references in env values and files${skipNote}`, () =
     expect(run.commands[0]?.stdoutText).toBe(`${h}\n${h}\n${h}\nBearer <secret-hidden>\n`);
   });
 
+  it("a secret with egress hosts renders as its placeholder, never its value", async () => {
+    await admin.secrets.setSecrets({ secrets: [{ name: "HOSTED", text: "hosted-canary-Ref-0a1b2c3d", egressHosts: ["api.example.com"] }] });
+    const run = await collect(bot.startConversation({ env: { H: "veil://HOSTED" }, files: { h: "{{ secrets.HOSTED }}" }, commands: ['echo "$H"; cat h; echo; [ "$H" = "$(cat h)" ] && echo same'], endWhenDone: true }));
+    const [env, file, same] = run.commands[0]!.stdoutText.split("\n");
+    expect(env).toMatch(/^veil_ph_/);
+    expect([file, same]).toEqual([env, "same"]);
+    expect(run.commands[0]?.stdoutText).not.toContain("hosted-canary");
+  });
+
   it("records the referenced names in the conversation.start audit event", async () => {
     await collect(bot.startConversation({ secrets: ["DB"], env: { K: "veil://API_KEY" }, files: { f: "{{ secrets.DB.user }}" }, commands: ["true"], endWhenDone: true }));
     const events = (await admin.audit.listAuditEvents({ action: "conversation.start" })).events;
