@@ -112,11 +112,11 @@ describe.skipIf(!hasBwrap)(`references in env values and files${skipNote}`, () =
 
   it("missing and ungranted names fail the start naming the field, before anything runs", async () => {
     let e = await startFails(bot, { env: { X: "veil://NOPE" } });
-    expect([Code[e.code], e.rawMessage]).toEqual(["NotFound", "env.X: no secret named NOPE"]);
+    expect([Code[e.code], e.rawMessage]).toEqual(["NotFound", "env[X]: no secret named NOPE"]);
     e = await startFails(bot, { files: { "a/b.txt": "x {{ secrets.NOPE.f }}" } });
     expect([Code[e.code], e.rawMessage]).toEqual(["NotFound", "files[a/b.txt]: no secret named NOPE"]);
     e = await startFails(bot, { env: { X: "{{ secrets.OTHERS_ONLY }}" } });
-    expect([Code[e.code], e.rawMessage]).toEqual(["PermissionDenied", "env.X: secret OTHERS_ONLY is not granted to agent bot"]);
+    expect([Code[e.code], e.rawMessage]).toEqual(["PermissionDenied", "env[X]: secret OTHERS_ONLY is not granted to agent bot"]);
     // Declared ones first, like before.
     e = await startFails(bot, { secrets: ["NOPE2"], env: { X: "veil://NOPE" } });
     expect(e.rawMessage).toBe("secrets[0]: no secret named NOPE2");
@@ -124,11 +124,11 @@ describe.skipIf(!hasBwrap)(`references in env values and files${skipNote}`, () =
 
   it("bad syntax is INVALID_ARGUMENT with the position; fields are checked, case-sensitively", async () => {
     const cases: [Start, string | RegExp][] = [
-      [{ env: { X: "a {{ secret.API_KEY }}" } }, /^env\.X: line 1, column 3: unknown expression; an expression must be/],
+      [{ env: { X: "a {{ secret.API_KEY }}" } }, /^env\[X\]: line 1, column 3: unknown expression; an expression must be/],
       [{ files: { "c.txt": "one\ntwo {{ secrets.API_KEY" } }, /^files\[c\.txt\]: line 2, column 5: "\{\{" is never closed/],
-      [{ env: { X: "veil://DB/" } }, /^env\.X: a reference must be veil:\/\/NAME or veil:\/\/NAME\/FIELD/],
-      [{ env: { X: "veil://DB" } }, /^env\.X: DB has fields \(password, user\); name one/],
-      [{ env: { X: "veil://DB/User" } }, /^env\.X: DB has no field User \(field names are case-sensitive/],
+      [{ env: { X: "veil://DB/" } }, /^env\[X\]: a reference must be veil:\/\/NAME or veil:\/\/NAME\/FIELD/],
+      [{ env: { X: "veil://DB" } }, /^env\[X\]: DB has fields \(password, user\); name one/],
+      [{ env: { X: "veil://DB/User" } }, /^env\[X\]: DB has no field User \(field names are case-sensitive/],
       [{ files: { f: "{{ secrets.API_KEY.x }}" } }, "files[f]: API_KEY is a single value; it has no field x"],
     ];
     for (const [request, message] of cases) {

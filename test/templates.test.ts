@@ -28,15 +28,15 @@ describe("templates", () => {
   });
 
   it("a whole veil:// env value is a reference; inside other text it is literal", () => {
-    expect(renderTemplate(parseEnvValue("veil://DB/user", "env.U"), valueFor, "env.U")).toBe("app");
-    expect(renderTemplate(parseEnvValue("veil://API_KEY", "env.K"), valueFor, "env.K")).toBe("k-123");
-    expect(renderTemplate(parseEnvValue("see veil://API_KEY", "env.K"), valueFor, "env.K")).toBe("see veil://API_KEY");
+    expect(renderTemplate(parseEnvValue("veil://DB/user", "env[U]"), valueFor, "env[U]")).toBe("app");
+    expect(renderTemplate(parseEnvValue("veil://API_KEY", "env[K]"), valueFor, "env[K]")).toBe("k-123");
+    expect(renderTemplate(parseEnvValue("see veil://API_KEY", "env[K]"), valueFor, "env[K]")).toBe("see veil://API_KEY");
   });
 
   it("bad syntax is INVALID_ARGUMENT with the place and the rule", () => {
     expect(invalid(() => parseTemplate("a\nb {{ secret.API_KEY }}", "files[c.txt]"))).toMatch(/^files\[c\.txt\]: line 2, column 3: unknown expression; an expression must be \{\{ secrets\.NAME \}\}/);
-    expect(invalid(() => parseTemplate("x {{ secrets.API_KEY", "env.A"))).toMatch(/line 1, column 3: "\{\{" is never closed/);
-    expect(invalid(() => parseEnvValue("veil://1BAD", "env.A"))).toMatch(/^env\.A: a reference must be veil:\/\/NAME or veil:\/\/NAME\/FIELD/);
+    expect(invalid(() => parseTemplate("x {{ secrets.API_KEY", "env[A]"))).toMatch(/line 1, column 3: "\{\{" is never closed/);
+    expect(invalid(() => parseEnvValue("veil://1BAD", "env[A]"))).toMatch(/^env\[A\]: a reference must be veil:\/\/NAME or veil:\/\/NAME\/FIELD/);
   });
 
   it("a field of a single value, a missing field, or a whole key/value secret is refused naming the fields, never a value", () => {

@@ -20,7 +20,7 @@ export interface LookupPlace {
   session: string;
   record: SecretRecord;
   version: number;
-  /** The request field errors name: `secrets[0]`, `env.URL`, `name`. */
+  /** The request field errors name: `secrets[0]`, `env[URL]`, `name`. */
   where: string;
 }
 

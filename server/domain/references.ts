@@ -51,10 +51,10 @@ export function createReferences(deps: { vault: Vault; lookups: Lookups }) {
    */
   return async function prepare(grantee: Principal, use: SecretUse, taken: Set<string>): Promise<PreparedSecrets> {
     checkFilePaths(Object.keys(use.files));
-    const env = Object.entries(use.env).map(([key, value]) => [key, parseEnvValue(value, `env.${key}`)] as const);
+    const env = Object.entries(use.env).map(([key, value]) => [key, parseEnvValue(value, `env[${key}]`)] as const);
     const files = Object.entries(use.files).map(([path, text]) => [path, parseTemplate(text, `files[${path}]`)] as const);
     const firstUse = new Map<string, string>();
-    for (const [where, parts] of [...env.map(([k, p]) => [`env.${k}`, p] as const), ...files.map(([f, p]) => [`files[${f}]`, p] as const)]) {
+    for (const [where, parts] of [...env.map(([k, p]) => [`env[${k}]`, p] as const), ...files.map(([f, p]) => [`files[${f}]`, p] as const)]) {
       for (const name of referencedNames(parts)) if (!use.secrets.includes(name) && !firstUse.has(name)) firstUse.set(name, where);
     }
     const referenced = [...firstUse.keys()];
@@ -71,7 +71,7 @@ export function createReferences(deps: { vault: Vault; lookups: Lookups }) {
         // Masked like any secret, injected nowhere: not as $NAME unless also declared.
         ...[...openedOthers.values()].map(({ injected }) => ({ name: injected.name, env: {}, values: injected.values, ...(injected.substitutions ? { substitutions: injected.substitutions } : {}) })),
       ],
-      env: Object.fromEntries(env.map(([key, parts]) => [key, render(parts, `env.${key}`)])),
+      env: Object.fromEntries(env.map(([key, parts]) => [key, render(parts, `env[${key}]`)])),
       files: Object.fromEntries(files.map(([path, parts]) => [path, render(parts, `files[${path}]`)])),
       referenced,
     };
