@@ -1,6 +1,10 @@
 // MCP as an agent host meets it: the SDK's own client over streamable HTTP (/mcp) and over stdio (`veil mcp`), against a real server.
 import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import * as http from "node:http";
 import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -9,9 +13,15 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createVeilClient, Role, type VeilClient } from "../client/index.js";
 import { detectSandbox } from "../server/domain/executor.js";
+import { createLogger } from "../server/log.js";
+import { createMcpRoute } from "../server/mcp/http-route.js";
+import { OUTPUT_CAP_CHARS } from "../server/mcp/output.js";
+import { startTestApp, type TestApp } from "./support/app.js";
+import { startUpstream, type Upstream } from "./support/egress-upstream.js";
 import { VEIL_BIN } from "./support/child-server.js";
 import { expectCode } from "./support/expect-code.js";
 import { startTestServer, type TestServer } from "./support/server.js";
+import { tempDir } from "./support/temp-dir.js";
 
 const hasBwrap = (await detectSandbox("required")).kind === "bubblewrap";
 const noBwrap = hasBwrap ? "" : " (skipped: bubblewrap is not usable here)";
@@ -181,6 +191,21 @@ describe("MCP over streamable HTTP at /mcp", () => {
     await client.close();
   });
 
+  it(`cuts long output in the middle at the stated cap, saying so${noBwrap}`, async () => {
+    if (!hasBwrap) return;
+    const { client, transport } = await httpClient(ctx.s.url, ctx.agentToken);
+    const long = await call(client, "run_command", { command: "echo BEGIN; head -c 50000 /dev/zero | tr '\\0' a; echo; echo END" });
+    const { stdout, truncated } = out(long);
+    expect(truncated).toBe(true);
+    expect(stdout.startsWith("BEGIN\n")).toBe(true);
+    expect(stdout.endsWith("END\n")).toBe(true);
+    expect(stdout).toMatch(/\n\[\.\.\. \d+ characters cut by veil mcp \.\.\.\]\n/);
+    expect(stdout.length).toBeLessThan(OUTPUT_CAP_CHARS + 100);
+    expect(text(long)).toContain(`cut to ${OUTPUT_CAP_CHARS} characters per stream`);
+    await transport.terminateSession();
+    await client.close();
+  });
+
   it("returns an ungranted or missing secret, a bad argument and a foreign conversation as tool errors with the API's message", async () => {
     const { client } = await httpClient(ctx.s.url, ctx.agentToken);
     const ungranted = await call(client, "run_command", { command: "echo $OTHER", secrets: ["OTHER"] });
@@ -247,33 +272,38 @@ describe("MCP over streamable HTTP at /mcp", () => {
 
   it("serves MCP to an HTTP/2 (h2c) client as well as HTTP/1.1", async () => {
     const session = http2.connect(ctx.s.url);
-    try {
-      const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "h2-host", version: "1" } } });
-      const req = session.request({
-        ":method": "POST",
-        ":path": "/mcp",
-        "content-type": "application/json",
-        accept: "application/json, text/event-stream",
-        authorization: `Bearer ${ctx.agentToken}`,
-      });
-      req.end(body);
-      const [headers, reply] = await new Promise<[http2.IncomingHttpHeaders, string]>((resolve, reject) => {
-        let data = "";
+    const post = (message: object, headers: http2.OutgoingHttpHeaders = {}) =>
+      new Promise<{ headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const req = session.request({
+          ":method": "POST",
+          ":path": "/mcp",
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          authorization: `Bearer ${ctx.agentToken}`,
+          ...headers,
+        });
         let head: http2.IncomingHttpHeaders = {};
+        let body = "";
         req.on("response", (h) => (head = h));
         req.setEncoding("utf8");
-        req.on("data", (d: string) => {
-          data += d;
-          // An SSE response stays open for the session's stream; the initialize answer is all this test needs.
-          if (data.includes('"serverInfo"')) resolve([head, data]);
-        });
-        req.on("end", () => resolve([head, data]));
+        req.on("data", (d: string) => (body += d));
+        req.on("end", () => resolve({ headers: head, body }));
         req.on("error", reject);
+        req.end(JSON.stringify(message));
       });
-      expect(headers[":status"]).toBe(200);
-      expect(headers["mcp-session-id"]).toMatch(/^[0-9a-f-]{36}$/);
-      expect(reply).toContain('"name":"veil"');
-      req.close();
+    try {
+      const init = await post({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "h2-host", version: "1" } } });
+      expect(init.headers[":status"]).toBe(200);
+      expect(init.headers.connection).toBeUndefined();
+      const sessionId = init.headers["mcp-session-id"] as string;
+      expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(init.body).toContain('"name":"veil"');
+      const session2 = { "mcp-session-id": sessionId, "mcp-protocol-version": "2025-06-18" };
+      expect((await post({ jsonrpc: "2.0", method: "notifications/initialized" }, session2)).headers[":status"]).toBe(202);
+      const listed = await post({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "list_secrets", arguments: {} } }, session2);
+      expect(listed.headers[":status"]).toBe(200);
+      expect(listed.body).toContain('"name":"API_KEY"');
+      expect(listed.body).not.toContain(CANARY);
     } finally {
       session.close();
     }
@@ -330,5 +360,143 @@ describe("veil mcp on stdio", () => {
     expect(actions).toContain("secret.list");
     expect(actions).toContain("conversation.start");
     if (hasBwrap) expect(actions).toContain("conversation.run");
+  });
+});
+
+describe("MCP sessions over HTTP expire and are bounded per token", () => {
+  let t: TestApp;
+  let url = "";
+  let server: http.Server;
+  let agentToken = "";
+  let tokenId = "";
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    await t.admin.secrets.setSecrets({ secrets: [{ name: "API_KEY", text: CANARY, allowedAgents: ["bot"] }] });
+    ({ token: agentToken, tokenId } = await t.admin.tokens.createToken({ role: Role.AGENT, agent: "bot" }));
+    // The route itself, with short limits, on a plain HTTP server: the same handler the real port mounts.
+    const route = createMcpRoute({ app: t.app, logger: createLogger((line) => t.logs.push(line)), limits: { idleMs: 400, maxPerToken: 2 } });
+    server = http.createServer((req, res) => (route.matches(req) ? route.handle(req, res) : res.writeHead(404).end()));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await t.close();
+    expect(t.logs.join("\n")).not.toContain(CANARY);
+  });
+
+  const live = (id: string) => {
+    try {
+      t.app.conversations.find({ tenant: "default" }, id);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const until = async (check: () => boolean, what: string) => {
+    const deadline = Date.now() + 10_000;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+
+  it("ends the least recently used session of a token beyond the bound, with its conversations", async () => {
+    const first = await httpClient(url, agentToken, "first");
+    let id = "";
+    if (hasBwrap) id = out(await call(first.client, "run_command", { command: "true" })).conversation_id;
+    const second = await httpClient(url, agentToken, "second");
+    const third = await httpClient(url, agentToken, "third");
+    // The first session is gone: its id is unknown now, and its conversation ended.
+    await expect(first.client.listTools()).rejects.toThrow(/Session not found|404/);
+    if (hasBwrap) await until(() => !live(id), "the evicted session's conversation to end");
+    expect((await second.client.listTools()).tools).toHaveLength(3);
+    expect((await third.client.listTools()).tools).toHaveLength(3);
+    for (const c of [first, second, third]) await c.client.close();
+  });
+
+  it(`ends a session idle since its host went away, with its conversations, even once its token was revoked${noBwrap}`, async () => {
+    if (!hasBwrap) return;
+    const { client } = await httpClient(url, agentToken, "idle");
+    const id = out(await call(client, "run_command", { command: "echo $API_KEY", secrets: ["API_KEY"] })).conversation_id;
+    expect(live(id)).toBe(true);
+    await t.admin.tokens.revokeToken({ tokenId });
+    // The host goes away without DELETE (its open GET stream ends with it): after idleMs the sweep ends the
+    // session, and the conversation with it, although the token can no longer call EndConversation.
+    await client.close();
+    expect(live(id)).toBe(true);
+    await until(() => !live(id), "the idle session's conversation to end");
+  });
+});
+
+describe(`done means: a host configured with veil mcp curls with $GITHUB_TOKEN and never receives the value${noBwrap}`, () => {
+  const GITHUB_TOKEN = "ghp_mcpCanaryDoneMeans0123456789abcd";
+  let upstream: Upstream;
+  let s: TestServer;
+  let agentToken = "";
+  const dir = tempDir();
+
+  beforeAll(async () => {
+    if (!hasBwrap) return;
+    upstream = await startUpstream();
+    const caFile = join(dir.path, "upstream-ca.pem");
+    writeFileSync(caFile, upstream.caPem);
+    // The stand-in for api.github.com is on loopback, so the test allows private destinations explicitly.
+    s = await startTestServer({ extraFlags: ["--egress-ca-file", caFile, "--egress-allow-private"] });
+    const admin = await createVeilClient({ baseUrl: s.url, token: s.token });
+    await admin.secrets.setSecrets({
+      secrets: [{ name: "GITHUB_TOKEN", text: GITHUB_TOKEN, description: "GitHub API token", egressHosts: [`localhost:${upstream.port}`], allowedAgents: ["coder"] }],
+    });
+    agentToken = (await admin.tokens.createToken({ role: Role.AGENT, agent: "coder" })).token;
+  });
+  afterAll(async () => {
+    await s?.close();
+    await upstream?.close();
+    dir.cleanup();
+    if (s) expect(s.logs.join("\n")).not.toContain(GITHUB_TOKEN);
+  });
+
+  it.skipIf(!hasBwrap)("lists GITHUB_TOKEN by name and runs curl with it in a persistent terminal; the upstream gets the value, the agent never", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [VEIL_BIN, "mcp", "--url", s.url, "--token", agentToken],
+      env: { PATH: process.env.PATH ?? "" },
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    const client = new Client({ name: "done-means-host", version: "1.0.0" });
+    await client.connect(transport);
+    const results: CallToolResult[] = [];
+    const tool = async (name: string, args: Record<string, unknown>) => {
+      const result = (await client.callTool({ name, arguments: args })) as CallToolResult;
+      results.push(result);
+      return result;
+    };
+
+    const listed = await tool("list_secrets", {});
+    expect(listed.structuredContent).toEqual({
+      secrets: [{ name: "GITHUB_TOKEN", description: "GitHub API token", kind: "text", variables: ["GITHUB_TOKEN"], hosts: [`localhost:${upstream.port}`] }],
+    });
+    const before = upstream.seen.length;
+    const first = await tool("run_command", { command: "mkdir -p work && cd work", secrets: ["GITHUB_TOKEN"] });
+    const id = out(first).conversation_id;
+    const curl = await tool("run_command", {
+      command: `pwd; curl -sS --fail -H "Authorization: Bearer $GITHUB_TOKEN" https://localhost:${upstream.port}/echo`,
+      conversation_id: id,
+    });
+    expect(curl.isError, text(curl)).toBeFalsy();
+    expect(out(curl).exit_code, out(curl).stderr).toBe(0);
+    const [pwd, echoed] = out(curl).stdout.trim().split("\n");
+    expect(pwd).toMatch(/\/work$/);
+    // The upstream echoes the Authorization header back: the agent sees only a placeholder (or the mask), never the value.
+    expect(JSON.parse(echoed!).auth).toMatch(/^Bearer (veil_ph_|<secret-hidden>)/);
+    expect(upstream.seen.slice(before).map((r) => r.authorization)).toEqual([`Bearer ${GITHUB_TOKEN}`]);
+    await client.close();
+
+    expect(JSON.stringify(results)).not.toContain(GITHUB_TOKEN);
+    expect(stderr).not.toContain(GITHUB_TOKEN);
   });
 });

@@ -1,6 +1,7 @@
 // MCP over streamable HTTP at /mcp on the server's own port: bearer token first, then one MCP session per Mcp-Session-Id, bound to that token.
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Http2ServerResponse } from "node:http2";
 import { createRouterTransport } from "@connectrpc/connect";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { clientsFor, type VeilClient } from "../../client/clients.js";
@@ -61,6 +62,7 @@ export function createMcpRoute(options: McpRouteOptions): HttpRoute {
       current.inflight--;
       current.lastSeen = Date.now();
     });
+    dropConnectionHeaders(res);
     // The SDK types Node's http1 objects, but its adapter (@hono/node-server) also takes the http2 compat ones, which h2c clients get here.
     await session.transport.handleRequest(req as IncomingMessage, res as ServerResponse);
     // A first request that was not a valid initialize leaves a session that never started: nothing to keep.
@@ -71,6 +73,7 @@ export function createMcpRoute(options: McpRouteOptions): HttpRoute {
     const mcp = createVeilMcpSession({
       client: veil(),
       headers: { authorization: `Bearer ${token}` },
+      endDirectly: async (conversationId) => app.conversations.find({ tenant: principal.tenant, ...(principal.agent !== undefined ? { agent: principal.agent } : {}) }, conversationId).end(),
       log: (msg, fields) => logger.log("info", msg, fields),
     });
     const session: HttpSession = { tokenId: principal.tokenId, mcp, lastSeen: Date.now(), inflight: 0, transport: undefined as never };
@@ -100,6 +103,22 @@ export function createMcpRoute(options: McpRouteOptions): HttpRoute {
       });
     },
   };
+}
+
+/**
+ * HTTP/2 forbids connection-specific headers (RFC 9113, 8.2.2); the SDK's SSE replies set
+ * `Connection: keep-alive`, which Node would drop with a process warning on every stream.
+ */
+function dropConnectionHeaders(res: NodeResponse) {
+  if (!(res instanceof Http2ServerResponse)) return;
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Http2ServerResponse;
+  res.writeHead = ((...args: unknown[]) => {
+    for (const arg of args) {
+      if (typeof arg !== "object" || arg === null || Array.isArray(arg)) continue;
+      for (const key of Object.keys(arg)) if (/^(connection|keep-alive)$/i.test(key)) delete (arg as Record<string, unknown>)[key];
+    }
+    return writeHead(...args);
+  }) as typeof res.writeHead;
 }
 
 function bearerToken(header: string | undefined): string | undefined {

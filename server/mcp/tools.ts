@@ -15,6 +15,11 @@ export interface VeilMcpOptions {
   client: VeilClient;
   /** Headers every API call carries besides the client name (the bearer token, when the transport does not add it). */
   headers?: Record<string, string>;
+  /**
+   * In process only: ends a conversation without the API, for when the session's token was
+   * revoked or expired meanwhile (EndConversation then answers UNAUTHENTICATED, yet the session's end must still end it).
+   */
+  endDirectly?: (conversationId: string) => Promise<void>;
   /** Where operational notes go (never a value; stderr for stdio, the server log for HTTP). */
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -69,10 +74,16 @@ export function createVeilMcpSession(options: VeilMcpOptions): VeilMcpSession {
         await Promise.all(
           ids.map(async (id) => {
             owned.delete(id);
-            await options.client.conversations.endConversation({ conversationId: id }, callOptions()).catch((error: unknown) => {
+            try {
+              await options.client.conversations.endConversation({ conversationId: id }, callOptions());
+            } catch (error) {
+              if (error instanceof ConnectError && error.code === Code.Unauthenticated && options.endDirectly) {
+                await options.endDirectly(id).catch(() => {});
+                return;
+              }
               // Already gone (idle expiry, server restart): nothing left to end.
-              options.log?.("mcp: could not end a conversation at session close", { conversationId: id, error: String((error as Error).message ?? error) });
-            });
+              options.log?.("mcp: could not end a conversation at session close", { conversationId: id, code: error instanceof ConnectError ? Code[error.code] : "error" });
+            }
           }),
         );
         if (ids.length > 0) options.log?.("mcp: session closed, its conversations ended", { conversations: ids.length });
