@@ -10,18 +10,25 @@ export interface OwnedConversation {
 
 /** A session's conversations. */
 export interface SessionConversations {
+  /** Claims a conversation just started; once the session closed, it is ended at once instead. */
   add(conversation: OwnedConversation): void;
   /** The conversation, or NOT_FOUND when this session did not start it (unknown and foreign look alike). */
   get(id: string): OwnedConversation;
   delete(id: string): void;
-  ids(): string[];
+  /** Closes the registry: answers the ids still owned, and ends whatever starts from now on. */
+  close(): string[];
 }
 
-/** An empty registry for one MCP session. */
-export function createSessionConversations(): SessionConversations {
+/** An empty registry for one MCP session; `end` ends a conversation a closed session still receives. */
+export function createSessionConversations(end: (id: string) => Promise<void>): SessionConversations {
   const owned = new Map<string, OwnedConversation>();
+  let closed = false;
   return {
-    add: (conversation) => void owned.set(conversation.id, conversation),
+    add(conversation) {
+      // A start that was under way when the session closed must not outlive it.
+      if (closed) void end(conversation.id);
+      else owned.set(conversation.id, conversation);
+    },
     get(id) {
       const conversation = owned.get(id);
       if (conversation === undefined) {
@@ -33,6 +40,11 @@ export function createSessionConversations(): SessionConversations {
       return conversation;
     },
     delete: (id) => void owned.delete(id),
-    ids: () => [...owned.keys()],
+    close() {
+      closed = true;
+      const ids = [...owned.keys()];
+      owned.clear();
+      return ids;
+    },
   };
 }

@@ -55,12 +55,28 @@ const runOutput = {
 /** Creates the MCP server of one session over Veil's client API. */
 export function createVeilMcpSession(options: VeilMcpOptions): VeilMcpSession {
   const server = new McpServer({ name: "veil", version: "0.1.0" }, { instructions: INSTRUCTIONS });
-  const owned = createSessionConversations();
   // Per call: the host's name from `initialize` reaches the audit trail as `mcp:<name>`.
   const callOptions = (signal?: AbortSignal) => {
     const name = clientLabel(server.server.getClientVersion()?.name ?? null).slice(0, 64);
     return { headers: { ...options.headers, [CLIENT_HEADER]: name === "" ? "mcp" : `mcp:${name}` }, ...(signal ? { signal } : {}) };
   };
+  const end = async (id: string): Promise<boolean> => {
+    try {
+      await options.client.conversations.endConversation({ conversationId: id }, callOptions());
+      return true;
+    } catch (error) {
+      if (error instanceof ConnectError && error.code === Code.Unauthenticated && options.endDirectly) {
+        return options.endDirectly(id).then(
+          () => true,
+          () => false,
+        );
+      }
+      // Already gone (idle expiry, server restart): nothing left to end.
+      options.log?.("mcp: could not end a conversation at session close", { conversationId: id, code: error instanceof ConnectError ? Code[error.code] : "error" });
+      return false;
+    }
+  };
+  const owned = createSessionConversations(async (id) => void (await end(id)));
   registerListSecrets(server, options.client, callOptions);
   registerRunCommand(server, options.client, owned, callOptions);
   registerEndConversation(server, options.client, owned, callOptions);
@@ -70,23 +86,8 @@ export function createVeilMcpSession(options: VeilMcpOptions): VeilMcpSession {
     server,
     close() {
       closing ??= (async () => {
-        const ids = owned.ids();
-        await Promise.all(
-          ids.map(async (id) => {
-            owned.delete(id);
-            try {
-              await options.client.conversations.endConversation({ conversationId: id }, callOptions());
-            } catch (error) {
-              if (error instanceof ConnectError && error.code === Code.Unauthenticated && options.endDirectly) {
-                await options.endDirectly(id).catch(() => {});
-                return;
-              }
-              // Already gone (idle expiry, server restart): nothing left to end.
-              options.log?.("mcp: could not end a conversation at session close", { conversationId: id, code: error instanceof ConnectError ? Code[error.code] : "error" });
-            }
-          }),
-        );
-        if (ids.length > 0) options.log?.("mcp: session closed, its conversations ended", { conversations: ids.length });
+        const ended = await Promise.all(owned.close().map(end));
+        if (ended.length > 0) options.log?.("mcp: session closed, its conversations ended", { conversations: ended.filter(Boolean).length });
       })();
       return closing;
     },

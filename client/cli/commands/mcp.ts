@@ -1,7 +1,5 @@
 // `veil mcp`: serves the Model Context Protocol on stdio, the way agent hosts launch MCP servers; the tools call the Veil server at --url.
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { createLogger } from "../../../server/log.js";
-import { createVeilMcpSession } from "../../../server/mcp/tools.js";
 import { CLIENT_HEADER } from "../../../server/rpc/audit.js";
 import { type Command, parse } from "../command.js";
 import { CONNECTION_HELP, CONNECTION_OPTIONS, connect } from "../connection.js";
@@ -32,6 +30,11 @@ export const mcpCommand: Command = {
     // Refused here rather than on the first tool call: the host then shows the server as failed, with this reason.
     await client.secrets.listSecrets({ pageSize: 1 }, { headers: { [CLIENT_HEADER]: "mcp" } });
 
+    // Loaded here, not at the top: every other command would otherwise pay for the SDK's import at start.
+    const [{ StdioServerTransport }, { createVeilMcpSession }] = await Promise.all([
+      import("@modelcontextprotocol/sdk/server/stdio.js"),
+      import("../../../server/mcp/tools.js"),
+    ]);
     const logger = createLogger();
     const session = createVeilMcpSession({ client, log: (msg, fields) => logger.log("info", msg, fields) });
     const transport = new StdioServerTransport();
