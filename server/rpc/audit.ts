@@ -26,6 +26,8 @@ const ACTIONS: Record<string, string> = {
   "veil.v1.SettingsService/UpdateSettings": "settings.update",
   "veil.v1.KeyService/RotateKeys": "keys.rotate",
   "veil.v1.KeyService/RetireKeys": "keys.retire",
+  "veil.v1.AgentService/ListAgents": "agent.list",
+  "veil.v1.AgentService/GetAgentAccess": "agent.access",
 };
 
 /** The request header a client names itself in (`veil mcp` sends `mcp:<clientInfo.name>`). */
