@@ -4,13 +4,15 @@ import { splitNames, TextField } from "../ui.js";
 
 /** What the fieldset edits: allowed_agents (checked + other) and agent_readers. */
 export interface AccessDraft {
+  /** The agents granted when editing began: they keep their boxes even when unchecked. */
+  offered: string[];
   checked: string[];
   other: string;
   readers: string;
 }
 
 export function accessDraft(allowed: readonly string[], readers: readonly string[]): AccessDraft {
-  return { checked: [...allowed], other: "", readers: readers.join(", ") };
+  return { offered: [...allowed], checked: [...allowed], other: "", readers: readers.join(", ") };
 }
 
 /** allowed_agents and agent_readers as SetSecrets takes them. */
@@ -22,7 +24,7 @@ export function AgentAccess(props: { agents: readonly string[]; draft: AccessDra
   const { draft, onChange } = props;
   const noteId = useId();
   // Agents already granted but unknown to the list (no token, not elsewhere in grants) still get their box.
-  const names = [...new Set([...props.agents, ...draft.checked])].sort();
+  const names = [...new Set([...props.agents, ...draft.offered])].sort();
   const toggle = (name: string, on: boolean) => onChange({ ...draft, checked: on ? [...draft.checked, name] : draft.checked.filter((n) => n !== name) });
   return (
     <fieldset class="access" aria-describedby={noteId}>
