@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } fro
 import { join } from "node:path";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { ServerConfig } from "./config.js";
+import { createAgentDirectory } from "./domain/agents.js";
 import { type Audit, createAudit } from "./domain/audit.js";
 import { createConversations, type Conversations } from "./domain/conversations.js";
 import { createExtraSecrets } from "./domain/extra-secrets.js";
@@ -158,6 +159,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     settings,
     sealer,
     audit,
+    agents: createAgentDirectory(tokens, vault),
     rotation,
     extraSecrets: createExtraSecrets({ sealer, settings }),
     defaultTimeoutMs: config.commandTimeoutMs,

@@ -100,6 +100,10 @@ export const listSecretsRequest = z.object({
 
 export const getSecretRequest = z.object({ session: sessionName, name: secretName, version: z.bigint() });
 
+export const listAgentsRequest = z.object({ session: sessionName });
+
+export const getAgentAccessRequest = z.object({ agent: agentName, session: sessionName });
+
 export const deleteSecretRequest = z.object({ session: sessionName, name: secretName });
 
 export const createTokenRequest = z
