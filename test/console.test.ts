@@ -53,6 +53,46 @@ describe("web console: sign-in and secrets", () => {
     await page.getByRole("textbox", { name: "Name", exact: true }).waitFor();
   }
 
+  it.skipIf(chromiumMissing)(`(first, on a clean store) screenshots of the Secrets tab and the add form; readable at phone width${skipNote}`, async () => {
+    await api.secrets.setSecrets({
+      secrets: [
+        { name: "GITHUB_TOKEN", text: "ghp-demo", description: "CI access to the monorepo", allowedAgents: ["support-bot", "billing-bot"] },
+        { name: "GOOGLE_OAUTH", fields: { client_id: "demo-id", client_secret: "demo-secret" }, description: "OAuth client for the calendar integration", allowedAgents: ["support-bot"] },
+        { name: "OPENAI_API_KEY", text: "sk-demo", description: "Model calls for the support agent", allowedAgents: ["support-bot"], agentReaders: ["support-bot"] },
+        { name: "POSTGRES_URL", text: "postgres://demo", description: "Read replica, reporting only" },
+      ],
+    });
+    const cp = await signedIn();
+    const { page } = cp;
+    const dir = new URL("../docs/", import.meta.url);
+    if (UPDATE_SCREENSHOTS) mkdirSync(dir, { recursive: true });
+    const shot = (file: string) => (UPDATE_SCREENSHOTS ? { path: new URL(file, dir).pathname, fullPage: true } : { fullPage: true });
+    await page.getByRole("searchbox", { name: "Search by name prefix" }).fill("");
+    await page.getByRole("link", { name: "GITHUB_TOKEN" }).waitFor();
+    await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    await page.mouse.move(0, 0);
+    await page.screenshot(shot("console-secrets.png"));
+    await openAddForm(page);
+    await page.getByRole("textbox", { name: "Name", exact: true }).fill("SLACK_WEBHOOK");
+    await page.getByRole("textbox", { name: "Description" }).fill("Alerts channel for the on-call agent");
+    await page.getByRole("checkbox", { name: "support-bot", exact: true }).check();
+    await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    await page.mouse.move(0, 0);
+    await page.screenshot(shot("console-add-secret.png"));
+    await done(cp);
+
+    for (const width of [390, 1280]) {
+      const narrow = await signedIn({ width });
+      for (const tab of ["Secrets", "Agents", "Tokens", "Audit", "Settings"]) {
+        await narrow.page.getByRole("tab", { name: tab }).click();
+        await narrow.page.getByRole("heading", { name: tab, level: 1 }).waitFor();
+        // Wide tables scroll inside their own box; the page itself never scrolls sideways.
+        expect(await narrow.page.evaluate(() => document.documentElement.scrollWidth), `${tab} at ${width}px`).toBeLessThanOrEqual(width);
+      }
+      await done(narrow);
+    }
+  });
+
   it.skipIf(chromiumMissing)(`a wrong, a revoked and an agent token are refused with a clear message${skipNote}`, async () => {
     const cp = await openConsole(browser, veil.url);
     const { page } = cp;
@@ -299,43 +339,6 @@ describe("web console: sign-in and secrets", () => {
     await page.getByRole("button", { name: "Previous" }).click();
     await expect.poll(async () => (await firstNames())[0]).toBe("PAGE_150");
     await done(cp);
-  });
-
-  it.skipIf(chromiumMissing)(`screenshots of the Secrets tab and the add form; readable at phone width${skipNote}`, async () => {
-    await api.secrets.setSecrets({
-      secrets: [
-        { name: "GITHUB_TOKEN", text: "ghp-demo", description: "CI access to the monorepo", allowedAgents: ["support-bot", "billing-bot"] },
-        { name: "OPENAI_API_KEY", text: "sk-demo", description: "Model calls for the support agent", allowedAgents: ["support-bot"], agentReaders: ["support-bot"] },
-        { name: "POSTGRES_URL", text: "postgres://demo", description: "Read replica, reporting only" },
-      ],
-    });
-    const cp = await signedIn();
-    const { page } = cp;
-    const dir = new URL("../docs/", import.meta.url);
-    if (UPDATE_SCREENSHOTS) mkdirSync(dir, { recursive: true });
-    const shot = (file: string) => (UPDATE_SCREENSHOTS ? { path: new URL(file, dir).pathname, fullPage: true } : { fullPage: true });
-    await page.getByRole("searchbox", { name: "Search by name prefix" }).fill("");
-    await page.getByRole("link", { name: "GITHUB_TOKEN" }).waitFor();
-    await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
-    await page.screenshot(shot("console-secrets.png"));
-    await openAddForm(page);
-    await page.getByRole("textbox", { name: "Name", exact: true }).fill("SLACK_WEBHOOK");
-    await page.getByRole("textbox", { name: "Description" }).fill("Alerts channel for the on-call agent");
-    await page.getByRole("checkbox", { name: "support-bot", exact: true }).check();
-    await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
-    await page.screenshot(shot("console-add-secret.png"));
-    await done(cp);
-
-    for (const width of [390, 1280]) {
-      const narrow = await signedIn({ width });
-      for (const tab of ["Secrets", "Agents", "Tokens", "Audit", "Settings"]) {
-        await narrow.page.getByRole("tab", { name: tab }).click();
-        await narrow.page.getByRole("heading", { name: tab, level: 1 }).waitFor();
-        // Wide tables scroll inside their own box; the page itself never scrolls sideways.
-        expect(await narrow.page.evaluate(() => document.documentElement.scrollWidth), `${tab} at ${width}px`).toBeLessThanOrEqual(width);
-      }
-      await done(narrow);
-    }
   });
 
   it.skipIf(chromiumMissing)(`no secret value created in these tests reached the server's logs${skipNote}`, () => {
