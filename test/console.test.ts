@@ -246,7 +246,7 @@ describe("web console: sign-in and secrets", () => {
 
     // Someone else writes meanwhile: the console's check-and-set refuses to overwrite it.
     await page.getByRole("button", { name: "Replace value" }).click();
-    await api.secrets.setSecrets({ secrets: [{ ...got.meta!, name: "DETAIL_ONE", text: "someone-else" }] });
+    await api.secrets.setSecrets({ secrets: [{ name: "DETAIL_ONE", text: "someone-else", description: "kept", allowedAgents: ["billing-bot"] }] });
     await page.getByRole("textbox", { name: "Value", exact: true }).fill("mine");
     await page.getByRole("button", { name: "Save value" }).click();
     await page.getByRole("alert").filter({ hasText: "changed meanwhile" }).waitFor();
@@ -303,7 +303,7 @@ describe("web console: sign-in and secrets", () => {
 
   it.skipIf(chromiumMissing)(`names and descriptions render as text: HTML in them creates no element${skipNote}`, async () => {
     const payload = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</script><b>bold</b>`;
-    await api.secrets.setSecrets({ secrets: [{ name: "XSS_PROBE", text: "v-xss", description: payload, metadata: { [`<i>k</i>`]: payload } }] });
+    await api.secrets.setSecrets({ secrets: [{ name: "XSS_PROBE", text: "v-xss", description: payload, metadata: { "<i>k</i>": payload } }] });
     const cp = await signedIn();
     const { page } = cp;
     await page.getByRole("searchbox", { name: "Search by name prefix" }).fill("XSS_");
