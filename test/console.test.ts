@@ -114,6 +114,20 @@ describe("web console: sign-in and secrets", () => {
     await done(cp);
   });
 
+  it.skipIf(chromiumMissing)(`a token revoked mid-session signs the page out with the reason${skipNote}`, async () => {
+    const admin = await api.tokens.createToken({ role: Role.ADMIN, description: "revoked mid-session" });
+    const cp = await openConsole(browser, veil.url);
+    const { page } = cp;
+    await signIn(page, admin.token);
+    await api.tokens.revokeToken({ tokenId: admin.tokenId });
+    await page.getByRole("tab", { name: "Tokens" }).click();
+    await page.getByRole("button", { name: "Sign in" }).waitFor();
+    expect(await page.getByRole("alert").textContent()).toContain("This token is not valid: it is wrong, expired or revoked");
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    cp.errors.splice(0, cp.errors.length, ...cp.errors.filter((e) => !/status of 401/.test(e)));
+    await done(cp);
+  });
+
   it.skipIf(chromiumMissing)(`the token lives in sessionStorage only: a reload stays signed in, Sign out forgets it${skipNote}`, async () => {
     const cp = await signedIn();
     const { page } = cp;
