@@ -45,29 +45,32 @@ export function SettingsTab({ api }: { api: Api }) {
       <p class="lead">The LLM settings agents of this tenant receive (injected as LLM_MODEL, LLM_BASE_URL and LLM_API_KEY when a conversation asks).</p>
       {current.error && <Alert>Could not load the settings: {current.error}</Alert>}
       {current.loading && <Status>Loading settings…</Status>}
-      <form class="card form narrow" onSubmit={submit} noValidate aria-labelledby="settings-heading">
-        <TextField label="Model" value={model} onInput={setModel} error={errors.fields.model} autocomplete="off" spellcheck={false} />
-        <TextField label="Base URL" value={baseUrl} onInput={setBaseUrl} error={errors.fields.baseUrl} autocomplete="off" spellcheck={false} placeholder="https://api.example.com/v1" />
-        <TextField
-          label="API key"
-          value={apiKey}
-          onInput={setApiKey}
-          class="masked-field"
-          placeholder={keySet ? "**********" : "not set"}
-          hint={keySet ? "Write-only: a key is stored. Leave empty to keep it; type a new one to replace it." : "Write-only: stored encrypted, never shown again."}
-          error={errors.fields.apiKey}
-          autocomplete="off"
-          spellcheck={false}
-        />
-        {errors.general && <Alert>{errors.general}</Alert>}
-        {busy && <Status>Saving…</Status>}
-        {notice && <Status>{notice}</Status>}
-        <div class="actions">
-          <button type="submit" class="primary" disabled={busy}>
-            Save settings
-          </button>
-        </div>
-      </form>
+      {/* The form waits for the stored settings, so they never overwrite what someone already typed. */}
+      {current.data && (
+        <form class="card form narrow" onSubmit={submit} noValidate aria-labelledby="settings-heading">
+          <TextField label="Model" value={model} onInput={setModel} error={errors.fields.model} autocomplete="off" spellcheck={false} />
+          <TextField label="Base URL" value={baseUrl} onInput={setBaseUrl} error={errors.fields.baseUrl} autocomplete="off" spellcheck={false} placeholder="https://api.example.com/v1" />
+          <TextField
+            label="API key"
+            value={apiKey}
+            onInput={setApiKey}
+            class="masked-field"
+            placeholder={keySet ? "**********" : "not set"}
+            hint={keySet ? "Write-only: a key is stored. Leave empty to keep it; type a new one to replace it." : "Write-only: stored encrypted, never shown again."}
+            error={errors.fields.apiKey}
+            autocomplete="off"
+            spellcheck={false}
+          />
+          {errors.general && <Alert>{errors.general}</Alert>}
+          {busy && <Status>Saving…</Status>}
+          {notice && <Status>{notice}</Status>}
+          <div class="actions">
+            <button type="submit" class="primary" disabled={busy}>
+              Save settings
+            </button>
+          </div>
+        </form>
+      )}
     </section>
   );
 }
