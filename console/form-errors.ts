@@ -9,7 +9,7 @@ export interface FormErrors {
 }
 
 /** A segment starts with a field path and ": " (the server's validate() format). */
-const SEGMENT = /^([a-z_]+(?:\[\d+\])?(?:\.[A-Za-z0-9_.-]+|\[\d+\])*): (.*)$/s;
+const SEGMENT = /^([a-z_]+(?:\[[^\]]*\])?(?:\.[A-Za-z0-9_-]+|\[[^\]]*\])*): (.*)$/s;
 
 /** Splits one message into [path, rule] pairs; problems are joined by "; " before the next path. */
 export function parseProblems(message: string): { path: string; rule: string }[] {

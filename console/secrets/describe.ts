@@ -4,6 +4,7 @@ import { type SecretMeta, ValueKind } from "../../gen/veil/v1/secret_pb.js";
 export function kindText(meta: SecretMeta): string {
   if (meta.kind === ValueKind.FIELDS) return `Key/value pairs (${meta.fieldNames.join(", ")})`;
   if (meta.kind === ValueKind.TEXT) return "Single value";
+  if (meta.kind === ValueKind.LOOKUP) return "Lookup (fetched when needed)";
   return "Other";
 }
 
