@@ -22,7 +22,7 @@ function newest(dir) {
 function distIsFresh() {
   try {
     const built = statSync(`${root}/dist/.built`).mtimeMs;
-    return ["server", "client", "gen"].every((dir) => newest(`${root}/${dir}`) < built);
+    return ["server", "client", "gen", "console"].every((dir) => newest(`${root}/${dir}`) < built);
   } catch {
     return false;
   }

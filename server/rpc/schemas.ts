@@ -3,6 +3,7 @@ import { z } from "zod";
 import { MAX_EGRESS_HOSTS, parseHostPattern } from "../domain/egress-binding.js";
 import { VeilError } from "../domain/errors.js";
 import { LOOKUP_LIMITS, pointerTokens } from "../domain/lookup-source.js";
+import { AGENT_NAME_PATTERN, AGENT_NAME_RULE, SECRET_NAME_PATTERN, SECRET_NAME_RULE } from "../domain/name-rules.js";
 import { parseTemplate, referencedNames } from "../domain/templates.js";
 
 /** Limits of the contract, in one place. */
@@ -20,9 +21,7 @@ export const LIMITS = {
 const bytes = (s: string) => Buffer.byteLength(s, "utf8");
 
 /** Environment-variable rules: what a secret name may be. */
-export const secretName = z
-  .string()
-  .regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, "must match ^[A-Za-z][A-Za-z0-9_]{0,63}$ (a letter, then letters, digits or _; 1-64 chars)");
+export const secretName = z.string().regex(SECRET_NAME_PATTERN, SECRET_NAME_RULE);
 
 /** "" is the tenant-wide scope. */
 export const sessionName = z
@@ -31,11 +30,11 @@ export const sessionName = z
 
 export const tenantName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must match ^[a-z0-9][a-z0-9_-]{0,62}$");
 
-export const agentName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, "must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$");
+export const agentName = z.string().regex(AGENT_NAME_PATTERN, "must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$");
 
 /** The agents a secret names (allowed_agents, agent_readers): agent names, at most 100. */
 const agentList = z
-  .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, "must be an agent name matching ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"))
+  .array(z.string().regex(AGENT_NAME_PATTERN, AGENT_NAME_RULE))
   .max(100, "must name at most 100 agents");
 
 const description = z.string().refine((s) => bytes(s) <= LIMITS.descriptionBytes, `must be at most ${LIMITS.descriptionBytes} bytes`);
