@@ -1,6 +1,7 @@
 // The `veil` command line: dispatches to the subcommands and turns failures into exit codes.
 import type { Command } from "./command.js";
 import { auditCommand } from "./commands/audit.js";
+import { injectCommand } from "./commands/inject.js";
 import { keysCommand } from "./commands/keys.js";
 import { runCommand } from "./commands/run.js";
 import { secretCommand } from "./commands/secret.js";
@@ -8,7 +9,7 @@ import { serveCommand } from "./commands/serve.js";
 import { tokenCommand } from "./commands/token.js";
 import { describeFailure, EXIT, UsageError } from "./io.js";
 
-const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, auditCommand, keysCommand];
+const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, injectCommand, auditCommand, keysCommand];
 
 const help = `Usage: veil <command> [options]
 
