@@ -137,6 +137,8 @@ export const runCommand: Command = {
     if (positionals.length > 0 || words.length === 0) throw new UsageError("expected the command after --, e.g. veil run --secret KEY -- 'echo $KEY'");
     if (values["no-masking"] && !values.local) throw new UsageError("--no-masking: only with --local (the server always masks)");
     const env = envEntries(values["env-file"] ?? [], values.env ?? []);
+    // Syntax first, before any connection: the error names the file and line (the server resolves remote references).
+    parseEnv(env);
     if (values.local) {
       const remoteOnly = REMOTE_ONLY.find((flag) => values[flag] !== undefined);
       if (remoteOnly !== undefined || network !== "none") throw new UsageError(`--${remoteOnly ?? "network"}: not with --local (the command runs here)`);
@@ -147,8 +149,6 @@ export const runCommand: Command = {
         throw error instanceof UsageError ? error : Object.assign(error as Error, { runnerFailed: true });
       }
     }
-    // The server resolves references; checking the syntax here names the file and line.
-    parseEnv(env);
     const command = words.length === 1 ? words[0]! : words.map(quote).join(" ");
     const timeoutMs = values.timeout === undefined ? 0 : parseDuration(values.timeout, "--timeout") * 1000;
     const client = await connect(values);
