@@ -1,16 +1,13 @@
 // `veil run`: runs one command through a conversation and streams its masked output, like `op run`.
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { Inject, NetworkMode, type StartConversationRequestSchema, Stream, type VeilClient } from "../../index.js";
+import { Inject, NetworkMode } from "../../index.js";
 import { type Command, keyValues, parse, parseDuration } from "../command.js";
 import { CONNECTION_HELP, CONNECTION_OPTIONS, connect } from "../connection.js";
 import { type EnvEntry, readEnvFiles } from "../env-file.js";
-import { EXIT, UsageError } from "../io.js";
+import { UsageError } from "../io.js";
 import { parseEnv } from "../local-secrets.js";
 import { runLocalRequest } from "./run-local.js";
+import { runRemote } from "./run-remote.js";
 
-/** How `command_exited.limit` reads in a sentence. */
-const LIMIT_NAMES: Record<string, string> = { processes: "process", memory: "memory", disk: "disk space", file_size: "file size" };
 
 const help = `Usage: veil run [options] -- COMMAND [ARG...]
        veil run --local [--secret NAME ...] [--env-file FILE] [--no-masking] -- COMMAND [ARG...]
@@ -35,8 +32,16 @@ command sees a pipe, not your terminal, on stdout/stderr (stdin stays your termi
 SIGHUP are passed to the command; veil exits with its code (128+N when signal N killed
 it: 130 for SIGINT, 143 for SIGTERM).
 
+On the server, COMMAND's stdin is ours when it is not a terminal (veil run -- wc -l < file,
+or a pipe), read until its end; from a terminal only with --stdin (lines as typed, Ctrl-D
+ends them), else it reads nothing. SIGINT (Ctrl-C), SIGTERM and SIGHUP are sent to the
+running command, as a terminal would; veil exits with the command's code (130 when it
+died of SIGINT).
+
 Options:
   --local              run COMMAND on this machine (see above)
+  --stdin              send stdin to the command on the server also from a terminal
+  --no-stdin           never send stdin (the command reads nothing, as before)
   --no-masking         with --local: do not mask output (prints a warning)
   --env-file FILE      variables from a dotenv file (repeatable; later files win, --env
                        wins over files): KEY=VALUE lines, 'export KEY=...', # comments,
@@ -105,6 +110,8 @@ const RUN_OPTIONS = {
   "env-file": { type: "string", multiple: true },
   local: { type: "boolean" },
   "no-masking": { type: "boolean" },
+  stdin: { type: "boolean" },
+  "no-stdin": { type: "boolean" },
   cwd: { type: "string" },
   timeout: { type: "string" },
   "egress-allow": { type: "string", multiple: true },
@@ -122,7 +129,7 @@ function envEntries(files: readonly string[], flags: readonly string[]): EnvEntr
 }
 
 /** Flags that only mean something for a command on the server. */
-const REMOTE_ONLY = ["agent", "referenced", "cwd", "timeout", "egress-allow"] as const;
+const REMOTE_ONLY = ["agent", "referenced", "cwd", "timeout", "egress-allow", "stdin", "no-stdin"] as const;
 
 export const runCommand: Command = {
   name: "run",
@@ -151,8 +158,11 @@ export const runCommand: Command = {
     }
     const command = words.length === 1 ? words[0]! : words.map(quote).join(" ");
     const timeoutMs = values.timeout === undefined ? 0 : parseDuration(values.timeout, "--timeout") * 1000;
+    if (values.stdin && values["no-stdin"]) throw new UsageError("--stdin and --no-stdin: choose one");
+    // Piped input goes to the command; a terminal does not unless asked (a command that reads it would wait for typing).
+    const forwardStdin = values.stdin === true || (!values["no-stdin"] && !process.stdin.isTTY);
     const client = await connect(values);
-    return runRemote(client, {
+    const request = {
       session: values.session ?? "",
       agent: values.agent ?? "",
       secrets: values.secret ?? [],
@@ -164,46 +174,7 @@ export const runCommand: Command = {
       network: network === "host",
       networkMode: network === "egress" ? NetworkMode.EGRESS : NetworkMode.UNSPECIFIED,
       egressAllow: values["egress-allow"] ?? [],
-      endWhenDone: true,
-    });
+    };
+    return runRemote(client, request, forwardStdin);
   },
 };
-
-/** Runs the command on the server and streams its events here; resolves to its exit code. */
-async function runRemote(client: VeilClient, request: MessageInitShape<typeof StartConversationRequestSchema>): Promise<number> {
-  const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  let exitCode: number = EXIT.runnerFailed;
-  try {
-    const events = client.startConversation(request, { signal: abort.signal });
-    for await (const { event } of events) {
-      if (event.case === "started") {
-        if (event.value.unmaskedSecrets.length > 0) process.stderr.write(`veil run: too short to mask, shown as is: ${event.value.unmaskedSecrets.join(", ")}\n`);
-        // Names only: the command holds placeholders there, which the egress gateway swaps for values.
-        if (event.value.placeholders.length > 0) process.stderr.write(`veil run: placeholders (values only via the egress gateway): ${event.value.placeholders.join(", ")}\n`);
-      } else if (event.case === "output") {
-        const target = event.value.stream === Stream.STDERR ? process.stderr : process.stdout;
-        if (!target.write(event.value.data)) await new Promise((resolve) => target.once("drain", resolve));
-      } else if (event.case === "commandExited") {
-        if (event.value.truncated) process.stderr.write("veil run: output cut at the server's output limit\n");
-        if (event.value.timedOut) process.stderr.write("veil run: timed out\n");
-        if (event.value.limit !== "") process.stderr.write(`veil run: ended at the conversation's ${LIMIT_NAMES[event.value.limit] ?? event.value.limit} limit\n`);
-        exitCode = event.value.timedOut ? 124 : event.value.exitCode;
-      }
-    }
-  } catch (error) {
-    if (abort.signal.aborted) return 130;
-    // The server cannot run commands at all (no usable sandbox): its message says how to fix that.
-    if (error instanceof ConnectError && error.code === Code.FailedPrecondition) {
-      process.stderr.write(`veil run: ${error.rawMessage}\n`);
-      return EXIT.runnerFailed;
-    }
-    throw Object.assign(error as Error, { runnerFailed: true });
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
-  return exitCode;
-}
