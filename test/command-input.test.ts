@@ -1,7 +1,7 @@
 // A command's stdin and signals over the wire (RunCommand stdin, SendInput, SignalCommand), in bubblewrap and without it.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CommandResult, type ConversationEvent, Outcome, Role, type VeilClient } from "../client/index.js";
+import { type CommandResult, type ConversationEvent, Outcome, Role, Stream, type VeilClient } from "../client/index.js";
 import { detectSandbox } from "../server/domain/executor.js";
 import { startTestApp, type TestApp } from "./support/app.js";
 import { expectCode } from "./support/expect-code.js";
@@ -28,7 +28,11 @@ async function runWithInput(
   // Read to the stream's end: leaving it early would drop the call, which ends the conversation.
   for await (const { event } of veil.conversations.runCommand({ conversationId: id!, command, stdin: true, timeoutMs: 20_000 })) {
     if (event.case === "commandStarted") commandId = event.value.commandId;
-    if (event.case === "output") (event.value.stream === 2 ? (stderr += new TextDecoder().decode(event.value.data)) : (stdout += new TextDecoder().decode(event.value.data)));
+    if (event.case === "output") {
+      const text = new TextDecoder().decode(event.value.data);
+      if (event.value.stream === Stream.STDERR) stderr += text;
+      else stdout += text;
+    }
     if (event.case === "commandExited") {
       const e = event.value;
       result = { conversationId: id!, commandId, command, stdout: bytes(stdout), stderr: bytes(stderr), stdoutText: stdout, stderrText: stderr, exitCode: e.exitCode, durationMs: 0, timedOut: e.timedOut, truncated: e.truncated, limit: e.limit };

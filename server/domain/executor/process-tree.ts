@@ -123,7 +123,9 @@ export function signalCommandProcesses(root: number, sinceTicks: number, name: N
   try {
     tree = processTree(root);
   } catch {
-    return signal(-root, name);
+    // No readable /proc: the process group is all we can reach.
+    signal(-root, name);
+    return;
   }
   const wrappers = new Set(tree.filter((info) => commOf(info.pid) === "bwrap").map((info) => info.pid));
   // The shell: the first process that is not a bubblewrap (bwrap forks twice: its parent and the namespace's init).
