@@ -1,5 +1,6 @@
 // Typed clients for every Veil service over any transport: shared by the Node and browser entries.
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { AgentService } from "../gen/veil/v1/agent_pb.js";
 import { AuditService } from "../gen/veil/v1/audit_pb.js";
 import { type ConversationEvent, ConversationService, type StartConversationRequestSchema } from "../gen/veil/v1/conversation_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -10,6 +11,7 @@ import { SecretService } from "../gen/veil/v1/secret_pb.js";
 import { SettingsService } from "../gen/veil/v1/settings_pb.js";
 import { TokenService } from "../gen/veil/v1/token_pb.js";
 
+export * from "../gen/veil/v1/agent_pb.js";
 export * from "../gen/veil/v1/audit_pb.js";
 export * from "../gen/veil/v1/conversation_pb.js";
 export * from "../gen/veil/v1/keys_pb.js";
@@ -29,6 +31,7 @@ export interface VeilClient {
   settings: Client<typeof SettingsService>;
   audit: Client<typeof AuditService>;
   keys: Client<typeof KeyService>;
+  agents: Client<typeof AgentService>;
   transport: Transport;
   /** Starts a conversation: `started`, then each command's events, as an async iterable. */
   startConversation(request: MessageInitShape<typeof StartConversationRequestSchema>, options?: CallOptions): AsyncIterable<ConversationEvent>;
@@ -67,6 +70,7 @@ export function clientsFor(transport: Transport): VeilClient {
     settings: createClient(SettingsService, transport),
     audit: createClient(AuditService, transport),
     keys: createClient(KeyService, transport),
+    agents: createClient(AgentService, transport),
     transport,
   };
 }

@@ -1,12 +1,15 @@
 // Every service of the server, registered on one router.
 import type { ConnectRouter } from "@connectrpc/connect";
+import type { AgentDirectory } from "./domain/agents.js";
 import type { Audit } from "./domain/audit.js";
+import type { Lookups } from "./domain/lookups.js";
 import type { Rotation } from "./domain/rotation.js";
 import type { Sealer } from "./domain/sealed.js";
 import type { Settings } from "./domain/settings.js";
 import type { Tokens } from "./domain/tokens.js";
 import type { Vault } from "./domain/vault.js";
 import { type ConversationDeps, createConversationService } from "./services/conversation-service.js";
+import { createAgentService } from "./services/agent-service.js";
 import { createAuditService } from "./services/audit-service.js";
 import { createHealthService } from "./services/health.js";
 import { createKeyService } from "./services/key-service.js";
@@ -15,6 +18,7 @@ import { registerReflection } from "./services/reflection.js";
 import { createSecretService } from "./services/secret-service.js";
 import { createTokenService } from "./services/token-service.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { AgentService, file_veil_v1_agent } from "../gen/veil/v1/agent_pb.js";
 import { AuditService, file_veil_v1_audit } from "../gen/veil/v1/audit_pb.js";
 import { ConversationService, file_veil_v1_conversation } from "../gen/veil/v1/conversation_pb.js";
 import { file_veil_v1_keys, KeyService } from "../gen/veil/v1/keys_pb.js";
@@ -30,13 +34,15 @@ export interface RouteDeps extends ConversationDeps {
   settings: Settings;
   sealer: Sealer;
   audit: Audit;
+  agents: AgentDirectory;
   rotation: Rotation;
+  lookups: Lookups;
   isServing: () => boolean;
 }
 
 /** Builds the route table. */
 export function createRoutes(deps: RouteDeps) {
-  const services = [SecretService, TokenService, ConversationService, SettingsService, AuditService, KeyService];
+  const services = [SecretService, TokenService, ConversationService, SettingsService, AuditService, KeyService, AgentService];
   return (router: ConnectRouter) => {
     router.service(SecretService, createSecretService(deps));
     router.service(TokenService, createTokenService(deps));
@@ -44,6 +50,7 @@ export function createRoutes(deps: RouteDeps) {
     router.service(SettingsService, createSettingsService(deps));
     router.service(AuditService, createAuditService(deps));
     router.service(KeyService, createKeyService(deps));
+    router.service(AgentService, createAgentService(deps));
     router.service(Health, createHealthService(deps.isServing, { services: services.map((s) => s.typeName) }));
     registerReflection(router, [
       file_veil_v1_secret,
@@ -52,6 +59,7 @@ export function createRoutes(deps: RouteDeps) {
       file_veil_v1_settings,
       file_veil_v1_audit,
       file_veil_v1_keys,
+      file_veil_v1_agent,
       file_grpc_health_v1_health,
     ]);
   };

@@ -1,5 +1,6 @@
 // The `veil` command line: dispatches to the subcommands and turns failures into exit codes.
 import type { Command } from "./command.js";
+import { agentCommand } from "./commands/agent.js";
 import { auditCommand } from "./commands/audit.js";
 import { injectCommand } from "./commands/inject.js";
 import { keysCommand } from "./commands/keys.js";
@@ -9,7 +10,7 @@ import { serveCommand } from "./commands/serve.js";
 import { tokenCommand } from "./commands/token.js";
 import { describeFailure, EXIT, UsageError } from "./io.js";
 
-const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, injectCommand, auditCommand, keysCommand];
+const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, injectCommand, agentCommand, auditCommand, keysCommand];
 
 const help = `Usage: veil <command> [options]
 

@@ -29,6 +29,8 @@ const ACTIONS: Record<string, string> = {
   "veil.v1.SettingsService/UpdateSettings": "settings.update",
   "veil.v1.KeyService/RotateKeys": "keys.rotate",
   "veil.v1.KeyService/RetireKeys": "keys.retire",
+  "veil.v1.AgentService/ListAgents": "agent.list",
+  "veil.v1.AgentService/GetAgentAccess": "agent.access",
 };
 
 type Details = Omit<Partial<AuditInput>, "tenant" | "tokenId" | "action" | "outcome">;
