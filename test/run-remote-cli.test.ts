@@ -52,8 +52,16 @@ describe.skipIf(!hasBwrap)(`veil run on the server: stdin, signals, env files${h
     expect(term).toEqual({ code: 6, stdout: "ready\ngot-term\n" });
   });
 
-  it("--env-file values (quotes, export, comments) travel as env; a bad line fails before connecting, naming file:line", () => {
-    // Parsing and transport only: resolving references on the server is the server's (see its own tests).
+  it("--env-file references and expressions are resolved by the server, masked in output", () => {
+    expect(veil(["secret", "set", "DB", "--fields"], `user=appuser\npassword=${CANARY}-pw\n`).code).toBe(0);
+    const envFile = join(work.path, "refs.env");
+    writeFileSync(envFile, `TOKEN=veil://KEY\nDSN="postgres://{{ secrets.DB.user }}:{{ secrets.DB.password }}@db/app"\n`);
+    const res = veil(["run", "--env-file", envFile, "--", 'echo "$TOKEN $DSN"; echo "${#TOKEN}"']);
+    expect(res.stderr).toBe("");
+    expect(res).toMatchObject({ code: 0, stdout: `<secret-hidden> postgres://<secret-hidden>:<secret-hidden>@db/app\n${CANARY.length}\n` });
+  });
+
+  it("--env-file values (quotes, export, comments) travel as env, --env over them; a bad line fails before connecting, naming file:line", () => {
     const envFile = join(work.path, "app.env");
     writeFileSync(envFile, `# app\nexport MODE=production\nGREETING="hello\\tworld"\nRAW='$NOT_EXPANDED'\nEMPTY=\n`);
     const res = veil(["run", "--env-file", envFile, "--env", "MODE=override", "--", 'printf "%s|%s|%s|[%s]\\n" "$MODE" "$GREETING" "$RAW" "$EMPTY"']);
