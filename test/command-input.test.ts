@@ -90,6 +90,8 @@ for (const mode of [
       expect(plain.stdoutText).toBe("rc=0\n");
     });
 
+    // "ready" comes from the process that then sleeps: a signal sent between two simple commands
+    // of a list could reach only the shell, which may still start the next one.
     it("SIGINT reaches the command: a trap runs; an untrapped command dies of it (130) and the conversation goes on", async () => {
       let conversationId = "";
       const trapped = await runWithInput(t.admin, "trap 'echo got-int; trap - INT; exit 7' INT; echo ready; while :; do sleep 0.1; done", async (event, ids, stdout) => {
@@ -99,7 +101,7 @@ for (const mode of [
       expect(trapped).toMatchObject({ exitCode: 7, stdoutText: "ready\ngot-int\n" });
       const dies = await runWithInput(
         t.admin,
-        "echo ready; sleep 30",
+        "sh -c 'echo ready; exec sleep 30'",
         async (event, ids, stdout) => {
           if (event.case === "output" && stdout.includes("ready")) await t.admin.conversations.signalCommand({ ...ids, signal: "SIGINT" });
         },
@@ -109,7 +111,7 @@ for (const mode of [
       expect((await t.admin.exec(conversationId, "echo still here", { timeoutMs: 10_000 })).stdoutText).toBe("still here\n");
       const term = await runWithInput(
         t.admin,
-        "echo ready; sleep 30",
+        "sh -c 'echo ready; exec sleep 30'",
         async (event, ids, stdout) => {
           if (event.case === "output" && stdout.includes("ready")) await t.admin.conversations.signalCommand({ ...ids, signal: "SIGTERM" });
         },
@@ -120,7 +122,7 @@ for (const mode of [
 
     it("bounds unread input (RESOURCE_EXHAUSTED), and refuses wrong ids, commands without stdin, bad signals and other agents", async () => {
       let exhausted = false;
-      const result = await runWithInput(t.admin, "echo ready; sleep 30", async (event, ids, stdout) => {
+      const result = await runWithInput(t.admin, "sh -c 'echo ready; exec sleep 30'", async (event, ids, stdout) => {
         if (!(event.case === "output" && stdout.includes("ready"))) return;
         const chunk = new Uint8Array(64 * 1024);
         for (let i = 0; i < 64 && !exhausted; i++) {

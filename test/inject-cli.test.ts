@@ -54,7 +54,8 @@ describe("veil inject", () => {
     expect(syntax.stderr).toBe(`veil inject: ${template}: line 2, column 6: unknown expression; an expression must be {{ secrets.NAME }} or {{ secrets.NAME.FIELD }}\n`);
     writeFileSync(template, "x: {{ secrets.DB.User }}\n");
     expect(veil(["inject", "-i", template]).stderr).toBe(`veil inject: ${template}: DB has no field User (field names are case-sensitive; it has password, user)\n`);
-  });
+    // Seven CLI runs: on two busy cores each can take seconds.
+  }, 180_000);
 
   it("refuses to write through a symbolic link at OUT; usage errors exit 2", () => {
     writeFileSync(template, "a: {{ secrets.API_KEY }}\n");
@@ -67,5 +68,5 @@ describe("veil inject", () => {
     expect(veil(["inject", "-i", join(work.path, "missing.tpl")])).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot read it \(ENOENT\)/) });
     expect(veil(["inject", "extra"]).code).toBe(2);
     expect(veil(["inject", "--help"])).toMatchObject({ code: 0, stdout: expect.stringContaining("mode 0600") });
-  });
+  }, 180_000);
 });

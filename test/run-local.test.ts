@@ -55,7 +55,8 @@ describe("veil run --local", () => {
     expect(existsSync(marker)).toBe(false);
     const allowed = veil(["run", "--local", "--secret", "BOT_READ", "--", "sh", "-c", "echo $BOT_READ"], undefined, { VEIL_TOKEN: created.token });
     expect(allowed).toMatchObject({ code: 0, stdout: "<secret-hidden>\n" });
-  });
+    // Five CLI runs: on two busy cores each can take seconds.
+  }, 180_000);
 
   it("usage errors exit 2 and name the flag or the file and line", () => {
     const bad = join(work.path, "bad.env");
@@ -66,7 +67,7 @@ describe("veil run --local", () => {
     writeFileSync(bad, "K={{ secret.API_KEY }}\n");
     expect(veil(["run", "--local", "--env-file", bad, "--", "true"])).toMatchObject({ code: 6, stderr: expect.stringContaining(`${bad}:1: K: line 1, column 1: unknown expression`) });
     expect(veil(["run", "--help"]).stdout).toContain("--no-masking");
-  });
+  }, 180_000);
 
   describe.skipIf(noPty !== undefined)(`on a terminal${noPty ? ` (skipped: ${noPty})` : ""}`, () => {
     it("passes stdin through, keeps stdin a TTY while masking needs pipes for stdout/stderr", async () => {
