@@ -20,8 +20,20 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
+/** A failure the CLI found itself, with its exit code (a secret it could not read, bad template syntax). */
+export class CliFailure extends Error {
+  override readonly name = "CliFailure";
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
 /** Maps a failure to a one-line message and an exit code. */
 export function describeFailure(error: unknown): { message: string; exitCode: number } {
+  if (error instanceof CliFailure) return { message: error.message, exitCode: error.exitCode };
   if (error instanceof UsageError || (error instanceof Error && error.name === "ConfigError")) return { message: error.message, exitCode: EXIT.usage };
   if (error instanceof Error && error.name === "VeilError") return { message: error.message, exitCode: EXIT.failure };
   if (error instanceof ConnectError) {

@@ -2,6 +2,7 @@
 import type { Command } from "./command.js";
 import { agentCommand } from "./commands/agent.js";
 import { auditCommand } from "./commands/audit.js";
+import { injectCommand } from "./commands/inject.js";
 import { keysCommand } from "./commands/keys.js";
 import { mcpCommand } from "./commands/mcp.js";
 import { runCommand } from "./commands/run.js";
@@ -10,7 +11,7 @@ import { serveCommand } from "./commands/serve.js";
 import { tokenCommand } from "./commands/token.js";
 import { describeFailure, EXIT, UsageError } from "./io.js";
 
-const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, agentCommand, auditCommand, keysCommand, mcpCommand];
+const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, injectCommand, agentCommand, auditCommand, keysCommand, mcpCommand];
 
 const help = `Usage: veil <command> [options]
 

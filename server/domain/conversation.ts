@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { type EgressBinding, type NetworkMode, newEgressId } from "./egress-binding.js";
 import { fail } from "./errors.js";
-import type { LimitName, ShellSession } from "./executor.js";
+import { CommandControl, INPUT_BUFFER_BYTES, type LimitName, type ShellSession } from "./executor.js";
 import { type InjectedSecret, referencedEnv } from "./injection.js";
 import type { MaskSet, StreamMasker } from "./masker.js";
 
@@ -55,6 +55,8 @@ export class Conversation {
   lastActive = Date.now();
   running = 0;
   private commandCount = 0;
+  /** Handles on the commands started and not yet exited, for SendInput and SignalCommand. */
+  private readonly controls = new Map<string, CommandControl>();
   private ended = false;
   /**
    * One masker per output stream for the conversation's whole life, not per command: a
@@ -107,12 +109,14 @@ export class Conversation {
   }
 
   /** Runs one command and streams its masked events. Aborting `signal` kills the command. */
-  async *run(command: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): AsyncGenerator<ConversationEvent> {
+  async *run(command: string, options: { timeoutMs?: number; signal?: AbortSignal; stdin?: boolean } = {}): AsyncGenerator<ConversationEvent> {
     if (this.ended) throw fail.notFound("conversation_id: the conversation has ended");
     const commandId = `cmd_${++this.commandCount}`;
     this.running++;
     this.lastActive = Date.now();
     try {
+      const control = new CommandControl(options.stdin === true, INPUT_BUFFER_BYTES);
+      this.controls.set(commandId, control);
       yield { type: "command_started", commandId, command };
       const maskers = this.maskers;
       let emitted = 0;
@@ -123,6 +127,7 @@ export class Conversation {
         timeoutMs: options.timeoutMs || this.settings.defaultTimeoutMs,
         ...(options.signal !== undefined ? { signal: options.signal } : {}),
         ...(env !== undefined ? { env } : {}),
+        control,
       });
       for await (const event of events) {
         if (event.type === "output") {
@@ -161,9 +166,34 @@ export class Conversation {
         };
       }
     } finally {
+      this.controls.get(commandId)?.close();
+      this.controls.delete(commandId);
       this.running--;
       this.lastActive = Date.now();
     }
+  }
+
+  /** The running command named `commandId`, or FAILED_PRECONDITION naming it. */
+  private runningCommand(commandId: string): CommandControl {
+    if (this.ended) throw fail.notFound("conversation_id: the conversation has ended");
+    const control = this.controls.get(commandId);
+    if (control === undefined) throw fail.precondition(`command_id: ${commandId} is not running`);
+    return control;
+  }
+
+  /** Writes to the running command's stdin (it must have been started with stdin); RESOURCE_EXHAUSTED when its buffer is full. */
+  sendInput(commandId: string, data: Uint8Array, eof: boolean): void {
+    const control = this.runningCommand(commandId);
+    if (!control.stdin) throw fail.precondition(`command_id: ${commandId} was not started with stdin`);
+    this.lastActive = Date.now();
+    if (!control.sendInput(data, eof)) throw fail.exhausted(`data: ${commandId} has not read the input sent so far (at most 1 MiB waits); send again later`);
+  }
+
+  /** Sends a signal to the running command's processes. */
+  signal(commandId: string, signal: NodeJS.Signals): void {
+    const control = this.runningCommand(commandId);
+    this.lastActive = Date.now();
+    control.signal(signal);
   }
 
   /** Kills every process of the conversation and forgets it. Idempotent. */

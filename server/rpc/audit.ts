@@ -22,6 +22,9 @@ const ACTIONS: Record<string, string> = {
   "veil.v1.ConversationService/StartConversation": "conversation.start",
   "veil.v1.ConversationService/RunCommand": "conversation.run",
   "veil.v1.ConversationService/EndConversation": "conversation.end",
+  // That input was sent (and its size), never its bytes: input may hold anything the caller types.
+  "veil.v1.ConversationService/SendInput": "conversation.input",
+  "veil.v1.ConversationService/SignalCommand": "conversation.signal",
   "veil.v1.SettingsService/GetSettings": "settings.get",
   "veil.v1.SettingsService/UpdateSettings": "settings.update",
   "veil.v1.KeyService/RotateKeys": "keys.rotate",

@@ -12,7 +12,7 @@ import type { References } from "../domain/references.js";
 import type { Vault } from "../domain/vault.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
-import { endConversationRequest, runCommandRequest, startConversationRequest } from "../rpc/schemas.js";
+import { endConversationRequest, runCommandRequest, sendInputRequest, signalCommandRequest, startConversationRequest } from "../rpc/schemas.js";
 import { validate } from "../rpc/validate.js";
 import { type ConversationEventSchema, type ConversationService, Inject, NetworkMode, Stream } from "../../gen/veil/v1/conversation_pb.js";
 
@@ -174,10 +174,27 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
       const conversation = deps.conversations.find(callerOf(principal), req.conversationId);
       await auditTrail(ctx).commit();
       try {
-        yield* stream(conversation.run(req.command, { signal: ctx.signal, ...(req.timeoutMs > 0 ? { timeoutMs: req.timeoutMs } : {}) }));
+        yield* stream(conversation.run(req.command, { signal: ctx.signal, stdin: req.stdin, ...(req.timeoutMs > 0 ? { timeoutMs: req.timeoutMs } : {}) }));
       } finally {
         endIfDropped(ctx, conversation);
       }
+    },
+
+    async sendInput(req, ctx) {
+      validate(sendInputRequest, req);
+      const conversation = deps.conversations.find(callerOf(principalOf(ctx)), req.conversationId);
+      // That input was sent and how much, never what it was.
+      auditTrail(ctx).note({ detail: `command=${req.commandId} bytes=${req.data.length}${req.eof ? " eof" : ""}` });
+      conversation.sendInput(req.commandId, req.data, req.eof);
+      return {};
+    },
+
+    async signalCommand(req, ctx) {
+      validate(signalCommandRequest, req);
+      const conversation = deps.conversations.find(callerOf(principalOf(ctx)), req.conversationId);
+      auditTrail(ctx).note({ detail: `command=${req.commandId} signal=${req.signal}` });
+      conversation.signal(req.commandId, req.signal as NodeJS.Signals);
+      return {};
     },
 
     async endConversation(req, ctx) {

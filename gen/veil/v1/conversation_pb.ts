@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file veil/v1/conversation.proto.
  */
 export const file_veil_v1_conversation: GenFile = /*@__PURE__*/
-  fileDesc("Chp2ZWlsL3YxL2NvbnZlcnNhdGlvbi5wcm90bxIHdmVpbC52MSKaBQoYU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSDQoFYWdlbnQYAiABKAkSDwoHc2VjcmV0cxgDIAMoCRIQCghjb21tYW5kcxgEIAMoCRI3CgNlbnYYBSADKAsyKi52ZWlsLnYxLlN0YXJ0Q29udmVyc2F0aW9uUmVxdWVzdC5FbnZFbnRyeRITCgt3b3JraW5nX2RpchgGIAEoCRIfCgZpbmplY3QYByABKA4yDy52ZWlsLnYxLkluamVjdBJMCg5zZWFsZWRfc2VjcmV0cxgIIAMoCzI0LnZlaWwudjEuU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0LlNlYWxlZFNlY3JldHNFbnRyeRIXCg9pbmplY3Rfc2V0dGluZ3MYCSABKAgSEgoKdGltZW91dF9tcxgKIAEoDRIaChJrZWVwX29uX2Rpc2Nvbm5lY3QYCyABKAgSFQoNZW5kX3doZW5fZG9uZRgMIAEoCBIPCgduZXR3b3JrGA0gASgIEioKDG5ldHdvcmtfbW9kZRgOIAEoDjIULnZlaWwudjEuTmV0d29ya01vZGUSFAoMZWdyZXNzX2FsbG93GA8gAygJEjsKBWZpbGVzGBAgAygLMiwudmVpbC52MS5TdGFydENvbnZlcnNhdGlvblJlcXVlc3QuRmlsZXNFbnRyeRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjQKElNlYWxlZFNlY3JldHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGiwKCkZpbGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJRChFSdW5Db21tYW5kUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDwoHY29tbWFuZBgCIAEoCRISCgp0aW1lb3V0X21zGAMgASgNIjEKFkVuZENvbnZlcnNhdGlvblJlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJIhkKF0VuZENvbnZlcnNhdGlvblJlc3BvbnNlIsoBChFDb252ZXJzYXRpb25FdmVudBIjCgdzdGFydGVkGAEgASgLMhAudmVpbC52MS5TdGFydGVkSAASMgoPY29tbWFuZF9zdGFydGVkGAIgASgLMhcudmVpbC52MS5Db21tYW5kU3RhcnRlZEgAEiEKBm91dHB1dBgDIAEoCzIPLnZlaWwudjEuT3V0cHV0SAASMAoOY29tbWFuZF9leGl0ZWQYBCABKAsyFi52ZWlsLnYxLkNvbW1hbmRFeGl0ZWRIAEIHCgVldmVudCJ0CgdTdGFydGVkEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRIPCgdzZWNyZXRzGAIgAygJEhgKEHVubWFza2VkX3NlY3JldHMYAyADKAkSDwoHc2FuZGJveBgEIAEoCRIUCgxwbGFjZWhvbGRlcnMYBSADKAkiNQoOQ29tbWFuZFN0YXJ0ZWQSEgoKY29tbWFuZF9pZBgBIAEoCRIPCgdjb21tYW5kGAIgASgJIksKBk91dHB1dBISCgpjb21tYW5kX2lkGAEgASgJEh8KBnN0cmVhbRgCIAEoDjIPLnZlaWwudjEuU3RyZWFtEgwKBGRhdGEYAyABKAwigAEKDUNvbW1hbmRFeGl0ZWQSEgoKY29tbWFuZF9pZBgBIAEoCRIRCglleGl0X2NvZGUYAiABKAUSEwoLZHVyYXRpb25fbXMYAyABKAQSEQoJdGltZWRfb3V0GAQgASgIEhEKCXRydW5jYXRlZBgFIAEoCBINCgVsaW1pdBgGIAEoCSpMCgZJbmplY3QSFgoSSU5KRUNUX1VOU1BFQ0lGSUVEEAASEwoPSU5KRUNUX0RFQ0xBUkVEEAESFQoRSU5KRUNUX1JFRkVSRU5DRUQQAipbCgtOZXR3b3JrTW9kZRIcChhORVRXT1JLX01PREVfVU5TUEVDSUZJRUQQABIVChFORVRXT1JLX01PREVfTk9ORRABEhcKE05FVFdPUktfTU9ERV9FR1JFU1MQAipGCgZTdHJlYW0SFgoSU1RSRUFNX1VOU1BFQ0lGSUVEEAASEQoNU1RSRUFNX1NURE9VVBABEhEKDVNUUkVBTV9TVERFUlIQAjKJAgoTQ29udmVyc2F0aW9uU2VydmljZRJUChFTdGFydENvbnZlcnNhdGlvbhIhLnZlaWwudjEuU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0GhoudmVpbC52MS5Db252ZXJzYXRpb25FdmVudDABEkYKClJ1bkNvbW1hbmQSGi52ZWlsLnYxLlJ1bkNvbW1hbmRSZXF1ZXN0GhoudmVpbC52MS5Db252ZXJzYXRpb25FdmVudDABElQKD0VuZENvbnZlcnNhdGlvbhIfLnZlaWwudjEuRW5kQ29udmVyc2F0aW9uUmVxdWVzdBogLnZlaWwudjEuRW5kQ29udmVyc2F0aW9uUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Chp2ZWlsL3YxL2NvbnZlcnNhdGlvbi5wcm90bxIHdmVpbC52MSKaBQoYU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSDQoFYWdlbnQYAiABKAkSDwoHc2VjcmV0cxgDIAMoCRIQCghjb21tYW5kcxgEIAMoCRI3CgNlbnYYBSADKAsyKi52ZWlsLnYxLlN0YXJ0Q29udmVyc2F0aW9uUmVxdWVzdC5FbnZFbnRyeRITCgt3b3JraW5nX2RpchgGIAEoCRIfCgZpbmplY3QYByABKA4yDy52ZWlsLnYxLkluamVjdBJMCg5zZWFsZWRfc2VjcmV0cxgIIAMoCzI0LnZlaWwudjEuU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0LlNlYWxlZFNlY3JldHNFbnRyeRIXCg9pbmplY3Rfc2V0dGluZ3MYCSABKAgSEgoKdGltZW91dF9tcxgKIAEoDRIaChJrZWVwX29uX2Rpc2Nvbm5lY3QYCyABKAgSFQoNZW5kX3doZW5fZG9uZRgMIAEoCBIPCgduZXR3b3JrGA0gASgIEioKDG5ldHdvcmtfbW9kZRgOIAEoDjIULnZlaWwudjEuTmV0d29ya01vZGUSFAoMZWdyZXNzX2FsbG93GA8gAygJEjsKBWZpbGVzGBAgAygLMiwudmVpbC52MS5TdGFydENvbnZlcnNhdGlvblJlcXVlc3QuRmlsZXNFbnRyeRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjQKElNlYWxlZFNlY3JldHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGiwKCkZpbGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJgChFSdW5Db21tYW5kUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDwoHY29tbWFuZBgCIAEoCRISCgp0aW1lb3V0X21zGAMgASgNEg0KBXN0ZGluGAQgASgIIloKEFNlbmRJbnB1dFJlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEhIKCmNvbW1hbmRfaWQYAiABKAkSDAoEZGF0YRgDIAEoDBILCgNlb2YYBCABKAgiEwoRU2VuZElucHV0UmVzcG9uc2UiUwoUU2lnbmFsQ29tbWFuZFJlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEhIKCmNvbW1hbmRfaWQYAiABKAkSDgoGc2lnbmFsGAMgASgJIhcKFVNpZ25hbENvbW1hbmRSZXNwb25zZSIxChZFbmRDb252ZXJzYXRpb25SZXF1ZXN0EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCSIZChdFbmRDb252ZXJzYXRpb25SZXNwb25zZSLKAQoRQ29udmVyc2F0aW9uRXZlbnQSIwoHc3RhcnRlZBgBIAEoCzIQLnZlaWwudjEuU3RhcnRlZEgAEjIKD2NvbW1hbmRfc3RhcnRlZBgCIAEoCzIXLnZlaWwudjEuQ29tbWFuZFN0YXJ0ZWRIABIhCgZvdXRwdXQYAyABKAsyDy52ZWlsLnYxLk91dHB1dEgAEjAKDmNvbW1hbmRfZXhpdGVkGAQgASgLMhYudmVpbC52MS5Db21tYW5kRXhpdGVkSABCBwoFZXZlbnQidAoHU3RhcnRlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDwoHc2VjcmV0cxgCIAMoCRIYChB1bm1hc2tlZF9zZWNyZXRzGAMgAygJEg8KB3NhbmRib3gYBCABKAkSFAoMcGxhY2Vob2xkZXJzGAUgAygJIjUKDkNvbW1hbmRTdGFydGVkEhIKCmNvbW1hbmRfaWQYASABKAkSDwoHY29tbWFuZBgCIAEoCSJLCgZPdXRwdXQSEgoKY29tbWFuZF9pZBgBIAEoCRIfCgZzdHJlYW0YAiABKA4yDy52ZWlsLnYxLlN0cmVhbRIMCgRkYXRhGAMgASgMIoABCg1Db21tYW5kRXhpdGVkEhIKCmNvbW1hbmRfaWQYASABKAkSEQoJZXhpdF9jb2RlGAIgASgFEhMKC2R1cmF0aW9uX21zGAMgASgEEhEKCXRpbWVkX291dBgEIAEoCBIRCgl0cnVuY2F0ZWQYBSABKAgSDQoFbGltaXQYBiABKAkqTAoGSW5qZWN0EhYKEklOSkVDVF9VTlNQRUNJRklFRBAAEhMKD0lOSkVDVF9ERUNMQVJFRBABEhUKEUlOSkVDVF9SRUZFUkVOQ0VEEAIqWwoLTmV0d29ya01vZGUSHAoYTkVUV09SS19NT0RFX1VOU1BFQ0lGSUVEEAASFQoRTkVUV09SS19NT0RFX05PTkUQARIXChNORVRXT1JLX01PREVfRUdSRVNTEAIqRgoGU3RyZWFtEhYKElNUUkVBTV9VTlNQRUNJRklFRBAAEhEKDVNUUkVBTV9TVERPVVQQARIRCg1TVFJFQU1fU1RERVJSEAIynQMKE0NvbnZlcnNhdGlvblNlcnZpY2USVAoRU3RhcnRDb252ZXJzYXRpb24SIS52ZWlsLnYxLlN0YXJ0Q29udmVyc2F0aW9uUmVxdWVzdBoaLnZlaWwudjEuQ29udmVyc2F0aW9uRXZlbnQwARJGCgpSdW5Db21tYW5kEhoudmVpbC52MS5SdW5Db21tYW5kUmVxdWVzdBoaLnZlaWwudjEuQ29udmVyc2F0aW9uRXZlbnQwARJUCg9FbmRDb252ZXJzYXRpb24SHy52ZWlsLnYxLkVuZENvbnZlcnNhdGlvblJlcXVlc3QaIC52ZWlsLnYxLkVuZENvbnZlcnNhdGlvblJlc3BvbnNlEkIKCVNlbmRJbnB1dBIZLnZlaWwudjEuU2VuZElucHV0UmVxdWVzdBoaLnZlaWwudjEuU2VuZElucHV0UmVzcG9uc2USTgoNU2lnbmFsQ29tbWFuZBIdLnZlaWwudjEuU2lnbmFsQ29tbWFuZFJlcXVlc3QaHi52ZWlsLnYxLlNpZ25hbENvbW1hbmRSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message veil.v1.StartConversationRequest
@@ -156,6 +156,14 @@ export type RunCommandRequest = Message<"veil.v1.RunCommandRequest"> & {
    * @generated from field: uint32 timeout_ms = 3;
    */
   timeoutMs: number;
+
+  /**
+   * Give the command a stdin fed by SendInput (until `eof`) instead of an empty
+   * one. The command's `command_started` event carries the id to send to.
+   *
+   * @generated from field: bool stdin = 4;
+   */
+  stdin: boolean;
 };
 
 /**
@@ -164,6 +172,102 @@ export type RunCommandRequest = Message<"veil.v1.RunCommandRequest"> & {
  */
 export const RunCommandRequestSchema: GenMessage<RunCommandRequest> = /*@__PURE__*/
   messageDesc(file_veil_v1_conversation, 1);
+
+/**
+ * @generated from message veil.v1.SendInputRequest
+ */
+export type SendInputRequest = Message<"veil.v1.SendInputRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * The running command, from its `command_started` event.
+   *
+   * @generated from field: string command_id = 2;
+   */
+  commandId: string;
+
+  /**
+   * At most 64 KiB per call. The server buffers at most 1 MiB the command has not
+   * read yet; more is RESOURCE_EXHAUSTED (send again once it has read some).
+   *
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+
+  /**
+   * Close the command's stdin after `data`.
+   *
+   * @generated from field: bool eof = 4;
+   */
+  eof: boolean;
+};
+
+/**
+ * Describes the message veil.v1.SendInputRequest.
+ * Use `create(SendInputRequestSchema)` to create a new message.
+ */
+export const SendInputRequestSchema: GenMessage<SendInputRequest> = /*@__PURE__*/
+  messageDesc(file_veil_v1_conversation, 2);
+
+/**
+ * @generated from message veil.v1.SendInputResponse
+ */
+export type SendInputResponse = Message<"veil.v1.SendInputResponse"> & {
+};
+
+/**
+ * Describes the message veil.v1.SendInputResponse.
+ * Use `create(SendInputResponseSchema)` to create a new message.
+ */
+export const SendInputResponseSchema: GenMessage<SendInputResponse> = /*@__PURE__*/
+  messageDesc(file_veil_v1_conversation, 3);
+
+/**
+ * @generated from message veil.v1.SignalCommandRequest
+ */
+export type SignalCommandRequest = Message<"veil.v1.SignalCommandRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * The running command, from its `command_started` event.
+   *
+   * @generated from field: string command_id = 2;
+   */
+  commandId: string;
+
+  /**
+   * SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGKILL, SIGUSR1 or SIGUSR2.
+   *
+   * @generated from field: string signal = 3;
+   */
+  signal: string;
+};
+
+/**
+ * Describes the message veil.v1.SignalCommandRequest.
+ * Use `create(SignalCommandRequestSchema)` to create a new message.
+ */
+export const SignalCommandRequestSchema: GenMessage<SignalCommandRequest> = /*@__PURE__*/
+  messageDesc(file_veil_v1_conversation, 4);
+
+/**
+ * @generated from message veil.v1.SignalCommandResponse
+ */
+export type SignalCommandResponse = Message<"veil.v1.SignalCommandResponse"> & {
+};
+
+/**
+ * Describes the message veil.v1.SignalCommandResponse.
+ * Use `create(SignalCommandResponseSchema)` to create a new message.
+ */
+export const SignalCommandResponseSchema: GenMessage<SignalCommandResponse> = /*@__PURE__*/
+  messageDesc(file_veil_v1_conversation, 5);
 
 /**
  * @generated from message veil.v1.EndConversationRequest
@@ -180,7 +284,7 @@ export type EndConversationRequest = Message<"veil.v1.EndConversationRequest"> &
  * Use `create(EndConversationRequestSchema)` to create a new message.
  */
 export const EndConversationRequestSchema: GenMessage<EndConversationRequest> = /*@__PURE__*/
-  messageDesc(file_veil_v1_conversation, 2);
+  messageDesc(file_veil_v1_conversation, 6);
 
 /**
  * @generated from message veil.v1.EndConversationResponse
@@ -193,7 +297,7 @@ export type EndConversationResponse = Message<"veil.v1.EndConversationResponse">
  * Use `create(EndConversationResponseSchema)` to create a new message.
  */
 export const EndConversationResponseSchema: GenMessage<EndConversationResponse> = /*@__PURE__*/
-  messageDesc(file_veil_v1_conversation, 3);
+  messageDesc(file_veil_v1_conversation, 7);
 
 /**
  * ConversationEvent is one event of a conversation's stream.
@@ -236,7 +340,7 @@ export type ConversationEvent = Message<"veil.v1.ConversationEvent"> & {
  * Use `create(ConversationEventSchema)` to create a new message.
  */
 export const ConversationEventSchema: GenMessage<ConversationEvent> = /*@__PURE__*/
-  messageDesc(file_veil_v1_conversation, 4);
+  messageDesc(file_veil_v1_conversation, 8);
 
 /**
  * Started is the first event of StartConversation.
@@ -284,7 +388,7 @@ export type Started = Message<"veil.v1.Started"> & {
  * Use `create(StartedSchema)` to create a new message.
  */
 export const StartedSchema: GenMessage<Started> = /*@__PURE__*/
-  messageDesc(file_veil_v1_conversation, 5);
+  messageDesc(file_veil_v1_conversation, 9);
 
 /**
  * @generated from message veil.v1.CommandStarted
@@ -306,7 +410,7 @@ export type CommandStarted = Message<"veil.v1.CommandStarted"> & {
  * Use `create(CommandStartedSchema)` to create a new message.
  */
 export const CommandStartedSchema: GenMessage<CommandStarted> = /*@__PURE__*/
-  messageDesc(file_veil_v1_conversation, 6);
+  messageDesc(file_veil_v1_conversation, 10);
 
 /**
  * @generated from message veil.v1.Output
@@ -333,7 +437,7 @@ export type Output = Message<"veil.v1.Output"> & {
  * Use `create(OutputSchema)` to create a new message.
  */
 export const OutputSchema: GenMessage<Output> = /*@__PURE__*/
-  messageDesc(file_veil_v1_conversation, 7);
+  messageDesc(file_veil_v1_conversation, 11);
 
 /**
  * @generated from message veil.v1.CommandExited
@@ -381,7 +485,7 @@ export type CommandExited = Message<"veil.v1.CommandExited"> & {
  * Use `create(CommandExitedSchema)` to create a new message.
  */
 export const CommandExitedSchema: GenMessage<CommandExited> = /*@__PURE__*/
-  messageDesc(file_veil_v1_conversation, 8);
+  messageDesc(file_veil_v1_conversation, 12);
 
 /**
  * Inject chooses which declared secrets each command receives.
@@ -518,6 +622,28 @@ export const ConversationService: GenService<{
     methodKind: "unary";
     input: typeof EndConversationRequestSchema;
     output: typeof EndConversationResponseSchema;
+  },
+  /**
+   * SendInput writes bytes to the stdin of a running command started with
+   * RunCommandRequest.stdin; `eof` closes it. Only the conversation's own caller.
+   *
+   * @generated from rpc veil.v1.ConversationService.SendInput
+   */
+  sendInput: {
+    methodKind: "unary";
+    input: typeof SendInputRequestSchema;
+    output: typeof SendInputResponseSchema;
+  },
+  /**
+   * SignalCommand sends a signal to a running command's processes (as a
+   * terminal's Ctrl-C would). Only the conversation's own caller.
+   *
+   * @generated from rpc veil.v1.ConversationService.SignalCommand
+   */
+  signalCommand: {
+    methodKind: "unary";
+    input: typeof SignalCommandRequestSchema;
+    output: typeof SignalCommandResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_veil_v1_conversation, 0);

@@ -41,7 +41,7 @@ export function prologue(cwd: string | undefined): string {
  * (printed as two halves so an xtrace or verbose echo of this line never contains it whole) and the
  * state to fd 3.
  */
-export function commandWrapper(command: string, marker: MarkerHalves, env: Record<string, string> = {}): string {
+export function commandWrapper(command: string, marker: MarkerHalves, env: Record<string, string> = {}, stdin = false): string {
   const printMarker = `builtin printf '\\036VEIL%s%s\\036' ${marker.head} ${marker.tail}`;
   // Per-command variables are exported before tracing is restored (so `set -x` never prints them)
   // and unset before the state report (so a replacement shell never inherits them).
@@ -49,12 +49,24 @@ export function commandWrapper(command: string, marker: MarkerHalves, env: Recor
   const exports = names.map((name) => `builtin export ${name}=${shellQuote(env[name]!)}; `).join("");
   const unsets = names.length > 0 ? `builtin unset ${names.join(" ")}; ` : "";
   return (
-    `exec 1>&4 2>&5; ${exports}{ if [[ -n \${__veil_f-} ]]; then builtin set -$__veil_f; fi; } 2>/dev/null; ` +
-    `builtin eval ${shellQuote(command)} </dev/null 3>&- 4>&- 5>&-; ` +
-    `{ __veil_rc=$? __veil_f=\${-//[^eux]/}; builtin set +eux; } 2>/dev/null; ${unsets}` +
+    `exec 1>&4 2>&5; ${stdin ? STDIN_RELAY : ""}${exports}{ if [[ -n \${__veil_f-} ]]; then builtin set -$__veil_f; fi; } 2>/dev/null; ` +
+    `builtin eval ${shellQuote(command)} ${stdin ? "<&8 8<&-" : "</dev/null"} 3>&- 4>&- 5>&- 7<&-; ` +
+    `{ __veil_rc=$? __veil_f=\${-//[^eux]/}; builtin set +eux; } 2>/dev/null; ${stdin ? "exec 8<&-; " : ""}${unsets}` +
     `${printMarker} >&4; ${printMarker} >&5; ${REPORT_STATE}\n`
   );
 }
+
+/**
+ * The relay that feeds a command's stdin (a command run with stdin): on fd 7 the server writes
+ * frames `LENGTH\n` + LENGTH bytes and ends with `0\n`. `read` takes the length a byte at a
+ * time and `head -c` never reads past its frame, so nothing of a later frame is lost. It runs as
+ * a process substitution opened on fd 8; the next such command first waits for the previous
+ * relay to have read its `0` frame, so two relays never share fd 7. The relay ignores the signals
+ * SignalCommand sends (they are meant for the command), so the frame stream is never cut mid-way.
+ */
+const STDIN_RELAY =
+  `[[ -n \${__veil_relay-} ]] && { builtin wait "$__veil_relay"; } 2>/dev/null; ` +
+  `exec 8< <(trap '' INT TERM HUP QUIT USR1 USR2; while builtin read -r __veil_n <&7 && [[ $__veil_n != 0 ]]; do head -c "$__veil_n" <&7 || :; done 3>&- 4>&- 5>&- 2>/dev/null); __veil_relay=$!; `;
 
 /** A per-command random marker, as bash sees it (two hex halves) and as it appears in the output. */
 export interface MarkerHalves {

@@ -5,6 +5,7 @@ import type { ShellState } from "./control-channel.js";
 import { LimitWatch, type WatchedLimits } from "./limit-watch.js";
 import { EXIT_CODE_FILE_SIZE, type LimitName } from "./limits.js";
 import { OutputQueue } from "./output-queue.js";
+import { nowTicks } from "./process-tree.js";
 import { SentinelScanner } from "./sentinel.js";
 import type { ShellProcess, ShellSink, StreamName } from "./shell-process.js";
 import type { CommandOptions } from "./types.js";
@@ -43,6 +44,10 @@ export class CommandRun implements ShellSink {
   private readonly watch: LimitWatch | undefined;
   /** The resource limit the command reached, once one is seen. */
   private limit: LimitName | undefined;
+  /** Run with stdin: whether its relay got its end frame yet (it must, before another relay may start). */
+  private inputOpen: boolean;
+  /** When the command began, in /proc clock ticks: what started since is the command's (for signals). */
+  private readonly startTicks = nowTicks();
 
   constructor(
     private readonly shell: ShellProcess,
@@ -60,11 +65,13 @@ export class CommandRun implements ShellSink {
       (item) => (item.kind === "output" ? item.data.length : 0),
       (full) => this.pressure(full),
     );
+    this.inputOpen = options.control?.stdin === true;
     shell.attach(this);
     this.pressure(false);
-    shell.write(commandWrapper(command, marker, options.env));
+    shell.write(commandWrapper(command, marker, options.env, this.inputOpen));
     this.timer = setTimeout(() => this.kill("timeout"), Math.min(Math.max(options.timeoutMs, 1), MAX_TIMER_MS));
     options.signal?.addEventListener("abort", this.onAbort, { once: true });
+    options.control?.attach({ input: (data, eof) => this.input(data, eof), signal: (signal) => this.signal(signal) });
     if (limits !== undefined) this.watch = new LimitWatch(limits, shell.pid, (limit) => this.limitReached(limit));
   }
 
@@ -74,6 +81,19 @@ export class CommandRun implements ShellSink {
     this.discarding = true;
     this.queue.discard((item) => item.kind === "output");
     this.kill("cut");
+  }
+
+  /** Feeds the command's stdin (only a command run with stdin, until eof); false when the input buffer is full. */
+  private input(data: Uint8Array, eof: boolean): boolean {
+    if (!this.inputOpen || this.finished) return true;
+    if (!this.shell.writeInput(data, eof)) return false;
+    if (eof) this.inputOpen = false;
+    return true;
+  }
+
+  /** Signals what the command started, and the shell running it (as Ctrl-C reaches a terminal's foreground job). */
+  private signal(signal: NodeJS.Signals): void {
+    if (!this.finished) this.shell.signalCommand(signal, this.startTicks);
   }
 
   /** Called when the consumer stops pulling: a command still running is killed, and this waits for it to be gone. */
@@ -126,6 +146,9 @@ export class CommandRun implements ShellSink {
 
   private finish(exitCode: number): void {
     this.finished = true;
+    // The relay reads until its end frame; input the command never read is dropped with it.
+    if (this.inputOpen) this.shell.writeInput(new Uint8Array(0), true);
+    this.inputOpen = false;
     // The last look: a command whose writer hit ENOSPC or whose hog was OOM-killed often ends before a poll.
     if (this.killReason === undefined && this.limits !== undefined) {
       this.limit = this.watch?.check() ?? (exitCode === EXIT_CODE_FILE_SIZE ? "file_size" : undefined);
@@ -174,6 +197,8 @@ export class CommandRun implements ShellSink {
   }
 
   private stopTimers(): void {
+    // Input or a signal for a command that ended must not reach whatever runs next.
+    this.options.control?.close();
     clearTimeout(this.timer);
     this.watch?.stop();
     this.options.signal?.removeEventListener("abort", this.onAbort);

@@ -94,6 +94,48 @@ export async function killProcessTree(root: number, options: { rootReaped?: bool
   }
 }
 
+/** The clock-tick count processes started now will show in /proc/<pid>/stat (USER_HZ is 100 on Linux). */
+export function nowTicks(): number {
+  try {
+    return Math.floor(Number(readFileSync("/proc/uptime", "latin1").split(" ")[0]) * 100);
+  } catch {
+    return 0;
+  }
+}
+
+function commOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "latin1").trim();
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Sends `name` as a terminal's Ctrl-C would reach a foreground job: to the shell and to the
+ * processes of `root`'s tree that started at or after `sinceTicks` (the command's), not to
+ * bubblewrap's own nor to earlier commands' background jobs. The shell reacts as bash does: it runs
+ * a trap the command set, or waits for the command and, if the command died of SIGINT, ends too
+ * (the session then starts a fresh shell for the next command).
+ */
+export function signalCommandProcesses(root: number, sinceTicks: number, name: NodeJS.Signals): void {
+  let tree: ProcessInfo[];
+  try {
+    tree = processTree(root);
+  } catch {
+    // No readable /proc: the process group is all we can reach.
+    signal(-root, name);
+    return;
+  }
+  const wrappers = new Set(tree.filter((info) => commOf(info.pid) === "bwrap").map((info) => info.pid));
+  // The shell: the first process that is not a bubblewrap (bwrap forks twice: its parent and the namespace's init).
+  const shell = tree.find((info) => !wrappers.has(info.pid) && (info.pid === root || wrappers.has(info.ppid)));
+  const command = tree.filter((info) => !wrappers.has(info.pid) && info.pid !== shell?.pid && Number(info.start) >= sinceTicks);
+  // The command first: a shell that dies of the signal takes its children's pipes with it.
+  for (const info of command) signal(info.pid, name);
+  if (shell !== undefined) signal(shell.pid, name);
+}
+
 function signal(pid: number, name: NodeJS.Signals): void {
   try {
     process.kill(pid, name);

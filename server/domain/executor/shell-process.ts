@@ -9,7 +9,7 @@ import { type RunAs, setprivArgs } from "./dynamic-user.js";
 import { wrapCgroupJoin } from "./cgroup.js";
 import { type EgressOptions, egressHelperLine, type NetworkMode, receiveListener } from "./egress-listener.js";
 import { type LaunchLimits, withTmpfsCaps, wrapRlimits } from "./limits.js";
-import { killProcessTree } from "./process-tree.js";
+import { killProcessTree, signalCommandProcesses } from "./process-tree.js";
 import { BASH, BASH_ARGS, bubblewrapArgs } from "./sandbox.js";
 import type { BubblewrapSandbox } from "./types.js";
 
@@ -83,6 +83,10 @@ const CONTROL_LIMIT = 8 * 1024 * 1024;
 const DRAIN_LIMIT = 512 * 1024;
 const DRAIN_GRACE_MS = 1_000;
 const START_TIMEOUT_MS = 10_000;
+/** Command input (SendInput) the shell has not taken yet: more waits at the caller (RESOURCE_EXHAUSTED). */
+export const INPUT_BUFFER_BYTES = 1024 * 1024;
+// The most bytes one relay frame carries (head -c reads it in one go).
+const INPUT_FRAME_BYTES = 64 * 1024;
 
 type Child = ChildProcessByStdio<Writable, Readable, Readable>;
 
@@ -104,7 +108,10 @@ export class ShellProcess {
   private constructor(
     private readonly child: Child,
     private readonly control: Readable,
+    /** fd 7: frames for the stdin relay of commands run with stdin (see bash-script.ts). */
+    private readonly input: Writable,
   ) {
+    input.on("error", () => {});
     this.closed = new Promise((resolve) => child.once("close", () => resolve()));
     for (const stream of ["stdout", "stderr"] as const) {
       child[stream].pause();
@@ -143,14 +150,15 @@ export class ShellProcess {
     // detached: a process group of its own, so the shell's tree can be killed without touching the server.
     // env: given whole; the server's process.env never reaches the shell (nor bwrap's argv, unlike --setenv).
     // Egress: fd 6 is an IPC channel (NODE_CHANNEL_FD=6) for the helper's listener; 4 and 5 stay free for the prologue.
+    // fd 7 carries command input (SendInput) to the stdin relay.
     const child = spawn(file!, args, {
       cwd: launch.workspace,
       env: launch.env,
       detached: true,
-      stdio: egress === undefined ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe", "pipe", "ignore", "ignore", "ipc"],
+      stdio: ["pipe", "pipe", "pipe", "pipe", "ignore", "ignore", egress === undefined ? "ignore" : "ipc", "pipe"],
     }) as unknown as Child;
     const control = child.stdio[3] as Readable;
-    const shell = new ShellProcess(child, control);
+    const shell = new ShellProcess(child, control, (child.stdio as unknown as Writable[])[7]!);
     const state = await shell.handshake(launch.cwd, egress);
     return { shell, state };
   }
@@ -199,6 +207,26 @@ export class ShellProcess {
   /** Writes bash text to the shell's stdin. */
   write(text: string): void {
     if (!this.exited) this.child.stdin.write(text);
+  }
+
+  /**
+   * Queues input for the running command's stdin relay as frames; `eof` ends the relay. False (and
+   * nothing queued) when more than INPUT_BUFFER_BYTES would wait unread.
+   */
+  writeInput(data: Uint8Array, eof: boolean): boolean {
+    if (this.exited) return true;
+    if (this.input.writableLength + data.length > INPUT_BUFFER_BYTES) return false;
+    for (let at = 0; at < data.length; at += INPUT_FRAME_BYTES) {
+      const frame = data.subarray(at, at + INPUT_FRAME_BYTES);
+      this.input.write(Buffer.concat([Buffer.from(`${frame.length}\n`), frame]));
+    }
+    if (eof) this.input.write("0\n");
+    return true;
+  }
+
+  /** Signals the shell and what the running command started (see signalCommandProcesses); earlier background jobs are left alone. */
+  signalCommand(signal: NodeJS.Signals, sinceTicks: number): void {
+    if (this.child.pid !== undefined && !this.exited) signalCommandProcesses(this.child.pid, sinceTicks, signal);
   }
 
   /** Kills the shell and everything it started; resolves when they are gone and the pipes are closed. */

@@ -1,4 +1,5 @@
 // The executor's public shapes: what a caller passes to open a shell and run commands, and what comes back.
+import type { CommandControl } from "./command-control.js";
 import type { RunAs } from "./dynamic-user.js";
 import type { EgressOptions, NetworkMode } from "./egress-listener.js";
 import type { LimitName, ResourceLimits } from "./limits.js";
@@ -71,6 +72,8 @@ export interface CommandOptions {
    * snapshot, so later commands and replacement shells do not see them.
    */
   env?: Record<string, string>;
+  /** Input and signals from the caller; with `control.stdin` the command's stdin is fed from it instead of /dev/null. */
+  control?: CommandControl;
 }
 
 /** What `run()` yields: output chunks as they come, then exactly one exit event. */
