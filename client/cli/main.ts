@@ -2,6 +2,7 @@
 import type { Command } from "./command.js";
 import { agentCommand } from "./commands/agent.js";
 import { auditCommand } from "./commands/audit.js";
+import { backupCommand, restoreCommand } from "./commands/backup.js";
 import { keysCommand } from "./commands/keys.js";
 import { runCommand } from "./commands/run.js";
 import { secretCommand } from "./commands/secret.js";
@@ -9,7 +10,7 @@ import { serveCommand } from "./commands/serve.js";
 import { tokenCommand } from "./commands/token.js";
 import { describeFailure, EXIT, UsageError } from "./io.js";
 
-const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, agentCommand, auditCommand, keysCommand];
+const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, agentCommand, auditCommand, keysCommand, backupCommand, restoreCommand];
 
 const help = `Usage: veil <command> [options]
 

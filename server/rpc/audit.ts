@@ -28,6 +28,7 @@ const ACTIONS: Record<string, string> = {
   "veil.v1.KeyService/RetireKeys": "keys.retire",
   "veil.v1.AgentService/ListAgents": "agent.list",
   "veil.v1.AgentService/GetAgentAccess": "agent.access",
+  "veil.v1.BackupService/Backup": "backup.create",
 };
 
 type Details = Omit<Partial<AuditInput>, "tenant" | "tokenId" | "action" | "outcome">;
