@@ -25,10 +25,22 @@ function resolveToken(flag: string | undefined): string {
   throw new UsageError(`no token: pass --token, set VEIL_TOKEN, or run next to a data dir with ${file}`);
 }
 
+/** A server address must be an http(s) URL: anything else is a usage error (exit 2) naming where it came from. */
+function checkUrl(text: string, from: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`${from}: not a URL (expected http://HOST:PORT or https://HOST:PORT)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${from}: must be an http:// or https:// URL, not ${url.protocol}`);
+  return text;
+}
+
 /** Builds the client for a command's parsed connection flags. */
 export async function connect(values: { url?: string | undefined; token?: string | undefined; protocol?: string | undefined }): Promise<VeilClient> {
   const protocol = (values.protocol ?? "grpc") as VeilProtocol;
   if (!["grpc", "connect", "grpc-web"].includes(protocol)) throw new UsageError("--protocol: must be grpc, connect or grpc-web");
-  const baseUrl = values.url ?? process.env.VEIL_URL ?? "http://127.0.0.1:8080";
+  const baseUrl = checkUrl(values.url ?? process.env.VEIL_URL ?? "http://127.0.0.1:8080", values.url !== undefined ? "--url" : "VEIL_URL");
   return createVeilClient({ baseUrl, token: resolveToken(values.token), protocol });
 }

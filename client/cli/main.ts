@@ -7,10 +7,12 @@ import { keysCommand } from "./commands/keys.js";
 import { runCommand } from "./commands/run.js";
 import { secretCommand } from "./commands/secret.js";
 import { serveCommand } from "./commands/serve.js";
+import { settingsCommand } from "./commands/settings.js";
 import { tokenCommand } from "./commands/token.js";
 import { describeFailure, EXIT, UsageError } from "./io.js";
+import { veilVersion } from "./version.js";
 
-const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, agentCommand, auditCommand, keysCommand, backupCommand, restoreCommand];
+const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, agentCommand, auditCommand, keysCommand, settingsCommand, backupCommand, restoreCommand];
 
 const help = `Usage: veil <command> [options]
 
@@ -19,7 +21,7 @@ Veil keeps secrets for AI agents: stored encrypted, injected into commands, mask
 Commands:
 ${commands.map((c) => `  ${c.name.padEnd(8)} ${c.summary}`).join("\n")}
 
-Run 'veil <command> --help' for details.`;
+Run 'veil <command> --help' for details; 'veil --version' prints the version.`;
 
 /** Runs the CLI and resolves to its exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -27,6 +29,10 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(`${help}\n`);
     return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === "--version" || name === "-V" || name === "version") {
+    process.stdout.write(`${veilVersion()}\n`);
+    return EXIT.ok;
   }
   const command = commands.find((c) => c.name === name);
   try {

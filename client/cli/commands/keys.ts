@@ -58,11 +58,12 @@ const status: Command = {
 const retire: Command = {
   name: "retire",
   summary: "drop old generations once nothing needs them",
-  help: `Usage: veil keys retire\n\nRefuses while a value still needs an old generation.\n\n${CONNECTION_HELP}`,
+  help: `Usage: veil keys retire [--json]\n\nRefuses while a value still needs an old generation.\n\n${CONNECTION_HELP}`,
   async run(argv) {
-    const { values } = parse(argv, CONNECTION_OPTIONS, false);
+    const { values } = parse(argv, { ...CONNECTION_OPTIONS, json: { type: "boolean" } }, false);
     const res = await (await connect(values)).keys.retireKeys({});
-    process.stderr.write(`retired: ${res.retired.join(", ") || "none"}; ${describe(res.status)}\n`);
+    if (values.json) process.stdout.write(`${JSON.stringify({ ...statusJson(res.status), retired: res.retired })}\n`);
+    else process.stderr.write(`retired: ${res.retired.join(", ") || "none"}; ${describe(res.status)}\n`);
     return EXIT.ok;
   },
 };
