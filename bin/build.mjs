@@ -6,7 +6,15 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+let tsc;
+try {
+  tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+} catch (error) {
+  // `npm ci --omit=dev` runs `prepare` (--optional) without the dev toolchain: the bin then runs the sources through tsx.
+  if (!process.argv.includes("--optional")) throw error;
+  process.stderr.write("veil build: typescript is not installed (npm ci --omit=dev?): skipped; bin/veil.mjs runs the sources through tsx\n");
+  process.exit(0);
+}
 rmSync(new URL("../dist", import.meta.url), { recursive: true, force: true });
 const result = spawnSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: root, stdio: "inherit" });
 if (result.status !== 0) process.exit(result.status ?? 1);
