@@ -3,7 +3,9 @@ import type { Command } from "./command.js";
 import { agentCommand } from "./commands/agent.js";
 import { auditCommand } from "./commands/audit.js";
 import { backupCommand, restoreCommand } from "./commands/backup.js";
+import { completionCommand } from "./commands/completion.js";
 import { keysCommand } from "./commands/keys.js";
+import { loginCommand } from "./commands/login.js";
 import { runCommand } from "./commands/run.js";
 import { secretCommand } from "./commands/secret.js";
 import { serveCommand } from "./commands/serve.js";
@@ -12,14 +14,15 @@ import { tokenCommand } from "./commands/token.js";
 import { describeFailure, EXIT, UsageError } from "./io.js";
 import { veilVersion } from "./version.js";
 
-const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, agentCommand, auditCommand, keysCommand, settingsCommand, backupCommand, restoreCommand];
+const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, agentCommand, auditCommand, keysCommand, settingsCommand, backupCommand, restoreCommand, loginCommand];
+commands.push(completionCommand(() => commands));
 
 const help = `Usage: veil <command> [options]
 
 Veil keeps secrets for AI agents: stored encrypted, injected into commands, masked in output.
 
 Commands:
-${commands.map((c) => `  ${c.name.padEnd(8)} ${c.summary}`).join("\n")}
+${commands.map((c) => `  ${c.name.padEnd(11)} ${c.summary}`).join("\n")}
 
 Run 'veil <command> --help' for details; 'veil --version' prints the version.`;
 
