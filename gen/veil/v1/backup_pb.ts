@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file veil/v1/backup.proto.
  */
 export const file_veil_v1_backup: GenFile = /*@__PURE__*/
-  fileDesc("ChR2ZWlsL3YxL2JhY2t1cC5wcm90bxIHdmVpbC52MSIPCg1CYWNrdXBSZXF1ZXN0IhsKC0JhY2t1cENodW5rEgwKBGRhdGEYASABKAwySQoNQmFja3VwU2VydmljZRI4CgZCYWNrdXASFi52ZWlsLnYxLkJhY2t1cFJlcXVlc3QaFC52ZWlsLnYxLkJhY2t1cENodW5rMAFiBnByb3RvMw");
+  fileDesc("ChR2ZWlsL3YxL2JhY2t1cC5wcm90bxIHdmVpbC52MSIPCg1CYWNrdXBSZXF1ZXN0Ih4KDkJhY2t1cFJlc3BvbnNlEgwKBGRhdGEYASABKAwyTAoNQmFja3VwU2VydmljZRI7CgZCYWNrdXASFi52ZWlsLnYxLkJhY2t1cFJlcXVlc3QaFy52ZWlsLnYxLkJhY2t1cFJlc3BvbnNlMAFiBnByb3RvMw");
 
 /**
  * @generated from message veil.v1.BackupRequest
@@ -26,11 +26,11 @@ export const BackupRequestSchema: GenMessage<BackupRequest> = /*@__PURE__*/
   messageDesc(file_veil_v1_backup, 0);
 
 /**
- * BackupChunk is the next piece of the backup file.
+ * BackupResponse carries the next piece of the backup file.
  *
- * @generated from message veil.v1.BackupChunk
+ * @generated from message veil.v1.BackupResponse
  */
-export type BackupChunk = Message<"veil.v1.BackupChunk"> & {
+export type BackupResponse = Message<"veil.v1.BackupResponse"> & {
   /**
    * @generated from field: bytes data = 1;
    */
@@ -38,10 +38,10 @@ export type BackupChunk = Message<"veil.v1.BackupChunk"> & {
 };
 
 /**
- * Describes the message veil.v1.BackupChunk.
- * Use `create(BackupChunkSchema)` to create a new message.
+ * Describes the message veil.v1.BackupResponse.
+ * Use `create(BackupResponseSchema)` to create a new message.
  */
-export const BackupChunkSchema: GenMessage<BackupChunk> = /*@__PURE__*/
+export const BackupResponseSchema: GenMessage<BackupResponse> = /*@__PURE__*/
   messageDesc(file_veil_v1_backup, 1);
 
 /**
@@ -61,7 +61,7 @@ export const BackupService: GenService<{
   backup: {
     methodKind: "server_streaming";
     input: typeof BackupRequestSchema;
-    output: typeof BackupChunkSchema;
+    output: typeof BackupResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_veil_v1_backup, 0);
