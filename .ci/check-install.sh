@@ -31,6 +31,7 @@ serve_and_check() {
   done
   grep -q '"msg":"listening"' "$log" || { cat "$log"; echo "server did not start" >&2; exit 1; }
   curl -fsS -H 'content-type: application/json' -d '{}' "http://127.0.0.1:$port/grpc.health.v1.Health/Check" | grep -q '"SERVING"'
+  if [ "${CHECK_CONSOLE:-}" = 1 ]; then curl -fsS "http://127.0.0.1:$port/" | grep -q "Veil console"; fi
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" || true)
   if [ "$code" != "404" ]; then [ "$code" = "200" ] || { echo "/healthz answered $code" >&2; exit 1; }; fi
   kill -TERM "$server_pid"
@@ -54,6 +55,7 @@ tarball=$(cd "$work" && ls veil-*.tgz)
 # Listed to a file first: `tar | grep -q` under pipefail fails with SIGPIPE when grep stops early.
 tar -tzf "$work/$tarball" >"$work/contents"
 grep -q '^package/dist/.built$' "$work/contents" || { echo "the tarball has no built dist/" >&2; exit 1; }
+grep -q '^package/dist/console/index.html$' "$work/contents" || { echo "the tarball has no built console" >&2; exit 1; }
 if grep -q '^package/server/' "$work/contents"; then echo "the tarball ships TypeScript sources" >&2; exit 1; fi
 mkdir "$work/installed"
 (cd "$work/installed" && npm init -y >/dev/null && npm install --omit=dev "${npm_flags[@]}" "$work/$tarball" >/dev/null)
@@ -61,5 +63,6 @@ bin="$work/installed/node_modules/.bin/veil"
 [ "$("$bin" --version)" = "$(node -p 'require("./package.json").version')" ]
 port=$(free_port)
 # VEIL_FROM_SOURCE unset and no sources next to dist/: the bin must run dist/ (a tsx fallback would fail to find client/cli/main.ts).
-serve_and_check "$work/installed.log" "$port" "$bin" serve --port "$port" --data-dir "$work/data-installed"
+# The console's assets are built into dist/console by prepack: GET / serves them.
+CHECK_CONSOLE=1 serve_and_check "$work/installed.log" "$port" "$bin" serve --port "$port" --data-dir "$work/data-installed"
 echo "install checks passed"

@@ -23,7 +23,7 @@ function distIsFresh() {
   try {
     const built = statSync(`${root}/dist/.built`).mtimeMs;
     // A packed install ships dist/ without the sources: then dist/ is all there is.
-    return ["server", "client", "gen"].every((dir) => !existsSync(`${root}/${dir}`) || newest(`${root}/${dir}`) < built);
+    return ["server", "client", "gen", "console"].every((dir) => !existsSync(`${root}/${dir}`) || newest(`${root}/${dir}`) < built);
   } catch {
     return false;
   }

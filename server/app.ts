@@ -1,5 +1,5 @@
 // Assembles Veil: data dir, store, keyring, domain objects, and the routes and interceptors over them.
-import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { ServerConfig } from "./config.js";
@@ -7,6 +7,8 @@ import { createAgentDirectory } from "./domain/agents.js";
 import { type Audit, createAudit } from "./domain/audit.js";
 import { createConversations, type Conversations } from "./domain/conversations.js";
 import { createExtraSecrets } from "./domain/extra-secrets.js";
+import { createLookups } from "./domain/lookups.js";
+import { createReferences } from "./domain/references.js";
 import { createRotation, type Rotation, secretValueSource } from "./domain/rotation.js";
 import { createSealer } from "./domain/sealed.js";
 import { createSettings, type Settings, settingsBlobSource } from "./domain/settings.js";
@@ -95,6 +97,13 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   const audit = createAudit(store);
   const settings = createSettings(store, keyring);
   const sealer = createSealer(keyring);
+  let lookups: ReturnType<typeof createLookups>;
+  try {
+    lookups = createLookups({ vault, fetch: lookupFetchOptions(config, logger) });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const operatorToken = await tokens.bootstrapOperator();
   if (operatorToken !== undefined) writeAdminToken(config.dataDir, operatorToken);
   if (isRoot()) {
@@ -170,6 +179,8 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     rotation,
     store,
     extraSecrets: createExtraSecrets({ sealer, settings }),
+    lookups,
+    references: createReferences({ vault, lookups }),
     defaultTimeoutMs: config.commandTimeoutMs,
     outputLimitBytes: config.outputLimitBytes,
     isServing: () => app.serving,
@@ -201,6 +212,23 @@ function logSandbox(logger: Logger, config: ServerConfig, sandbox: SandboxStatus
   } else {
     logger.log("info", "sandbox", { sandbox: config.sandbox, kind: "bubblewrap", bwrap: sandbox.bwrap, runsAs: sandbox.asUser ? "conversation uid" : "server uid" });
   }
+}
+
+/** How lookups dial: the extra CA (read once, here), and the private-address switch (a warning when on). */
+function lookupFetchOptions(config: ServerConfig, logger: Logger) {
+  if (config.allowPrivateLookups) {
+    // Unsafe by name: an admin's lookup URL may then reach loopback and private networks (cloud metadata included).
+    logger.log("warn", "--allow-private-lookups: lookup secrets may fetch from loopback and private addresses", {});
+  }
+  let extraCa: string | undefined;
+  if (config.lookupCaFile !== undefined) {
+    try {
+      extraCa = readFileSync(config.lookupCaFile, "utf8");
+    } catch (error) {
+      throw new VeilError("failed_precondition", `--lookup-ca-file: cannot read ${config.lookupCaFile}: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
+    }
+  }
+  return { allowPrivate: config.allowPrivateLookups, ...(extraCa !== undefined ? { extraCa } : {}) };
 }
 
 /** A master key file others can read defeats the per-conversation uid of `--sandbox off`. */

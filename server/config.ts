@@ -33,6 +33,12 @@ export interface ServerConfig {
   egressCaFile?: string;
   /** Let the egress gateway reach loopback and private addresses (off by default). */
   egressAllowPrivate: boolean;
+  /** Extra CA bundle lookup secrets' HTTPS servers are verified with, besides the system's. */
+  lookupCaFile?: string;
+  /** Let lookup secrets reach loopback and private addresses (off by default). */
+  allowPrivateLookups: boolean;
+  /** Where the built web console lives; undefined: the package's dist/console. */
+  consoleDir?: string;
 }
 
 /** A configuration mistake; the CLI prints it on one line and exits 2. */
@@ -61,6 +67,9 @@ const schema = z.object({
   fileSizeLimitBytes: integer(64 * 1024, 2 ** 50),
   egressCaFile: z.string().min(1, "must not be empty").optional(),
   egressAllowPrivate: z.enum(["true", "false"], { error: "must be true or false" }).transform((v) => v === "true"),
+  lookupCaFile: z.string().min(1, "must not be empty").optional(),
+  allowPrivateLookups: z.enum(["true", "false"], { error: "must be true or false" }).transform((v) => v === "true"),
+  consoleDir: z.string().min(1, "must not be empty").optional(),
 });
 
 /** Flags with their environment variables and defaults. */
@@ -84,6 +93,9 @@ const OPTIONS = {
   egressCaFile: { flag: "egress-ca-file", env: "VEIL_EGRESS_CA_FILE", default: undefined },
   // A switch: `--egress-allow-private` alone means true; the variable takes true/false.
   egressAllowPrivate: { flag: "egress-allow-private", env: "VEIL_EGRESS_ALLOW_PRIVATE", default: "false", boolean: true },
+  lookupCaFile: { flag: "lookup-ca-file", env: "VEIL_LOOKUP_CA_FILE", default: undefined },
+  allowPrivateLookups: { flag: "allow-private-lookups", env: "VEIL_ALLOW_PRIVATE_LOOKUPS", default: "false", boolean: true },
+  consoleDir: { flag: "console-dir", env: "VEIL_CONSOLE_DIR", default: undefined },
 } as const;
 
 /** The flag table for `veil serve --help`. */
@@ -114,7 +126,7 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     const option = OPTIONS[issue.path[0] as keyof typeof OPTIONS];
     throw new ConfigError(`--${option.flag} (or ${option.env}): ${issue.message}`);
   }
-  const { masterKeyFile, bwrap, workDir, egressCaFile, ...rest } = result.data;
+  const { masterKeyFile, bwrap, workDir, egressCaFile, lookupCaFile, consoleDir, ...rest } = result.data;
   // Absolute from here on: workspaces and sandbox binds need absolute paths.
   const dataDir = resolve(rest.dataDir);
   return {
@@ -124,5 +136,7 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     ...(masterKeyFile !== undefined ? { masterKeyFile: resolve(masterKeyFile) } : {}),
     ...(bwrap !== undefined ? { bwrap: resolve(bwrap) } : {}),
     ...(egressCaFile !== undefined ? { egressCaFile: resolve(egressCaFile) } : {}),
+    ...(lookupCaFile !== undefined ? { lookupCaFile: resolve(lookupCaFile) } : {}),
+    ...(consoleDir !== undefined ? { consoleDir: resolve(consoleDir) } : {}),
   };
 }

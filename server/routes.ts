@@ -2,6 +2,7 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { AgentDirectory } from "./domain/agents.js";
 import type { Audit } from "./domain/audit.js";
+import type { Lookups } from "./domain/lookups.js";
 import type { Rotation } from "./domain/rotation.js";
 import type { Sealer } from "./domain/sealed.js";
 import type { Settings } from "./domain/settings.js";
@@ -38,6 +39,7 @@ export interface RouteDeps extends ConversationDeps {
   audit: Audit;
   agents: AgentDirectory;
   rotation: Rotation;
+  lookups: Lookups;
   /** Read whole, as one snapshot, by backups. */
   store: KvStore;
   isServing: () => boolean;

@@ -4,10 +4,12 @@ import { createApp, type VeilApp } from "./app.js";
 import type { ServerConfig } from "./config.js";
 import { DataDirInUseError, dataDirBefore, rollbackDataDir } from "./data-dir.js";
 import type { Logger } from "./log.js";
+import { createConsoleRoute, defaultConsoleDir, loadConsoleFiles } from "./net/console-route.js";
 import { withCors } from "./net/cors.js";
 import { withSpecGrpcMessage } from "./net/grpc-message.js";
 import { type HttpRoute, withHttpRoutes } from "./net/http-routes.js";
 import { listen } from "./net/listener.js";
+import { createMcpRoute } from "./mcp/http-route.js";
 import { guardDecoding } from "./rpc/decode-guard.js";
 import { LIMITS } from "./rpc/schemas.js";
 
@@ -43,7 +45,10 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     acceptCompression: [],
   });
   // Plain HTTP beside the RPCs, on the same port; the RPC paths stay the adapter's.
-  const httpRoutes: HttpRoute[] = [];
+  const httpRoutes: HttpRoute[] = [
+    createConsoleRoute(loadConsoleFiles(config.consoleDir ?? defaultConsoleDir())),
+    createMcpRoute({ app, logger: options.logger }),
+  ];
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
     listener = await listen(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(handler))), { host: config.host, port: config.port });

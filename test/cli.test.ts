@@ -100,7 +100,7 @@ describe("veil CLI", () => {
 
   it("has help on every command", () => {
     expect(veil(["--help"]).stdout).toMatch(/Usage: veil <command>/);
-    for (const args of [["serve"], ["secret"], ["secret", "set"], ["secret", "ls"], ["secret", "get"], ["secret", "rm"], ["token"], ["token", "create"], ["token", "ls"], ["token", "revoke"], ["run"], ["agent"], ["agent", "ls"], ["agent", "show"], ["audit"], ["keys"], ["keys", "rotate"], ["keys", "rekey"]]) {
+    for (const args of [["serve"], ["secret"], ["secret", "set"], ["secret", "ls"], ["secret", "get"], ["secret", "rm"], ["token"], ["token", "create"], ["token", "ls"], ["token", "revoke"], ["run"], ["agent"], ["agent", "ls"], ["agent", "show"], ["mcp"], ["audit"], ["keys"], ["keys", "rotate"], ["keys", "rekey"]]) {
       const res = veil([...args, "--help"]);
       expect(res.code, args.join(" ")).toBe(0);
       expect(res.stdout, args.join(" ")).toMatch(/Usage: veil /);

@@ -401,6 +401,16 @@ describe("flush at a command's end", () => {
     expect(latin1(stream.flush())).toBe(MASK);
     expect(latin1(stream.end())).toBe("");
   });
+
+  it("keeps the line feed after a long line that ends in a secret (it is transparent, never part of the mask)", () => {
+    for (const pad of [10, 45, 64, 200]) {
+      const stream = set.stream();
+      const line = `${"x".repeat(pad)}hunter2-password\n`;
+      const out = latin1(stream.push(enc(line))) + latin1(stream.flush());
+      expect(out, `line of ${line.length} bytes`).toBe(`${"x".repeat(pad)}${MASK}\n`);
+      expect(latin1(stream.push(enc("next\n"))) + latin1(stream.end())).toBe("next\n");
+    }
+  });
 });
 
 describe("transparent bytes never hide a raw occurrence (property-test counterexamples)", () => {

@@ -63,6 +63,12 @@ describe("SecretService", () => {
       Code.InvalidArgument,
       /secrets\[2\]\.name: must match/,
     );
+    // A map key is named as the caller wrote it, in brackets; field names are snake_case.
+    await expectCode(
+      t.admin.secrets.setSecrets({ secrets: [{ name: "KEEP", text: "changed", metadata: { ownerTeam: "x".repeat(600) }, egressBody: true }] }),
+      Code.InvalidArgument,
+      /^secrets\[0\]\.metadata\[ownerTeam\]: values must be at most 512 chars; secrets\[0\]\.egress_body: needs egress_hosts/,
+    );
     await expectCode(
       t.admin.secrets.setSecrets({ secrets: [{ name: "KEEP", text: "changed" }, { name: "OTHER", text: "x", expectedVersion: 5n }] }),
       Code.Aborted,

@@ -6,6 +6,7 @@ import { backupCommand, restoreCommand } from "./commands/backup.js";
 import { completionCommand } from "./commands/completion.js";
 import { keysCommand } from "./commands/keys.js";
 import { loginCommand } from "./commands/login.js";
+import { mcpCommand } from "./commands/mcp.js";
 import { runCommand } from "./commands/run.js";
 import { secretCommand } from "./commands/secret.js";
 import { serveCommand } from "./commands/serve.js";
@@ -14,7 +15,20 @@ import { tokenCommand } from "./commands/token.js";
 import { describeFailure, EXIT, UsageError } from "./io.js";
 import { veilVersion } from "./version.js";
 
-const commands: Command[] = [serveCommand, secretCommand, tokenCommand, runCommand, agentCommand, auditCommand, keysCommand, settingsCommand, backupCommand, restoreCommand, loginCommand];
+const commands: Command[] = [
+  serveCommand,
+  secretCommand,
+  tokenCommand,
+  runCommand,
+  agentCommand,
+  auditCommand,
+  keysCommand,
+  mcpCommand,
+  settingsCommand,
+  backupCommand,
+  restoreCommand,
+  loginCommand,
+];
 commands.push(completionCommand(() => commands));
 
 const help = `Usage: veil <command> [options]

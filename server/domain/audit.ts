@@ -31,6 +31,8 @@ export interface AuditEvent {
   secretNames: string[];
   conversationId: string;
   detail: string;
+  /** The calling client's self-declared name (`x-veil-client`), "" when none; a label, not an identity. */
+  client: string;
 }
 
 /** What the caller knows of an event; the trail fills in id and time. */
@@ -85,6 +87,7 @@ export function createAudit(store: KvStore) {
       secretNames: [],
       conversationId: "",
       detail: "",
+      client: "",
       ...input,
     };
   }

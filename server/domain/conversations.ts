@@ -7,6 +7,7 @@ import { DynamicUsers, isRoot, type RunAs } from "./executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./executor/sandbox.js";
 import { createMaskSet } from "./masker.js";
 import type { WorkDir } from "./work-dir.js";
+import { writeWorkspaceFiles } from "./workspace-files.js";
 
 /** Limits and places the registry works with. */
 export interface ConversationLimits {
@@ -32,6 +33,8 @@ export interface ConversationLimits {
 export interface StartRequest extends ConversationSettings, Partial<ConversationNetwork> {
   owner: ConversationOwner;
   env: Record<string, string>;
+  /** Rendered files, written into the workspace before the shell opens (workspace-relative path to text). */
+  files?: Record<string, string>;
   workingDir: string;
   /** Unrestricted network (never together with networkMode "egress"). */
   network: boolean;
@@ -117,6 +120,7 @@ export function createConversations(limits: ConversationLimits) {
         workspace = limits.workDir.create(user);
         // The cap keeps a full workspace off every other disk (the data dir's above all).
         if (limits.resources) await mountWorkspace({ path: workspace, sizeBytes: limits.resources.diskBytes });
+        if (request.files !== undefined) writeWorkspaceFiles(workspace, request.files, user);
         // The gateway serves each shell's listener as this conversation, read once its binding exists
         // (the first connection comes from a command, after the conversation is built).
         let binding: Conversation["egress"];

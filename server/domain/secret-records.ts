@@ -1,10 +1,14 @@
 // Storage layout of secrets: keys, record shapes, associated data and value encoding.
+import type { LookupSpec, LookupSummary } from "./lookup-source.js";
 
 /** How many versions stay readable by number. */
 export const KEPT_VERSIONS = 10;
 
 /** A secret's value: one text, or a map of fields for grouped credentials. */
 export type SecretValue = { kind: "text"; text: string } | { kind: "fields"; fields: Record<string, string> };
+
+/** What is sealed for a version: a value, or a lookup source the server fetches the value from when needed. */
+export type StoredValue = SecretValue | { kind: "lookup"; lookup: LookupSpec };
 
 /** Everything stored about a secret except its value (kept in the clear). */
 export interface SecretRecord {
@@ -16,8 +20,10 @@ export interface SecretRecord {
   allowedAgents: string[];
   /** Agents that may also read the value with GetSecret; empty = none. */
   agentReaders: string[];
-  kind: SecretValue["kind"];
+  kind: StoredValue["kind"];
   fieldNames: string[];
+  /** For lookups: the source without credentials. */
+  lookup?: LookupSummary;
   /** Host patterns the secret belongs to (lowercased); non-empty = injected as a placeholder. */
   egressHosts: string[];
   /** Whether the egress gateway also substitutes in request bodies. */
@@ -79,11 +85,12 @@ export function decodeRecord(bytes: Uint8Array): SecretRecord {
   return { ...record, agentReaders: record.agentReaders ?? [], egressHosts: record.egressHosts ?? [], egressBody: record.egressBody ?? false };
 }
 
-export function encodeValue(value: SecretValue): Uint8Array {
-  return enc.encode(JSON.stringify(value.kind === "text" ? { t: value.text } : { f: value.fields }));
+export function encodeValue(value: StoredValue): Uint8Array {
+  return enc.encode(JSON.stringify(value.kind === "text" ? { t: value.text } : value.kind === "fields" ? { f: value.fields } : { l: value.lookup }));
 }
 
-export function decodeValue(bytes: Uint8Array): SecretValue {
-  const raw = JSON.parse(dec.decode(bytes)) as { t?: string; f?: Record<string, string> };
+export function decodeValue(bytes: Uint8Array): StoredValue {
+  const raw = JSON.parse(dec.decode(bytes)) as { t?: string; f?: Record<string, string>; l?: LookupSpec };
+  if (raw.l !== undefined) return { kind: "lookup", lookup: raw.l };
   return raw.f !== undefined ? { kind: "fields", fields: raw.f } : { kind: "text", text: raw.t ?? "" };
 }

@@ -85,9 +85,9 @@ export type TemplateValue = { kind: "text"; text: string } | { kind: "fields"; f
  * key/value secret where one string is needed is INVALID_ARGUMENT naming the secret and the
  * field names it has (never a value).
  */
-export function renderTemplate(parts: readonly TemplatePart[], secretValue: (name: string) => TemplateValue, where: string): string {
+export function renderTemplate(parts: readonly TemplatePart[], valueFor: (name: string) => TemplateValue, where: string): string {
   let out = "";
-  for (const part of parts) out += part.kind === "text" ? part.text : pick(part.ref, secretValue(part.ref.name), where);
+  for (const part of parts) out += part.kind === "text" ? part.text : pick(part.ref, valueFor(part.ref.name), where);
   return out;
 }
 

@@ -4,6 +4,7 @@ import { normalizeHostPattern } from "./egress-binding.js";
 import { fail } from "./errors.js";
 import { authorizeSecret, decide, requireAdmin } from "./grants.js";
 import type { Keyring } from "./keyring.js";
+import { summarize } from "./lookup-source.js";
 import { paginate } from "./page-token.js";
 import type { Principal } from "./principal.js";
 import {
@@ -16,7 +17,7 @@ import {
   recordKey,
   recordPrefix,
   type SecretRecord,
-  type SecretValue,
+  type StoredValue,
   valueAad,
   valueKey,
 } from "./secret-records.js";
@@ -28,7 +29,7 @@ import {
  */
 export interface SecretWrite {
   name: string;
-  value?: SecretValue;
+  value?: StoredValue;
   description: string;
   metadata: Record<string, string>;
   expectedVersion?: number;
@@ -51,7 +52,7 @@ export type WriteHook = (records: SecretRecord[]) => KvOp[];
 
 /** Creates the vault over a store and a keyring. */
 export function createVault(store: KvStore, keyring: Keyring) {
-  function sealValue(tenant: string, record: SecretRecord, value: SecretValue): Uint8Array {
+  function sealValue(tenant: string, record: SecretRecord, value: StoredValue): Uint8Array {
     return keyring.seal(tenant, encodeValue(value), valueAad(tenant, record.session, record.name, record.version));
   }
 
@@ -60,7 +61,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
     return raw === undefined ? undefined : decodeRecord(raw);
   }
 
-  async function openVersion(tenant: string, record: SecretRecord, version: number): Promise<SecretValue> {
+  async function openVersion(tenant: string, record: SecretRecord, version: number): Promise<StoredValue> {
     const blob = await store.get(valueKey(tenant, record.session, record.name, version));
     if (blob === undefined) throw fail.dataLoss(`secret ${record.name}: version ${version} has no stored ciphertext`);
     return decodeValue(keyring.open(tenant, blob, valueAad(tenant, record.session, record.name, version)));
@@ -96,6 +97,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
         agentReaders: [...new Set(write.agentReaders ?? [])].sort(),
         kind: value.kind,
         fieldNames: value.kind === "fields" ? Object.keys(value.fields).sort() : [],
+        ...(value.kind === "lookup" ? { lookup: summarize(value.lookup) } : {}),
         egressHosts: [...new Set((write.egressHosts ?? []).map(normalizeHostPattern))].sort(),
         egressBody: write.egressBody ?? false,
         version: currentVersion + 1,
@@ -147,7 +149,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
      * to the calling agent, is NOT_FOUND like a missing one; an agent granted injection but
      * not an agent reader is PERMISSION_DENIED.
      */
-    async getSecret(principal: Principal, session: string, name: string, version = 0): Promise<{ record: SecretRecord; value: SecretValue; version: number }> {
+    async getSecret(principal: Principal, session: string, name: string, version = 0): Promise<{ record: SecretRecord; value: StoredValue; version: number }> {
       const record = await readRecord(principal.tenant, session, name);
       if (record === undefined) throw fail.notFound(`name: no secret named ${name}`);
       authorizeSecret(principal, "read", record, "name");
@@ -176,13 +178,19 @@ export function createVault(store: KvStore, keyring: Keyring) {
     /**
      * Resolves names for a conversation: the session's secret wins over the
      * tenant-wide one. Every name must exist and be granted, or nothing resolves.
+     * `where` names the request field each name came from (default `secrets[i]`).
      */
-    async resolve(principal: Principal, session: string, names: readonly string[]): Promise<Map<string, { record: SecretRecord; value: SecretValue }>> {
-      const resolved = new Map<string, { record: SecretRecord; value: SecretValue }>();
+    async resolve(
+      principal: Principal,
+      session: string,
+      names: readonly string[],
+      where: (i: number) => string = (i) => `secrets[${i}]`,
+    ): Promise<Map<string, { record: SecretRecord; value: StoredValue }>> {
+      const resolved = new Map<string, { record: SecretRecord; value: StoredValue }>();
       for (const [i, name] of names.entries()) {
         const record = (session !== "" ? await readRecord(principal.tenant, session, name) : undefined) ?? (await readRecord(principal.tenant, "", name));
-        if (record === undefined) throw fail.notFound(`secrets[${i}]: no secret named ${name}`);
-        authorizeSecret(principal, "inject", record, `secrets[${i}]`);
+        if (record === undefined) throw fail.notFound(`${where(i)}: no secret named ${name}`);
+        authorizeSecret(principal, "inject", record, where(i));
         resolved.set(name, { record, value: await openVersion(principal.tenant, record, record.version) });
       }
       return resolved;

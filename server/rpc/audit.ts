@@ -31,6 +31,15 @@ const ACTIONS: Record<string, string> = {
   "veil.v1.BackupService/Backup": "backup.create",
 };
 
+/** The request header a client names itself in (`veil mcp` sends `mcp:<clientInfo.name>`). */
+export const CLIENT_HEADER = "x-veil-client";
+
+/** A client's self-declared name as the trail keeps it: printable ASCII without spaces at the ends, at most 80 characters. */
+export function clientLabel(raw: string | null): string {
+  if (raw === null) return "";
+  return raw.replace(/[^\x21-\x7e ]/g, "").trim().slice(0, 80);
+}
+
 type Details = Omit<Partial<AuditInput>, "tenant" | "tokenId" | "action" | "outcome">;
 
 /** What a handler tells the trail about its call. */
@@ -66,6 +75,7 @@ export function createAuditInterceptor(audit: Audit): Interceptor {
     const message = (req.stream ? undefined : req.message) as { name?: unknown; session?: unknown; conversationId?: unknown } | undefined;
     let details: Details = {
       agent: principal.agent ?? "",
+      client: clientLabel(req.header.get(CLIENT_HEADER)),
       ...(typeof message?.name === "string" ? { secretName: message.name } : {}),
       ...(typeof message?.session === "string" ? { session: message.session } : {}),
       ...(typeof message?.conversationId === "string" ? { conversationId: message.conversationId } : {}),

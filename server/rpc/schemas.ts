@@ -1,6 +1,10 @@
 // Request validation rules shared by the services: names, sizes and limits from the contract.
 import { z } from "zod";
 import { MAX_EGRESS_HOSTS, parseHostPattern } from "../domain/egress-binding.js";
+import { VeilError } from "../domain/errors.js";
+import { LOOKUP_LIMITS, pointerTokens } from "../domain/lookup-source.js";
+import { AGENT_NAME_PATTERN, AGENT_NAME_RULE, SECRET_NAME_PATTERN, SECRET_NAME_RULE } from "../domain/name-rules.js";
+import { parseTemplate, referencedNames } from "../domain/templates.js";
 
 /** Limits of the contract, in one place. */
 export const LIMITS = {
@@ -17,9 +21,7 @@ export const LIMITS = {
 const bytes = (s: string) => Buffer.byteLength(s, "utf8");
 
 /** Environment-variable rules: what a secret name may be. */
-export const secretName = z
-  .string()
-  .regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, "must match ^[A-Za-z][A-Za-z0-9_]{0,63}$ (a letter, then letters, digits or _; 1-64 chars)");
+export const secretName = z.string().regex(SECRET_NAME_PATTERN, SECRET_NAME_RULE);
 
 /** "" is the tenant-wide scope. */
 export const sessionName = z
@@ -28,11 +30,11 @@ export const sessionName = z
 
 export const tenantName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must match ^[a-z0-9][a-z0-9_-]{0,62}$");
 
-export const agentName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, "must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$");
+export const agentName = z.string().regex(AGENT_NAME_PATTERN, "must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$");
 
 /** The agents a secret names (allowed_agents, agent_readers): agent names, at most 100. */
 const agentList = z
-  .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, "must be an agent name matching ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"))
+  .array(z.string().regex(AGENT_NAME_PATTERN, AGENT_NAME_RULE))
   .max(100, "must name at most 100 agents");
 
 const description = z.string().refine((s) => bytes(s) <= LIMITS.descriptionBytes, `must be at most ${LIMITS.descriptionBytes} bytes`);
@@ -55,7 +57,67 @@ const hostPatterns = z.array(hostPattern).max(MAX_EGRESS_HOSTS, `must hold at mo
 
 const fieldKey = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "field names must match ^[A-Za-z0-9_.-]{1,64}$");
 
-/** One SecretInput: at most one of text/fields, 64 KiB of value at most. */
+/** Headers a lookup may not set: the request's framing and routing are the server's. */
+const RESERVED_HEADERS = /^(host|content-length|transfer-encoding|connection|keep-alive|upgrade|te|trailer|proxy-.*)$/i;
+
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
+
+/**
+ * Why a lookup header is refused, or undefined: names are HTTP tokens and no framing header;
+ * values have no line breaks or NUL and well-formed expressions (errors give their position).
+ * Checked per map, with the header name in the message: map keys are not field names.
+ */
+function headerProblem(name: string, value: string): string | undefined {
+  if (!HEADER_NAME.test(name)) return "names must be HTTP header names (1-64 token chars)";
+  if (RESERVED_HEADERS.test(name)) return "names must not be a framing header (Host, Content-Length, Connection, ...)";
+  if (bytes(value) > 8192) return "values must be at most 8 KiB";
+  if (/[\r\n\0]/.test(value)) return "values must not contain CR, LF or NUL";
+  try {
+    parseTemplate(value, name);
+  } catch (error) {
+    if (!(error instanceof VeilError)) throw error;
+    return error.message.slice(name.length + 2);
+  }
+  return undefined;
+}
+
+/** SecretInput.lookup: an http(s) URL, GET or POST, sane headers, an RFC 6901 pointer, bounded TTL and timeout. */
+const lookupSource = z.object({
+  url: z
+    .string()
+    .max(2048, "must be at most 2048 chars")
+    .superRefine((u, ctx) => {
+      const problem = urlProblem(u);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+    }),
+  method: z.string().regex(/^(|GET|POST)$/i, "must be GET or POST (empty: GET)"),
+  headers: z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+    if (Object.keys(headers).length > LOOKUP_LIMITS.maxHeaders) ctx.addIssue({ code: "custom", message: `must have at most ${LOOKUP_LIMITS.maxHeaders} headers` });
+    for (const [name, value] of Object.entries(headers)) {
+      const problem = headerProblem(name, value);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: `${name}: ${problem}` });
+    }
+  }),
+  jsonPointer: z.string().max(1024, "must be at most 1024 chars").refine((p) => pointerTokens(p) !== undefined, "must be empty (the whole body) or an RFC 6901 JSON pointer such as /token or /data/0/value"),
+  ttlSeconds: z.number().int().max(LOOKUP_LIMITS.maxTtlSeconds, `must be at most ${LOOKUP_LIMITS.maxTtlSeconds} (a day)`),
+  timeoutMs: z.number().int().max(LOOKUP_LIMITS.maxTimeoutMs, `must be at most ${LOOKUP_LIMITS.maxTimeoutMs} (0 means ${LOOKUP_LIMITS.defaultTimeoutMs})`),
+});
+
+/** Why a lookup URL is refused, or undefined. */
+function urlProblem(u: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(u);
+  } catch {
+    return "must be an absolute https:// or http:// URL";
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return "must be an https:// or http:// URL";
+  if (url.username !== "" || url.password !== "") return "must not hold user info; send credentials in a header";
+  if (url.hostname === "") return "must name a host";
+  return undefined;
+}
+
+/** One SecretInput: at most one of text/fields/lookup, 64 KiB of value at most. */
 export const secretInput = z
   .object({
     name: secretName,
@@ -68,8 +130,16 @@ export const secretInput = z
     agentReaders: agentList,
     egressHosts: hostPatterns,
     egressBody: z.boolean(),
+    lookup: lookupSource.optional(),
   })
   .superRefine((s, ctx) => {
+    if (s.lookup !== undefined) {
+      if (s.text !== undefined || Object.keys(s.fields).length > 0) ctx.addIssue({ code: "custom", path: ["lookup"], message: "set one of text, fields and lookup, not several" });
+      for (const [header, value] of Object.entries(s.lookup.headers)) {
+        // A header naming the secret itself could never be resolved.
+        if (safeNames(value).includes(s.name)) ctx.addIssue({ code: "custom", path: ["lookup", "headers"], message: `${header}: must not name ${s.name} itself` });
+      }
+    }
     if (s.egressBody && s.egressHosts.length === 0) ctx.addIssue({ code: "custom", path: ["egressBody"], message: "needs egress_hosts (body substitution is per host)" });
     // Reading is on top of injecting: a reader the secret is not granted to would be a grant nobody asked for.
     if (s.allowedAgents.length > 0) {
@@ -159,6 +229,10 @@ export const startConversationRequest = z.object({
   network: z.boolean(),
   networkMode: z.number().refine((n) => n >= 0 && n <= 2, "must be NETWORK_MODE_NONE or NETWORK_MODE_EGRESS"),
   egressAllow: hostPatterns,
+  // Paths are checked (and named as files[path]) by the references module; here only sizes.
+  files: z
+    .record(z.string(), z.string().refine((v) => bytes(v) <= 64 * 1024, "files must be at most 64 KiB each"))
+    .refine((f) => Object.keys(f).length <= 64, "must hold at most 64 files"),
 }).superRefine((r, ctx) => {
   // 2 = NETWORK_MODE_EGRESS: the gateway-only network and the unrestricted one exclude each other.
   if (r.networkMode === 2 && r.network) ctx.addIssue({ code: "custom", path: ["networkMode"], message: "NETWORK_MODE_EGRESS cannot be combined with network: true; choose one" });
@@ -207,6 +281,15 @@ export const updateSettingsRequest = z.object({
     { error: "is required" },
   ),
 });
+
+/** The secret names a header value's expressions use ([] when it does not parse: reported on its own). */
+function safeNames(value: string): string[] {
+  try {
+    return referencedNames(parseTemplate(value, "value"));
+  } catch {
+    return [];
+  }
+}
 
 /** The hosts of a comma-separated list (`api_key_egress_hosts`): "" is none. */
 export function splitHostList(list: string): string[] {

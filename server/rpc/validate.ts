@@ -2,11 +2,21 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { z } from "zod";
 
-/** Formats a zod path the way the proto fields read: `secrets[2].name`. */
-function fieldPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${snake(String(p))}`))
-    .join("");
+/**
+ * Formats a zod path the way the proto fields read: `secrets[2].name`, and a map's key in
+ * brackets as the caller wrote it (`env[MY_VAR]`, `files[conf/app.env]`). Walking the input tells
+ * a message's field (snake_cased) from a map key: maps are plain objects, messages carry $typeName.
+ */
+function fieldPath(path: readonly PropertyKey[], input: unknown): string {
+  let at: unknown = input;
+  let out = "";
+  for (const p of path) {
+    const isMapKey = typeof p !== "number" && at !== null && typeof at === "object" && !Array.isArray(at) && !("$typeName" in at);
+    if (typeof p === "number" || isMapKey) out += `[${String(p)}]`;
+    else out += `${out === "" ? "" : "."}${snake(String(p))}`;
+    at = at !== null && typeof at === "object" ? (at as Record<PropertyKey, unknown>)[p] : undefined;
+  }
+  return out;
 }
 
 function snake(name: string): string {
@@ -17,6 +27,6 @@ function snake(name: string): string {
 export function validate<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => `${fieldPath(issue.path) || "request"}: ${issue.message}`);
+  const problems = result.error.issues.map((issue) => `${fieldPath(issue.path, input) || "request"}: ${issue.message}`);
   throw new ConnectError(problems.join("; "), Code.InvalidArgument);
 }

@@ -27,6 +27,8 @@ function toMessage(event: DomainEvent): AuditEvent {
     secretNames: event.secretNames,
     conversationId: event.conversationId,
     detail: event.detail,
+    // Events stored before the field existed have none.
+    client: event.client ?? "",
   });
 }
 

@@ -6,8 +6,9 @@ import type { Conversations } from "../domain/conversations.js";
 import { normalizeHostPattern } from "../domain/egress-binding.js";
 import { fail, VeilError } from "../domain/errors.js";
 import { authorizeNetwork } from "../domain/grants.js";
-import { type InjectedSecret, injectSecret } from "../domain/injection.js";
+import type { InjectedSecret } from "../domain/injection.js";
 import type { Principal } from "../domain/principal.js";
+import type { References } from "../domain/references.js";
 import type { Vault } from "../domain/vault.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
@@ -25,6 +26,8 @@ export type ExtraSecrets = (
 /** What the service needs. */
 export interface ConversationDeps {
   vault: Vault;
+  /** Resolves declared and referenced secrets (env values, files) for a start. */
+  references: References;
   conversations: Conversations;
   defaultTimeoutMs: number;
   outputLimitBytes: number;
@@ -118,12 +121,13 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
       const agent = actingAgent(principal, req.agent);
       // Grants are checked for the agent the conversation acts as, also when an admin starts it.
       const grantee: Principal = agent === "" ? principal : { ...principal, role: "agent", agent };
-      const resolved = await deps.vault.resolve(grantee, req.session, req.secrets);
       // One set per conversation keeps every placeholder unique within it.
       const taken = new Set<string>();
-      const secrets = [...resolved].map(([name, { record, value }]) => injectSecret(name, value, { hosts: record.egressHosts, body: record.egressBody }, taken));
+      // Declared secrets, and those env values and files name: resolved, grant-checked, lookups fetched, rendered.
+      const prepared = await deps.references(grantee, req, taken);
+      const secrets = prepared.secrets;
       secrets.push(...(await deps.extraSecrets(principal, req, taken)));
-      checkCollisions(secrets, req.env);
+      checkCollisions(secrets, prepared.env);
 
       const trail = auditTrail(ctx);
       const networkMode = req.networkMode === NetworkMode.EGRESS ? "egress" : "none";
@@ -131,7 +135,7 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
       trail.note({
         agent,
         session: req.session,
-        secretNames: [...req.secrets, ...Object.keys(req.sealedSecrets), ...(req.injectSettings ? ["LLM_API_KEY"] : [])],
+        secretNames: [...req.secrets, ...prepared.referenced, ...Object.keys(req.sealedSecrets), ...(req.injectSettings ? ["LLM_API_KEY"] : [])],
         // Names only: which variables hold placeholders, and the network the sandbox gets.
         detail: [networkMode === "egress" ? "network_mode=egress" : "", placeholders.length > 0 ? `placeholders=${placeholders.join(",")}` : ""].filter(Boolean).join(" "),
       });
@@ -139,7 +143,8 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
         owner: { tenant: principal.tenant, agent },
         inject: req.inject === Inject.REFERENCED ? "referenced" : "declared",
         secrets,
-        env: { ...req.env },
+        env: prepared.env,
+        files: prepared.files,
         workingDir: req.workingDir,
         network: req.network,
         networkMode,

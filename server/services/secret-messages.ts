@@ -1,9 +1,13 @@
 // Translation between vault records and veil.v1 secret messages.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { SecretRecord, SecretValue } from "../domain/secret-records.js";
+import type { LookupSpec } from "../domain/lookup-source.js";
+import { LOOKUP_LIMITS } from "../domain/lookup-source.js";
+import type { SecretRecord, SecretValue, StoredValue } from "../domain/secret-records.js";
 import type { SecretWrite } from "../domain/vault.js";
-import { type SecretInput, type SecretMeta, SecretMetaSchema, ValueKind } from "../../gen/veil/v1/secret_pb.js";
+import { type LookupSource, type SecretInput, type SecretMeta, SecretMetaSchema, ValueKind } from "../../gen/veil/v1/secret_pb.js";
+
+const KINDS = { text: ValueKind.TEXT, fields: ValueKind.FIELDS, lookup: ValueKind.LOOKUP } as const;
 
 /** A vault record as the SecretMeta message. */
 export function toSecretMeta(record: SecretRecord): SecretMeta {
@@ -17,21 +21,36 @@ export function toSecretMeta(record: SecretRecord): SecretMeta {
     updatedAt: timestampFromDate(new Date(record.updatedAt)),
     allowedAgents: record.allowedAgents,
     agentReaders: record.agentReaders,
-    kind: record.kind === "text" ? ValueKind.TEXT : ValueKind.FIELDS,
+    kind: KINDS[record.kind],
     fieldNames: record.fieldNames,
     egressHosts: record.egressHosts,
     egressBody: record.egressBody,
+    ...(record.lookup !== undefined ? { lookup: record.lookup } : {}),
   });
+}
+
+/** A validated LookupSource as the spec the vault seals (defaults filled in). */
+export function toLookupSpec(source: LookupSource): LookupSpec {
+  return {
+    url: source.url,
+    method: source.method === "" ? "GET" : (source.method.toUpperCase() as LookupSpec["method"]),
+    headers: { ...source.headers },
+    jsonPointer: source.jsonPointer,
+    ttlSeconds: source.ttlSeconds,
+    timeoutMs: source.timeoutMs || LOOKUP_LIMITS.defaultTimeoutMs,
+  };
 }
 
 /** A validated SecretInput as a vault write. */
 export function toSecretWrite(input: SecretInput): SecretWrite {
-  const value: SecretValue | undefined =
+  const value: StoredValue | undefined =
     input.text !== undefined
       ? { kind: "text", text: input.text }
       : Object.keys(input.fields).length > 0
         ? { kind: "fields", fields: { ...input.fields } }
-        : undefined;
+        : input.lookup !== undefined
+          ? { kind: "lookup", lookup: toLookupSpec(input.lookup) }
+          : undefined;
   return {
     name: input.name,
     ...(value !== undefined ? { value } : {}),

@@ -1,5 +1,6 @@
 // SecretService: validates requests, calls the vault, answers metadata and values.
 import type { ServiceImpl } from "@connectrpc/connect";
+import type { Lookups } from "../domain/lookups.js";
 import type { Vault } from "../domain/vault.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
@@ -8,8 +9,8 @@ import { validate } from "../rpc/validate.js";
 import type { SecretService } from "../../gen/veil/v1/secret_pb.js";
 import { toSecretMeta, toSecretWrite, valueFields } from "./secret-messages.js";
 
-/** Builds the SecretService handlers over a vault. */
-export function createSecretService({ vault }: { vault: Vault }): ServiceImpl<typeof SecretService> {
+/** Builds the SecretService handlers over a vault; GetSecret of a lookup fetches it (or serves it from the cache). */
+export function createSecretService({ vault, lookups }: { vault: Vault; lookups: Lookups }): ServiceImpl<typeof SecretService> {
   return {
     async setSecrets(req, ctx) {
       validate(setSecretsRequest, req);
@@ -28,8 +29,10 @@ export function createSecretService({ vault }: { vault: Vault }): ServiceImpl<ty
 
     async getSecret(req, ctx) {
       validate(getSecretRequest, req);
-      const { record, value, version } = await vault.getSecret(principalOf(ctx), req.session, req.name, Number(req.version));
+      const principal = principalOf(ctx);
+      const { record, value: stored, version } = await vault.getSecret(principal, req.session, req.name, Number(req.version));
       auditTrail(ctx).note({ version });
+      const { value } = await lookups.open({ principal, session: req.session, record, version, where: "name" }, stored);
       return { meta: { ...toSecretMeta(record), version: BigInt(version) }, ...valueFields(value) };
     },
 

@@ -18,6 +18,7 @@ function eventJson(e: AuditEvent) {
     tokenId: e.tokenId,
     agent: e.agent,
     detail: e.detail,
+    client: e.client,
   };
 }
 
@@ -83,7 +84,7 @@ ${CONNECTION_HELP}`,
       const rows = shown.map((e) => {
         const j = eventJson(e);
         const subject = j.secretName ? `${j.secretName}${j.version ? ` v${j.version}` : ""}` : j.secretNames.join(",") || j.detail;
-        return [j.time, j.action, j.outcome, subject, j.agent || "-", j.tokenId];
+        return [j.time, j.action, j.outcome, subject, `${j.agent || "-"}${j.client ? ` (${j.client})` : ""}`, j.tokenId];
       });
       process.stdout.write(`${table([["TIME", "ACTION", "OUTCOME", "SUBJECT", "AGENT", "TOKEN"], ...rows])}\n`);
     }

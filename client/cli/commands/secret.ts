@@ -1,7 +1,7 @@
 // `veil secret set|ls|get|rm`: manage secrets; values come from stdin, never from the command line.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type SecretMeta, ValueKind } from "../../index.js";
-import { type Command, group, keyValues, parse } from "../command.js";
+import { type Command, group, keyValues, parse, parseDuration } from "../command.js";
 import { CONNECTION_HELP, CONNECTION_OPTIONS, connect } from "../connection.js";
 import { EXIT, readSecretValue, table, UsageError } from "../io.js";
 
@@ -19,7 +19,7 @@ function metaJson(meta: SecretMeta | undefined) {
     name: meta.name,
     session: meta.session,
     version: Number(meta.version),
-    kind: meta.kind === ValueKind.FIELDS ? "fields" : "text",
+    kind: meta.kind === ValueKind.FIELDS ? "fields" : meta.kind === ValueKind.LOOKUP ? "lookup" : "text",
     fieldNames: meta.fieldNames,
     description: meta.description,
     metadata: meta.metadata,
@@ -27,6 +27,7 @@ function metaJson(meta: SecretMeta | undefined) {
     agentReaders: meta.agentReaders,
     egressHosts: meta.egressHosts,
     egressBody: meta.egressBody,
+    ...(meta.lookup !== undefined ? { lookup: { method: meta.lookup.method, origin: meta.lookup.origin, jsonPointer: meta.lookup.jsonPointer, ttlSeconds: meta.lookup.ttlSeconds, timeoutMs: meta.lookup.timeoutMs } } : {}),
     createdAt: meta.createdAt ? timestampDate(meta.createdAt).toISOString() : "",
     updatedAt: meta.updatedAt ? timestampDate(meta.updatedAt).toISOString() : "",
   };
@@ -42,11 +43,25 @@ const set: Command = {
   name: "set",
   summary: "create or update a secret; the value is read from stdin",
   help: `Usage: veil secret set NAME [options] < value
+       veil secret set NAME --lookup URL [--header 'K: V']... [--json-pointer /p] [--ttl 5m]
 
 Reads the value from stdin (or prompts without echo on a terminal); never from the
 command line, where other users and shell history would see it.
 
+With --lookup nothing is read: the server fetches the value from URL when it is needed
+(conversation start, 'veil secret get' by a reader) and caches it for at most --ttl.
+Header values may name other secrets as {{ secrets.NAME }} (resolved by the server, and
+kept off the command line): --header 'Authorization: Bearer {{ secrets.TOKEN }}'.
+
 Options:
+  --lookup URL             fetch the value from this https:// (or http://) URL
+  --header 'K: V'          a request header for --lookup (repeatable)
+  --json-pointer /p        the value is this string or number in the JSON response
+                           (RFC 6901; none: the whole body)
+  --ttl DURATION           serve a fetched value from the cache this long (90s, 5m, 1h;
+                           none: fetch every time; at most 1d)
+  --method GET|POST        the request method (default GET)
+  --timeout DURATION       request timeout (500ms, 5s; default 5s, at most 30s)
   --fields                 stdin holds key=value lines: a grouped credential
   --keep-value             keep the value, and the description, metadata, grants and
                            egress hosts this call does not give (to clear a list, set
@@ -78,13 +93,22 @@ ${CONNECTION_HELP}`,
       "egress-host": { type: "string", multiple: true },
       "egress-body": { type: "boolean" },
       "expected-version": { type: "string" },
+      lookup: { type: "string" },
+      header: { type: "string", multiple: true },
+      "json-pointer": { type: "string" },
+      ttl: { type: "string" },
+      method: { type: "string" },
+      timeout: { type: "string" },
     });
     const name = one(positionals, "secret NAME");
+    const lookup = lookupFrom(values);
     const expected = values["expected-version"];
     if (expected !== undefined && !/^\d+$/.test(expected)) throw new UsageError("--expected-version: must be a whole number");
     const client = await connect(values);
-    let value: { text?: string; fields?: Record<string, string> } = {};
-    if (!values["keep-value"]) {
+    let value: { text?: string; fields?: Record<string, string>; lookup?: ReturnType<typeof lookupFrom> } = {};
+    if (lookup !== undefined) {
+      value = { lookup };
+    } else if (!values["keep-value"]) {
       const raw = await readSecretValue(name);
       value = values.fields ? { fields: keyValues(raw.split(/\r?\n/), "stdin (--fields)") } : { text: raw };
     }
@@ -112,6 +136,32 @@ ${CONNECTION_HELP}`,
     return EXIT.ok;
   },
 };
+
+/** The LookupSource the --lookup options describe; undefined without --lookup (then its options are refused). */
+function lookupFrom(values: { lookup?: string; header?: string[]; "json-pointer"?: string; ttl?: string; method?: string; timeout?: string; fields?: boolean; "keep-value"?: boolean }) {
+  if (values.lookup === undefined) {
+    const stray = (["header", "json-pointer", "ttl", "method", "timeout"] as const).find((k) => values[k] !== undefined);
+    if (stray !== undefined) throw new UsageError(`--${stray}: only with --lookup URL`);
+    return undefined;
+  }
+  if (values.fields || values["keep-value"]) throw new UsageError("--lookup: the value is fetched; not with --fields or --keep-value");
+  const headers: Record<string, string> = {};
+  for (const header of values.header ?? []) {
+    const colon = header.indexOf(":");
+    if (colon <= 0) throw new UsageError("--header: expected 'Name: value' (one of them has no ':')");
+    headers[header.slice(0, colon).trim()] = header.slice(colon + 1).trim();
+  }
+  const timeout = values.timeout;
+  const timeoutMs = timeout === undefined ? 0 : /^\d+ms$/.test(timeout.trim()) ? Number.parseInt(timeout, 10) : parseDuration(timeout, "--timeout") * 1000;
+  return {
+    url: values.lookup,
+    method: (values.method ?? "GET").toUpperCase(),
+    headers,
+    jsonPointer: values["json-pointer"] ?? "",
+    ttlSeconds: values.ttl === undefined ? 0 : parseDuration(values.ttl, "--ttl"),
+    timeoutMs,
+  };
+}
 
 const ls: Command = {
   name: "ls",

@@ -12,7 +12,67 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file veil/v1/secret.proto.
  */
 export const file_veil_v1_secret: GenFile = /*@__PURE__*/
-  fileDesc("ChR2ZWlsL3YxL3NlY3JldC5wcm90bxIHdmVpbC52MSKiAwoLU2VjcmV0SW5wdXQSDAoEbmFtZRgBIAEoCRIRCgR0ZXh0GAIgASgJSACIAQESMAoGZmllbGRzGAMgAygLMiAudmVpbC52MS5TZWNyZXRJbnB1dC5GaWVsZHNFbnRyeRITCgtkZXNjcmlwdGlvbhgEIAEoCRI0CghtZXRhZGF0YRgFIAMoCzIiLnZlaWwudjEuU2VjcmV0SW5wdXQuTWV0YWRhdGFFbnRyeRIdChBleHBlY3RlZF92ZXJzaW9uGAYgASgESAGIAQESFgoOYWxsb3dlZF9hZ2VudHMYByADKAkSFQoNYWdlbnRfcmVhZGVycxgIIAMoCRIUCgxlZ3Jlc3NfaG9zdHMYCSADKAkSEwoLZWdyZXNzX2JvZHkYCiABKAgaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX3RleHRCEwoRX2V4cGVjdGVkX3ZlcnNpb24iSwoRU2V0U2VjcmV0c1JlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCRIlCgdzZWNyZXRzGAIgAygLMhQudmVpbC52MS5TZWNyZXRJbnB1dCI6ChJTZXRTZWNyZXRzUmVzcG9uc2USJAoHc2VjcmV0cxgBIAMoCzITLnZlaWwudjEuU2VjcmV0TWV0YSKoAwoKU2VjcmV0TWV0YRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEjMKCG1ldGFkYXRhGAMgAygLMiEudmVpbC52MS5TZWNyZXRNZXRhLk1ldGFkYXRhRW50cnkSDwoHdmVyc2lvbhgEIAEoBBIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5hbGxvd2VkX2FnZW50cxgHIAMoCRIgCgRraW5kGAggASgOMhIudmVpbC52MS5WYWx1ZUtpbmQSDwoHc2Vzc2lvbhgJIAEoCRITCgtmaWVsZF9uYW1lcxgKIAMoCRIVCg1hZ2VudF9yZWFkZXJzGAsgAygJEhQKDGVncmVzc19ob3N0cxgMIAMoCRITCgtlZ3Jlc3NfYm9keRgNIAEoCBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiYQoSTGlzdFNlY3JldHNSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkSEwoLbmFtZV9wcmVmaXgYBCABKAkiVAoTTGlzdFNlY3JldHNSZXNwb25zZRIkCgdzZWNyZXRzGAEgAygLMhMudmVpbC52MS5TZWNyZXRNZXRhEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJCChBHZXRTZWNyZXRSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgEIrkBChFHZXRTZWNyZXRSZXNwb25zZRIhCgRtZXRhGAEgASgLMhMudmVpbC52MS5TZWNyZXRNZXRhEhEKBHRleHQYAiABKAlIAIgBARI2CgZmaWVsZHMYAyADKAsyJi52ZWlsLnYxLkdldFNlY3JldFJlc3BvbnNlLkZpZWxkc0VudHJ5Gi0KC0ZpZWxkc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX3RleHQiNAoTRGVsZXRlU2VjcmV0UmVxdWVzdBIPCgdzZXNzaW9uGAEgASgJEgwKBG5hbWUYAiABKAkiFgoURGVsZXRlU2VjcmV0UmVzcG9uc2UqUwoJVmFsdWVLaW5kEhoKFlZBTFVFX0tJTkRfVU5TUEVDSUZJRUQQABITCg9WQUxVRV9LSU5EX1RFWFQQARIVChFWQUxVRV9LSU5EX0ZJRUxEUxACMrECCg1TZWNyZXRTZXJ2aWNlEkUKClNldFNlY3JldHMSGi52ZWlsLnYxLlNldFNlY3JldHNSZXF1ZXN0GhsudmVpbC52MS5TZXRTZWNyZXRzUmVzcG9uc2USSAoLTGlzdFNlY3JldHMSGy52ZWlsLnYxLkxpc3RTZWNyZXRzUmVxdWVzdBocLnZlaWwudjEuTGlzdFNlY3JldHNSZXNwb25zZRJCCglHZXRTZWNyZXQSGS52ZWlsLnYxLkdldFNlY3JldFJlcXVlc3QaGi52ZWlsLnYxLkdldFNlY3JldFJlc3BvbnNlEksKDERlbGV0ZVNlY3JldBIcLnZlaWwudjEuRGVsZXRlU2VjcmV0UmVxdWVzdBodLnZlaWwudjEuRGVsZXRlU2VjcmV0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChR2ZWlsL3YxL3NlY3JldC5wcm90bxIHdmVpbC52MSLPAQoMTG9va3VwU291cmNlEgsKA3VybBgBIAEoCRIOCgZtZXRob2QYAiABKAkSMwoHaGVhZGVycxgDIAMoCzIiLnZlaWwudjEuTG9va3VwU291cmNlLkhlYWRlcnNFbnRyeRIUCgxqc29uX3BvaW50ZXIYBCABKAkSEwoLdHRsX3NlY29uZHMYBSABKA0SEgoKdGltZW91dF9tcxgGIAEoDRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLJAwoLU2VjcmV0SW5wdXQSDAoEbmFtZRgBIAEoCRIRCgR0ZXh0GAIgASgJSACIAQESMAoGZmllbGRzGAMgAygLMiAudmVpbC52MS5TZWNyZXRJbnB1dC5GaWVsZHNFbnRyeRITCgtkZXNjcmlwdGlvbhgEIAEoCRI0CghtZXRhZGF0YRgFIAMoCzIiLnZlaWwudjEuU2VjcmV0SW5wdXQuTWV0YWRhdGFFbnRyeRIdChBleHBlY3RlZF92ZXJzaW9uGAYgASgESAGIAQESFgoOYWxsb3dlZF9hZ2VudHMYByADKAkSFQoNYWdlbnRfcmVhZGVycxgIIAMoCRIUCgxlZ3Jlc3NfaG9zdHMYCSADKAkSEwoLZWdyZXNzX2JvZHkYCiABKAgSJQoGbG9va3VwGAsgASgLMhUudmVpbC52MS5Mb29rdXBTb3VyY2UaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX3RleHRCEwoRX2V4cGVjdGVkX3ZlcnNpb24iSwoRU2V0U2VjcmV0c1JlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCRIlCgdzZWNyZXRzGAIgAygLMhQudmVpbC52MS5TZWNyZXRJbnB1dCI6ChJTZXRTZWNyZXRzUmVzcG9uc2USJAoHc2VjcmV0cxgBIAMoCzITLnZlaWwudjEuU2VjcmV0TWV0YSLQAwoKU2VjcmV0TWV0YRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEjMKCG1ldGFkYXRhGAMgAygLMiEudmVpbC52MS5TZWNyZXRNZXRhLk1ldGFkYXRhRW50cnkSDwoHdmVyc2lvbhgEIAEoBBIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5hbGxvd2VkX2FnZW50cxgHIAMoCRIgCgRraW5kGAggASgOMhIudmVpbC52MS5WYWx1ZUtpbmQSDwoHc2Vzc2lvbhgJIAEoCRITCgtmaWVsZF9uYW1lcxgKIAMoCRIVCg1hZ2VudF9yZWFkZXJzGAsgAygJEhQKDGVncmVzc19ob3N0cxgMIAMoCRITCgtlZ3Jlc3NfYm9keRgNIAEoCBImCgZsb29rdXAYDiABKAsyFi52ZWlsLnYxLkxvb2t1cFN1bW1hcnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIm4KDUxvb2t1cFN1bW1hcnkSDgoGbWV0aG9kGAEgASgJEg4KBm9yaWdpbhgCIAEoCRIUCgxqc29uX3BvaW50ZXIYAyABKAkSEwoLdHRsX3NlY29uZHMYBCABKA0SEgoKdGltZW91dF9tcxgFIAEoDSJhChJMaXN0U2VjcmV0c1JlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCRITCgtuYW1lX3ByZWZpeBgEIAEoCSJUChNMaXN0U2VjcmV0c1Jlc3BvbnNlEiQKB3NlY3JldHMYASADKAsyEy52ZWlsLnYxLlNlY3JldE1ldGESFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkIKEEdldFNlY3JldFJlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAQiuQEKEUdldFNlY3JldFJlc3BvbnNlEiEKBG1ldGEYASABKAsyEy52ZWlsLnYxLlNlY3JldE1ldGESEQoEdGV4dBgCIAEoCUgAiAEBEjYKBmZpZWxkcxgDIAMoCzImLnZlaWwudjEuR2V0U2VjcmV0UmVzcG9uc2UuRmllbGRzRW50cnkaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIHCgVfdGV4dCI0ChNEZWxldGVTZWNyZXRSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSDAoEbmFtZRgCIAEoCSIWChREZWxldGVTZWNyZXRSZXNwb25zZSpqCglWYWx1ZUtpbmQSGgoWVkFMVUVfS0lORF9VTlNQRUNJRklFRBAAEhMKD1ZBTFVFX0tJTkRfVEVYVBABEhUKEVZBTFVFX0tJTkRfRklFTERTEAISFQoRVkFMVUVfS0lORF9MT09LVVAQAzKxAgoNU2VjcmV0U2VydmljZRJFCgpTZXRTZWNyZXRzEhoudmVpbC52MS5TZXRTZWNyZXRzUmVxdWVzdBobLnZlaWwudjEuU2V0U2VjcmV0c1Jlc3BvbnNlEkgKC0xpc3RTZWNyZXRzEhsudmVpbC52MS5MaXN0U2VjcmV0c1JlcXVlc3QaHC52ZWlsLnYxLkxpc3RTZWNyZXRzUmVzcG9uc2USQgoJR2V0U2VjcmV0EhkudmVpbC52MS5HZXRTZWNyZXRSZXF1ZXN0GhoudmVpbC52MS5HZXRTZWNyZXRSZXNwb25zZRJLCgxEZWxldGVTZWNyZXQSHC52ZWlsLnYxLkRlbGV0ZVNlY3JldFJlcXVlc3QaHS52ZWlsLnYxLkRlbGV0ZVNlY3JldFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+
+/**
+ * LookupSource is a value fetched over HTTP(S) by the server when it is needed
+ * (conversation start, GetSecret by a reader) instead of stored. The whole
+ * source is stored encrypted like a value: headers carry credentials.
+ *
+ * @generated from message veil.v1.LookupSource
+ */
+export type LookupSource = Message<"veil.v1.LookupSource"> & {
+  /**
+   * https:// or http:// URL, without user info.
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * GET (default when empty) or POST (with an empty body).
+   *
+   * @generated from field: string method = 2;
+   */
+  method: string;
+
+  /**
+   * Request headers; values may hold {{ secrets.NAME[.FIELD] }} expressions
+   * naming other (static) secrets of the tenant, resolved by the server.
+   *
+   * @generated from field: map<string, string> headers = 3;
+   */
+  headers: { [key: string]: string };
+
+  /**
+   * RFC 6901 pointer to a string or number in a JSON response; empty: the
+   * whole body as text.
+   *
+   * @generated from field: string json_pointer = 4;
+   */
+  jsonPointer: string;
+
+  /**
+   * How long a fetched value may be served from the cache (0: never; at most 86400).
+   *
+   * @generated from field: uint32 ttl_seconds = 5;
+   */
+  ttlSeconds: number;
+
+  /**
+   * Request timeout; 0 means 5000, at most 30000.
+   *
+   * @generated from field: uint32 timeout_ms = 6;
+   */
+  timeoutMs: number;
+};
+
+/**
+ * Describes the message veil.v1.LookupSource.
+ * Use `create(LookupSourceSchema)` to create a new message.
+ */
+export const LookupSourceSchema: GenMessage<LookupSource> = /*@__PURE__*/
+  messageDesc(file_veil_v1_secret, 0);
 
 /**
  * SecretInput is one secret to write. Exactly one of `text` and `fields`
@@ -90,6 +150,13 @@ export type SecretInput = Message<"veil.v1.SecretInput"> & {
    * @generated from field: bool egress_body = 10;
    */
   egressBody: boolean;
+
+  /**
+   * A value fetched by the server when needed, instead of text or fields.
+   *
+   * @generated from field: veil.v1.LookupSource lookup = 11;
+   */
+  lookup?: LookupSource | undefined;
 };
 
 /**
@@ -97,7 +164,7 @@ export type SecretInput = Message<"veil.v1.SecretInput"> & {
  * Use `create(SecretInputSchema)` to create a new message.
  */
 export const SecretInputSchema: GenMessage<SecretInput> = /*@__PURE__*/
-  messageDesc(file_veil_v1_secret, 0);
+  messageDesc(file_veil_v1_secret, 1);
 
 /**
  * @generated from message veil.v1.SetSecretsRequest
@@ -119,7 +186,7 @@ export type SetSecretsRequest = Message<"veil.v1.SetSecretsRequest"> & {
  * Use `create(SetSecretsRequestSchema)` to create a new message.
  */
 export const SetSecretsRequestSchema: GenMessage<SetSecretsRequest> = /*@__PURE__*/
-  messageDesc(file_veil_v1_secret, 1);
+  messageDesc(file_veil_v1_secret, 2);
 
 /**
  * @generated from message veil.v1.SetSecretsResponse
@@ -136,7 +203,7 @@ export type SetSecretsResponse = Message<"veil.v1.SetSecretsResponse"> & {
  * Use `create(SetSecretsResponseSchema)` to create a new message.
  */
 export const SetSecretsResponseSchema: GenMessage<SetSecretsResponse> = /*@__PURE__*/
-  messageDesc(file_veil_v1_secret, 2);
+  messageDesc(file_veil_v1_secret, 3);
 
 /**
  * SecretMeta is everything about a secret except its value.
@@ -216,6 +283,14 @@ export type SecretMeta = Message<"veil.v1.SecretMeta"> & {
    * @generated from field: bool egress_body = 13;
    */
   egressBody: boolean;
+
+  /**
+   * For VALUE_KIND_LOOKUP: the source without credentials (no headers, no URL
+   * path or query).
+   *
+   * @generated from field: veil.v1.LookupSummary lookup = 14;
+   */
+  lookup?: LookupSummary | undefined;
 };
 
 /**
@@ -223,7 +298,48 @@ export type SecretMeta = Message<"veil.v1.SecretMeta"> & {
  * Use `create(SecretMetaSchema)` to create a new message.
  */
 export const SecretMetaSchema: GenMessage<SecretMeta> = /*@__PURE__*/
-  messageDesc(file_veil_v1_secret, 3);
+  messageDesc(file_veil_v1_secret, 4);
+
+/**
+ * LookupSummary describes a lookup source without anything that could be a credential.
+ *
+ * @generated from message veil.v1.LookupSummary
+ */
+export type LookupSummary = Message<"veil.v1.LookupSummary"> & {
+  /**
+   * @generated from field: string method = 1;
+   */
+  method: string;
+
+  /**
+   * scheme://host[:port] of the URL only.
+   *
+   * @generated from field: string origin = 2;
+   */
+  origin: string;
+
+  /**
+   * @generated from field: string json_pointer = 3;
+   */
+  jsonPointer: string;
+
+  /**
+   * @generated from field: uint32 ttl_seconds = 4;
+   */
+  ttlSeconds: number;
+
+  /**
+   * @generated from field: uint32 timeout_ms = 5;
+   */
+  timeoutMs: number;
+};
+
+/**
+ * Describes the message veil.v1.LookupSummary.
+ * Use `create(LookupSummarySchema)` to create a new message.
+ */
+export const LookupSummarySchema: GenMessage<LookupSummary> = /*@__PURE__*/
+  messageDesc(file_veil_v1_secret, 5);
 
 /**
  * @generated from message veil.v1.ListSecretsRequest
@@ -257,7 +373,7 @@ export type ListSecretsRequest = Message<"veil.v1.ListSecretsRequest"> & {
  * Use `create(ListSecretsRequestSchema)` to create a new message.
  */
 export const ListSecretsRequestSchema: GenMessage<ListSecretsRequest> = /*@__PURE__*/
-  messageDesc(file_veil_v1_secret, 4);
+  messageDesc(file_veil_v1_secret, 6);
 
 /**
  * @generated from message veil.v1.ListSecretsResponse
@@ -279,7 +395,7 @@ export type ListSecretsResponse = Message<"veil.v1.ListSecretsResponse"> & {
  * Use `create(ListSecretsResponseSchema)` to create a new message.
  */
 export const ListSecretsResponseSchema: GenMessage<ListSecretsResponse> = /*@__PURE__*/
-  messageDesc(file_veil_v1_secret, 5);
+  messageDesc(file_veil_v1_secret, 7);
 
 /**
  * @generated from message veil.v1.GetSecretRequest
@@ -308,7 +424,7 @@ export type GetSecretRequest = Message<"veil.v1.GetSecretRequest"> & {
  * Use `create(GetSecretRequestSchema)` to create a new message.
  */
 export const GetSecretRequestSchema: GenMessage<GetSecretRequest> = /*@__PURE__*/
-  messageDesc(file_veil_v1_secret, 6);
+  messageDesc(file_veil_v1_secret, 8);
 
 /**
  * @generated from message veil.v1.GetSecretResponse
@@ -335,7 +451,7 @@ export type GetSecretResponse = Message<"veil.v1.GetSecretResponse"> & {
  * Use `create(GetSecretResponseSchema)` to create a new message.
  */
 export const GetSecretResponseSchema: GenMessage<GetSecretResponse> = /*@__PURE__*/
-  messageDesc(file_veil_v1_secret, 7);
+  messageDesc(file_veil_v1_secret, 9);
 
 /**
  * @generated from message veil.v1.DeleteSecretRequest
@@ -357,7 +473,7 @@ export type DeleteSecretRequest = Message<"veil.v1.DeleteSecretRequest"> & {
  * Use `create(DeleteSecretRequestSchema)` to create a new message.
  */
 export const DeleteSecretRequestSchema: GenMessage<DeleteSecretRequest> = /*@__PURE__*/
-  messageDesc(file_veil_v1_secret, 8);
+  messageDesc(file_veil_v1_secret, 10);
 
 /**
  * @generated from message veil.v1.DeleteSecretResponse
@@ -370,7 +486,7 @@ export type DeleteSecretResponse = Message<"veil.v1.DeleteSecretResponse"> & {
  * Use `create(DeleteSecretResponseSchema)` to create a new message.
  */
 export const DeleteSecretResponseSchema: GenMessage<DeleteSecretResponse> = /*@__PURE__*/
-  messageDesc(file_veil_v1_secret, 9);
+  messageDesc(file_veil_v1_secret, 11);
 
 /**
  * ValueKind tells whether a secret holds a single text or a map of fields.
@@ -392,6 +508,13 @@ export enum ValueKind {
    * @generated from enum value: VALUE_KIND_FIELDS = 2;
    */
   FIELDS = 2,
+
+  /**
+   * Fetched by the server when needed (see SecretInput.lookup).
+   *
+   * @generated from enum value: VALUE_KIND_LOOKUP = 3;
+   */
+  LOOKUP = 3,
 }
 
 /**

@@ -75,11 +75,12 @@ export class MaskedOutput {
   /**
    * A command ended but the stream goes on: emits everything up to `end`. The held bytes from
    * `heldFrom` on go out as one mask when `maskHeld` (they may be the start of a secret), else
-   * as they are. The scanner keeps its state, so a secret the next bytes complete is still masked.
+   * as they are, up to `coverEnd` (bytes after it are transparent ones no pattern holds). The
+   * scanner keeps its state, so a secret the next bytes complete is still masked.
    */
-  flush(heldFrom: number, end: number, maskHeld: boolean): Uint8Array {
+  flush(heldFrom: number, end: number, maskHeld: boolean, coverEnd = end): Uint8Array {
     this.begin(EMPTY, end);
-    if (maskHeld && heldFrom < end) this.covered(heldFrom, end, heldFrom);
+    if (maskHeld && heldFrom < coverEnd) this.covered(heldFrom, coverEnd, heldFrom);
     this.settle(end, true);
     return this.take();
   }

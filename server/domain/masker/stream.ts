@@ -114,8 +114,18 @@ export class AutomatonStream {
           maskHeld = true;
         }
       }
-      return this.output.flush(from, end, maskHeld);
+      return this.output.flush(from, end, maskHeld, this.trailingGapStart(end));
     });
+  }
+
+  /**
+   * Where the held bytes stop being possible secret bytes: transparent bytes at their very end
+   * (the LF after a long line that ends in a secret) are never part of a pattern, so a flush
+   * emits them as they are instead of folding them into the mask.
+   */
+  private trailingGapStart(end: number): number {
+    const last = this.gapEnd.length - 1;
+    return last >= 0 && this.gapEnd[last] === end ? this.gapStart[last]! : end;
   }
 
   /** Ends the stream and returns the held-back bytes, masked. A second call returns nothing. */
