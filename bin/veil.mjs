@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Entry point of the `veil` bin: the compiled CLI when dist/ is up to date, else the TypeScript sources through tsx.
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -22,7 +22,8 @@ function newest(dir) {
 function distIsFresh() {
   try {
     const built = statSync(`${root}/dist/.built`).mtimeMs;
-    return ["server", "client", "gen", "console"].every((dir) => newest(`${root}/${dir}`) < built);
+    // A packed install ships dist/ without the sources: then dist/ is all there is.
+    return ["server", "client", "gen", "console"].every((dir) => !existsSync(`${root}/${dir}`) || newest(`${root}/${dir}`) < built);
   } catch {
     return false;
   }

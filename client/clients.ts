@@ -2,6 +2,7 @@
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { AgentService } from "../gen/veil/v1/agent_pb.js";
 import { AuditService } from "../gen/veil/v1/audit_pb.js";
+import { BackupService } from "../gen/veil/v1/backup_pb.js";
 import { type ConversationEvent, ConversationService, type StartConversationRequestSchema } from "../gen/veil/v1/conversation_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CallOptions } from "@connectrpc/connect";
@@ -13,6 +14,7 @@ import { TokenService } from "../gen/veil/v1/token_pb.js";
 
 export * from "../gen/veil/v1/agent_pb.js";
 export * from "../gen/veil/v1/audit_pb.js";
+export * from "../gen/veil/v1/backup_pb.js";
 export * from "../gen/veil/v1/conversation_pb.js";
 export * from "../gen/veil/v1/keys_pb.js";
 export * from "../gen/veil/v1/secret_pb.js";
@@ -32,6 +34,7 @@ export interface VeilClient {
   audit: Client<typeof AuditService>;
   keys: Client<typeof KeyService>;
   agents: Client<typeof AgentService>;
+  backup: Client<typeof BackupService>;
   transport: Transport;
   /** Starts a conversation: `started`, then each command's events, as an async iterable. */
   startConversation(request: MessageInitShape<typeof StartConversationRequestSchema>, options?: CallOptions): AsyncIterable<ConversationEvent>;
@@ -71,6 +74,7 @@ export function clientsFor(transport: Transport): VeilClient {
     audit: createClient(AuditService, transport),
     keys: createClient(KeyService, transport),
     agents: createClient(AgentService, transport),
+    backup: createClient(BackupService, transport),
     transport,
   };
 }

@@ -31,7 +31,8 @@ import { createErrorInterceptor } from "./rpc/errors.js";
 import { createLoggingInterceptor } from "./rpc/logging.js";
 import { createRoutes } from "./routes.js";
 import type { KvStore } from "./store/kv.js";
-import { openLevelStore } from "./store/level-store.js";
+import { checkLayout } from "./store/layout.js";
+import { openDataDirStore, releasePidFile } from "./data-dir.js";
 
 /** A running Veil core, transport-free: what tests wrap in a router transport or a real server. */
 export interface VeilApp {
@@ -63,12 +64,18 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   if (statSync(config.dataDir).uid === process.getuid?.()) chmodSync(config.dataDir, 0o700);
   warnIfReadable(logger, config.masterKeyFile);
   const masterKey = loadMasterKey({ env: options.env ?? process.env, dataDir: config.dataDir, logger, ...(config.masterKeyFile !== undefined ? { file: config.masterKeyFile } : {}) });
-  const store = await openLevelStore(join(config.dataDir, "db"));
+  const store = await openDataDirStore(config.dataDir);
+  const closeStore = async () => {
+    await store.close();
+    releasePidFile(config.dataDir);
+  };
   let keyring: Keyring;
   try {
+    // Before anything reads a key: a newer layout may mean something else by the same keys.
+    await checkLayout(store);
     keyring = await Keyring.open(store, masterKey);
   } catch (error) {
-    await store.close();
+    await closeStore();
     throw error;
   }
   const rotation = createRotation({
@@ -82,7 +89,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     // Picks up a rotation a crash interrupted; refuses to start if a retired generation is still needed.
     await rotation.resume();
   } catch (error) {
-    await store.close();
+    await closeStore();
     throw error;
   }
   const vault = createVault(store, keyring);
@@ -109,7 +116,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   try {
     workDir = openWorkDir(config.workDir, (msg, fields) => logger.log("info", msg, fields));
   } catch (error) {
-    await store.close();
+    await closeStore();
     throw new VeilError("failed_precondition", `--work-dir: ${(error as Error).message}`);
   }
   let gateway: Gateway;
@@ -117,7 +124,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     gateway = await createEgressGateway(config, workDir, audit, logger);
   } catch (error) {
     workDir.close();
-    await store.close();
+    await closeStore();
     throw error;
   }
   const conversations = createConversations({
@@ -158,7 +165,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
       await conversations.closeAll();
       gateway.close();
       await rotation.stop();
-      await store.close();
+      await closeStore();
     },
   };
   app.routes = createRoutes({
@@ -170,6 +177,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     audit,
     agents: createAgentDirectory(tokens, vault),
     rotation,
+    store,
     extraSecrets: createExtraSecrets({ sealer, settings }),
     lookups,
     references: createReferences({ vault, lookups }),

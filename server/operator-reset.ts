@@ -2,6 +2,8 @@
 import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ConfigError } from "./config.js";
+import { holderPid } from "./data-dir.js";
+import { checkLayout } from "./store/layout.js";
 import { createAudit } from "./domain/audit.js";
 import { Keyring } from "./domain/keyring.js";
 import { DEFAULT_TENANT } from "./domain/principal.js";
@@ -32,9 +34,10 @@ function masterKeyFor(dataDir: string, env: NodeJS.ProcessEnv, masterKeyFile: st
 async function openStopped(dataDir: string): Promise<KvStore> {
   return openLevelStore(join(dataDir, "db")).catch((error: unknown) => {
     const locked = (error as { cause?: { code?: string } }).cause?.code === "LEVEL_LOCKED";
+    const pid = locked ? holderPid(dataDir) : undefined;
     throw new ConfigError(
       locked
-        ? `--data-dir: ${dataDir} is in use (its LevelDB lock is held): stop the server first, then run reset-operator`
+        ? `--data-dir: ${dataDir} is in use${pid !== undefined ? ` by pid ${pid}` : " (its LevelDB lock is held)"}: stop the server first, then run reset-operator`
         : `--data-dir: cannot open ${dataDir}: ${(error as Error).message}`,
       { cause: error },
     );
@@ -58,6 +61,8 @@ export async function resetOperatorToken(options: { dataDir: string; masterKeyFi
   const masterKey = masterKeyFor(dataDir, options.env ?? process.env, options.masterKeyFile);
   const store = await openStopped(dataDir);
   try {
+    // Older code must not rewrite a newer layout's tokens.
+    await checkLayout(store);
     await Keyring.open(store, masterKey);
     const audit = createAudit(store);
     const reset = await createTokens(store).resetOperator((fresh, revoked) =>

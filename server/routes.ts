@@ -8,9 +8,11 @@ import type { Sealer } from "./domain/sealed.js";
 import type { Settings } from "./domain/settings.js";
 import type { Tokens } from "./domain/tokens.js";
 import type { Vault } from "./domain/vault.js";
+import type { KvStore } from "./store/kv.js";
 import { type ConversationDeps, createConversationService } from "./services/conversation-service.js";
 import { createAgentService } from "./services/agent-service.js";
 import { createAuditService } from "./services/audit-service.js";
+import { createBackupService } from "./services/backup-service.js";
 import { createHealthService } from "./services/health.js";
 import { createKeyService } from "./services/key-service.js";
 import { createSettingsService } from "./services/settings-service.js";
@@ -20,6 +22,7 @@ import { createTokenService } from "./services/token-service.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { AgentService, file_veil_v1_agent } from "../gen/veil/v1/agent_pb.js";
 import { AuditService, file_veil_v1_audit } from "../gen/veil/v1/audit_pb.js";
+import { BackupService, file_veil_v1_backup } from "../gen/veil/v1/backup_pb.js";
 import { ConversationService, file_veil_v1_conversation } from "../gen/veil/v1/conversation_pb.js";
 import { file_veil_v1_keys, KeyService } from "../gen/veil/v1/keys_pb.js";
 import { file_veil_v1_secret, SecretService } from "../gen/veil/v1/secret_pb.js";
@@ -37,12 +40,14 @@ export interface RouteDeps extends ConversationDeps {
   agents: AgentDirectory;
   rotation: Rotation;
   lookups: Lookups;
+  /** Read whole, as one snapshot, by backups. */
+  store: KvStore;
   isServing: () => boolean;
 }
 
 /** Builds the route table. */
 export function createRoutes(deps: RouteDeps) {
-  const services = [SecretService, TokenService, ConversationService, SettingsService, AuditService, KeyService, AgentService];
+  const services = [SecretService, TokenService, ConversationService, SettingsService, AuditService, KeyService, AgentService, BackupService];
   return (router: ConnectRouter) => {
     router.service(SecretService, createSecretService(deps));
     router.service(TokenService, createTokenService(deps));
@@ -51,6 +56,7 @@ export function createRoutes(deps: RouteDeps) {
     router.service(AuditService, createAuditService(deps));
     router.service(KeyService, createKeyService(deps));
     router.service(AgentService, createAgentService(deps));
+    router.service(BackupService, createBackupService(deps));
     router.service(Health, createHealthService(deps.isServing, { services: services.map((s) => s.typeName) }));
     registerReflection(router, [
       file_veil_v1_secret,
@@ -60,6 +66,7 @@ export function createRoutes(deps: RouteDeps) {
       file_veil_v1_audit,
       file_veil_v1_keys,
       file_veil_v1_agent,
+      file_veil_v1_backup,
       file_grpc_health_v1_health,
     ]);
   };

@@ -2,6 +2,7 @@
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createApp, type VeilApp } from "./app.js";
 import type { ServerConfig } from "./config.js";
+import { DataDirInUseError, dataDirBefore, rollbackDataDir } from "./data-dir.js";
 import type { Logger } from "./log.js";
 import { createConsoleRoute, defaultConsoleDir, loadConsoleFiles } from "./net/console-route.js";
 import { withCors } from "./net/cors.js";
@@ -23,7 +24,16 @@ export interface VeilServer {
 
 /** Starts Veil on `config.host:config.port` (port 0 picks a free one). */
 export async function startServer(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv }): Promise<VeilServer> {
-  const app = await createApp(config, options);
+  // A failed start takes back what it made: no half-made data dir, no operator token never printed.
+  const before = dataDirBefore(config.dataDir);
+  const rollback = (error: unknown) => {
+    // Another server owns the dir: what is there (and new) is its, not ours to remove.
+    if (!(error instanceof DataDirInUseError)) rollbackDataDir(config.dataDir, before);
+    return error;
+  };
+  const app = await createApp(config, options).catch((error: unknown) => {
+    throw rollback(error);
+  });
   const handler = connectNodeAdapter({
     routes: (router) => {
       app.routes(router);
@@ -44,7 +54,7 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     listener = await listen(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(handler))), { host: config.host, port: config.port });
   } catch (error) {
     await app.close();
-    throw error;
+    throw rollback(error);
   }
   let closing: Promise<void> | undefined;
   return {

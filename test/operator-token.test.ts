@@ -61,7 +61,7 @@ describe("veil token reset-operator", () => {
 
         const busy = run(["token", "reset-operator", "--data-dir", dir.path]);
         expect(busy.code).toBe(2);
-        expect(busy.stderr).toMatch(/is in use \(its LevelDB lock is held\): stop the server first/);
+        expect(busy.stderr).toContain(`is in use by pid ${first.proc.pid}: stop the server first`);
         expect(await first.stop()).toBe(0);
 
         const wrongKey = run(["token", "reset-operator", "--data-dir", dir.path], { VEIL_MASTER_KEY: Buffer.alloc(32, 9).toString("base64") });

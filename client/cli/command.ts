@@ -11,6 +11,8 @@ export interface Command {
   run(argv: string[]): Promise<number>;
   /** Groups answer --help for their subcommands themselves. */
   isGroup?: boolean;
+  /** A group's subcommands (for shell completion). */
+  commands?: Command[];
 }
 
 /** parseArgs that turns its errors into usage errors. */
@@ -51,6 +53,7 @@ export function group(name: string, summary: string, commands: Command[]): Comma
     summary,
     help,
     isGroup: true,
+    commands,
     async run(argv) {
       const [sub, ...rest] = argv;
       if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {

@@ -3,32 +3,55 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createVeilClient, type VeilClient, type VeilProtocol } from "../index.js";
 import { UsageError } from "./io.js";
+import { activeProfile, type Profile } from "./profiles.js";
 
 /** Flags every client command accepts. */
 export const CONNECTION_OPTIONS = {
   url: { type: "string" },
   token: { type: "string" },
   protocol: { type: "string" },
+  profile: { type: "string" },
 } as const;
 
 export const CONNECTION_HELP = `Connection:
-  --url URL          server address (default $VEIL_URL or http://127.0.0.1:8080)
-  --token TOKEN      bearer token (default $VEIL_TOKEN, else <data dir>/admin.token)
-  --protocol P       grpc (default), connect or grpc-web`;
+  --url URL          server address (default $VEIL_URL, the profile's, or http://127.0.0.1:8080)
+  --token TOKEN      bearer token (default $VEIL_TOKEN, the profile's token file, else
+                     <data dir>/admin.token)
+  --protocol P       grpc (default), connect or grpc-web
+  --profile NAME     a profile saved by 'veil login' (default $VEIL_PROFILE or the current one)`;
 
-/** The token to use: --token, $VEIL_TOKEN, or the local operator token file. */
-function resolveToken(flag: string | undefined): string {
+/** The token to use: --token, $VEIL_TOKEN, the profile's token file, or the local operator token file. */
+function resolveToken(flag: string | undefined, profile: Profile | undefined): string {
   if (flag) return flag;
   if (process.env.VEIL_TOKEN) return process.env.VEIL_TOKEN;
+  if (profile?.tokenFile !== undefined) {
+    if (!existsSync(profile.tokenFile)) throw new UsageError(`profile: token file ${profile.tokenFile} is missing (run 'veil login' again)`);
+    return readFileSync(profile.tokenFile, "utf8").trim();
+  }
   const file = join(process.env.VEIL_DATA_DIR ?? "./.veil", "admin.token");
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
   throw new UsageError(`no token: pass --token, set VEIL_TOKEN, or run next to a data dir with ${file}`);
 }
 
+/** A server address must be an http(s) URL: anything else is a usage error (exit 2) naming where it came from. */
+export function checkUrl(text: string, from: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`${from}: not a URL (expected http://HOST:PORT or https://HOST:PORT)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${from}: must be an http:// or https:// URL, not ${url.protocol}`);
+  return text;
+}
+
 /** Builds the client for a command's parsed connection flags. */
-export async function connect(values: { url?: string | undefined; token?: string | undefined; protocol?: string | undefined }): Promise<VeilClient> {
+export async function connect(values: { url?: string | undefined; token?: string | undefined; protocol?: string | undefined; profile?: string | undefined }): Promise<VeilClient> {
   const protocol = (values.protocol ?? "grpc") as VeilProtocol;
   if (!["grpc", "connect", "grpc-web"].includes(protocol)) throw new UsageError("--protocol: must be grpc, connect or grpc-web");
-  const baseUrl = values.url ?? process.env.VEIL_URL ?? "http://127.0.0.1:8080";
-  return createVeilClient({ baseUrl, token: resolveToken(values.token), protocol });
+  const profile = activeProfile(values.profile);
+  const fromEnv = process.env.VEIL_URL || undefined;
+  const [url, from] = values.url !== undefined ? [values.url, "--url"] : fromEnv !== undefined ? [fromEnv, "VEIL_URL"] : [profile?.url ?? "http://127.0.0.1:8080", "profile url"];
+  const baseUrl = checkUrl(url, from);
+  return createVeilClient({ baseUrl, token: resolveToken(values.token, profile), protocol });
 }

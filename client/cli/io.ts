@@ -46,7 +46,7 @@ export function describeFailure(error: unknown): { message: string; exitCode: nu
         [Code.InvalidArgument]: EXIT.invalid,
         [Code.Unavailable]: EXIT.unavailable,
       }[error.code as number] ?? EXIT.failure;
-    const hint = error.code === Code.Unavailable ? " (is `veil serve` running? see --url)" : "";
+    const hint = error.code === Code.Unavailable && !error.rawMessage.startsWith("server shutting down") ? " (is `veil serve` running? see --url)" : "";
     return { message: `${codeName(error.code)}: ${error.rawMessage}${hint}`, exitCode };
   }
   return { message: error instanceof Error ? error.message : String(error), exitCode: EXIT.failure };

@@ -31,6 +31,7 @@ const ACTIONS: Record<string, string> = {
   "veil.v1.KeyService/RetireKeys": "keys.retire",
   "veil.v1.AgentService/ListAgents": "agent.list",
   "veil.v1.AgentService/GetAgentAccess": "agent.access",
+  "veil.v1.BackupService/Backup": "backup.create",
 };
 
 /** The request header a client names itself in (`veil mcp` sends `mcp:<clientInfo.name>`). */

@@ -4,7 +4,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ConversationEvent as DomainEvent } from "../domain/conversation.js";
 import type { Conversations } from "../domain/conversations.js";
 import { normalizeHostPattern } from "../domain/egress-binding.js";
-import { fail } from "../domain/errors.js";
+import { fail, VeilError } from "../domain/errors.js";
 import { authorizeNetwork } from "../domain/grants.js";
 import type { InjectedSecret } from "../domain/injection.js";
 import type { Principal } from "../domain/principal.js";
@@ -32,6 +32,8 @@ export interface ConversationDeps {
   defaultTimeoutMs: number;
   outputLimitBytes: number;
   extraSecrets: ExtraSecrets;
+  /** False once the server drains: a command stopped by it then ends its stream with UNAVAILABLE. */
+  isServing?: () => boolean;
 }
 
 type EventMessage = MessageInitShape<typeof ConversationEventSchema>;
@@ -87,11 +89,20 @@ function checkCollisions(secrets: readonly InjectedSecret[], env: Record<string,
   }
 }
 
+function shuttingDown() {
+  return new VeilError("unavailable", "server shutting down: the command was stopped before it finished; run it again once the server is back");
+}
+
 /** Builds the ConversationService handlers. */
 export function createConversationService(deps: ConversationDeps): ServiceImpl<typeof ConversationService> {
   /** Streams one command; a dropped client stream ends the conversation unless it is kept. */
   async function* stream(events: AsyncIterable<DomainEvent>) {
-    for await (const event of events) yield toMessage(event);
+    for await (const event of events) {
+      // The drain killed it: its exit code says nothing about the command, so the caller hears why instead.
+      if (event.type === "command_exited" && deps.isServing?.() === false) throw shuttingDown();
+      yield toMessage(event);
+    }
+    if (deps.isServing?.() === false) throw shuttingDown();
   }
 
   function endIfDropped(ctx: HandlerContext, conversation: { settings: { keepOnDisconnect: boolean }; end(): Promise<void> }) {

@@ -27,6 +27,15 @@ export class KvConflictError extends Error {
   override readonly name = "KvConflictError";
 }
 
+/** The whole store as of one instant (raw bytes, for backups); close it when done. */
+export interface KvSnapshot {
+  /** How many entries the snapshot holds. */
+  count(): Promise<number>;
+  /** Every entry in key order, as of the snapshot, however many writes land meanwhile. */
+  entries(): AsyncIterable<[key: string, value: Uint8Array]>;
+  close(): Promise<void>;
+}
+
 /** What the domain needs from storage. Writes are atomic and durable when they resolve. */
 export interface KvStore {
   get(key: string): Promise<Uint8Array | undefined>;
@@ -34,6 +43,8 @@ export interface KvStore {
   /** Applies every op or none, after checking every guard; resolves once synced to disk. */
   write(ops: readonly KvOp[], guards?: readonly KvGuard[]): Promise<void>;
   scan(range: KvRange): AsyncIterable<[key: string, value: Uint8Array]>;
+  /** A consistent point-in-time view of every entry (backends without one cannot be backed up online). */
+  snapshot?(): Promise<KvSnapshot>;
   close(): Promise<void>;
 }
 

@@ -3,7 +3,7 @@ import { readdir, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { Level } from "level";
 import { VeilError } from "../domain/errors.js";
-import { type KvGuard, type KvOp, type KvRange, type KvStore, KvConflictError, sameBytes } from "./kv.js";
+import { type KvGuard, type KvOp, type KvRange, type KvSnapshot, type KvStore, KvConflictError, sameBytes } from "./kv.js";
 
 interface PendingWrite {
   ops: readonly KvOp[];
@@ -115,6 +115,32 @@ class LevelStore implements KvStore {
     } catch (error) {
       throw storeError(error);
     }
+  }
+
+  /** LevelDB's explicit snapshot: the count and the entries read the same instant of the store. */
+  async snapshot(): Promise<KvSnapshot> {
+    if (this.recovering !== undefined || this.db.status !== "open") await this.recover();
+    const snapshot = this.db.snapshot();
+    const db = this.db;
+    return {
+      async count() {
+        let n = 0;
+        try {
+          for await (const _ of db.keys({ snapshot })) n++;
+        } catch (error) {
+          throw storeError(error);
+        }
+        return n;
+      },
+      async *entries() {
+        try {
+          for await (const entry of db.iterator({ snapshot })) yield entry;
+        } catch (error) {
+          throw storeError(error);
+        }
+      },
+      close: () => snapshot.close(),
+    };
   }
 
   async close() {

@@ -58,11 +58,12 @@ const status: Command = {
 const retire: Command = {
   name: "retire",
   summary: "drop old generations once nothing needs them",
-  help: `Usage: veil keys retire\n\nRefuses while a value still needs an old generation.\n\n${CONNECTION_HELP}`,
+  help: `Usage: veil keys retire [--json]\n\nRefuses while a value still needs an old generation.\n\n${CONNECTION_HELP}`,
   async run(argv) {
-    const { values } = parse(argv, CONNECTION_OPTIONS, false);
+    const { values } = parse(argv, { ...CONNECTION_OPTIONS, json: { type: "boolean" } }, false);
     const res = await (await connect(values)).keys.retireKeys({});
-    process.stderr.write(`retired: ${res.retired.join(", ") || "none"}; ${describe(res.status)}\n`);
+    if (values.json) process.stdout.write(`${JSON.stringify({ ...statusJson(res.status), retired: res.retired })}\n`);
+    else process.stderr.write(`retired: ${res.retired.join(", ") || "none"}; ${describe(res.status)}\n`);
     return EXIT.ok;
   },
 };
@@ -81,15 +82,17 @@ only the keyring changes. Start the server with the new key afterwards.
 Options:
   --data-dir D               the data dir (default $VEIL_DATA_DIR or ./.veil)
   --master-key-file F        the current master key, if not in VEIL_MASTER_KEY or D/master.key
-  --new-master-key-file F    the new master key (required)`,
+  --new-master-key-file F    the new master key (required)
+  --json                     print {dataDir, rewrapped} as JSON`,
   async run(argv) {
-    const { values } = parse(argv, { "data-dir": { type: "string" }, "master-key-file": { type: "string" }, "new-master-key-file": { type: "string" } }, false);
+    const { values } = parse(argv, { "data-dir": { type: "string" }, "master-key-file": { type: "string" }, "new-master-key-file": { type: "string" }, json: { type: "boolean" } }, false);
     const newFile = values["new-master-key-file"];
     if (newFile === undefined) throw new UsageError("--new-master-key-file: required");
     const { rekeyDataDir } = await import("../../../server/rekey.js");
     const dataDir = values["data-dir"] ?? process.env.VEIL_DATA_DIR ?? "./.veil";
     await rekeyDataDir({ dataDir, newKeyFile: newFile, ...(values["master-key-file"] !== undefined ? { masterKeyFile: values["master-key-file"] } : {}) });
-    process.stderr.write(`${dataDir}: keyring re-wrapped under the new master key\n`);
+    if (values.json) process.stdout.write(`${JSON.stringify({ dataDir, rewrapped: true })}\n`);
+    else process.stderr.write(`${dataDir}: keyring re-wrapped under the new master key\n`);
     return EXIT.ok;
   },
 };

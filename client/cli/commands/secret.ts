@@ -33,6 +33,12 @@ function metaJson(meta: SecretMeta | undefined) {
   };
 }
 
+/** The stored metadata of one secret (never its value), for --keep-value; undefined when missing (the server then says so). */
+async function storedMeta(client: Awaited<ReturnType<typeof connect>>, session: string, name: string): Promise<SecretMeta | undefined> {
+  const page = await client.secrets.listSecrets({ session, namePrefix: name, pageSize: 1000 });
+  return page.secrets.find((m) => m.name === name && m.session === session);
+}
+
 const set: Command = {
   name: "set",
   summary: "create or update a secret; the value is read from stdin",
@@ -57,8 +63,9 @@ Options:
   --method GET|POST        the request method (default GET)
   --timeout DURATION       request timeout (500ms, 5s; default 5s, at most 30s)
   --fields                 stdin holds key=value lines: a grouped credential
-  --keep-value             keep the value; description, metadata and grants are still
-                           replaced by what this call gives (omitted ones are cleared)
+  --keep-value             keep the value, and the description, metadata, grants and
+                           egress hosts this call does not give (to clear a list, set
+                           the value again without --keep-value)
   --description TEXT       free text, at most 1 KiB
   --meta KEY=VALUE         metadata entry (repeatable)
   --agent NAME             only this agent may inject it (repeatable; none = every agent)
@@ -105,19 +112,21 @@ ${CONNECTION_HELP}`,
       const raw = await readSecretValue(name);
       value = values.fields ? { fields: keyValues(raw.split(/\r?\n/), "stdin (--fields)") } : { text: raw };
     }
+    // --keep-value: what is not given stays as stored, checked-and-set against the version read.
+    const kept = values["keep-value"] ? await storedMeta(client, values.session ?? "", name) : undefined;
     const res = await client.secrets.setSecrets({
       session: values.session ?? "",
       secrets: [
         {
           name,
           ...value,
-          description: values.description ?? "",
-          metadata: keyValues(values.meta ?? [], "--meta"),
-          allowedAgents: values.agent ?? [],
-          agentReaders: values.reader ?? [],
-          egressHosts: values["egress-host"] ?? [],
-          egressBody: values["egress-body"] ?? false,
-          ...(expected !== undefined ? { expectedVersion: BigInt(expected) } : {}),
+          description: values.description ?? kept?.description ?? "",
+          metadata: values.meta !== undefined ? keyValues(values.meta, "--meta") : (kept?.metadata ?? {}),
+          allowedAgents: values.agent ?? kept?.allowedAgents ?? [],
+          agentReaders: values.reader ?? kept?.agentReaders ?? [],
+          egressHosts: values["egress-host"] ?? kept?.egressHosts ?? [],
+          egressBody: values["egress-body"] ?? kept?.egressBody ?? false,
+          ...(expected !== undefined ? { expectedVersion: BigInt(expected) } : kept !== undefined ? { expectedVersion: kept.version } : {}),
         },
       ],
     });
@@ -225,13 +234,15 @@ const rm: Command = {
 
 Options:
   --session S     scope inside the tenant
+  --json          print {name, session, deleted} as JSON
 ${CONNECTION_HELP}`,
   async run(argv) {
-    const { values, positionals } = parse(argv, { ...CONNECTION_OPTIONS, ...session });
+    const { values, positionals } = parse(argv, { ...CONNECTION_OPTIONS, ...session, ...json });
     const name = one(positionals, "secret NAME");
     const client = await connect(values);
     await client.secrets.deleteSecret({ session: values.session ?? "", name });
-    process.stderr.write(`${name}: deleted\n`);
+    if (values.json) process.stdout.write(`${JSON.stringify({ name, session: values.session ?? "", deleted: true })}\n`);
+    else process.stderr.write(`${name}: deleted\n`);
     return EXIT.ok;
   },
 };

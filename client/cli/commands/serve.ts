@@ -41,8 +41,7 @@ export const serveCommand: Command = {
         `Operator token (shown once; also saved to the data dir's admin.token, mode 0600):\n${server.app.operatorToken}\n`,
       );
     }
-    logger.log("info", "listening", { url: server.url });
-    await new Promise<void>((resolve) => {
+    const stopped = new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         logger.log("info", "draining", { signal });
         void server.close().then(resolve);
@@ -50,6 +49,9 @@ export const serveCommand: Command = {
       process.once("SIGTERM", () => stop("SIGTERM"));
       process.once("SIGINT", () => stop("SIGINT"));
     });
+    // Only once the handlers are in place: whoever waits for this line may send SIGTERM at once.
+    logger.log("info", "listening", { url: server.url });
+    await stopped;
     logger.log("info", "stopped");
     return EXIT.ok;
   },

@@ -91,9 +91,10 @@ const ls: Command = {
         const j = infoJson(t)!;
         const state = j.revoked ? "revoked" : j.expiresAt && Date.parse(j.expiresAt) < Date.now() ? "expired" : "active";
         const network = j.role === "admin" || j.allowNetwork ? "yes" : "no";
-        return [j.tokenId, j.operator ? "operator" : j.role, j.agent || "-", network, state, j.expiresAt ?? "never", j.description];
+        // ROLE is the JSON `role` (admin or agent); the operator is an admin, flagged as in JSON's `operator`.
+        return [j.tokenId, j.role, j.agent || "-", network, state, j.expiresAt ?? "never", j.operator ? "yes" : "no", j.description];
       });
-      process.stdout.write(`${table([["ID", "ROLE", "AGENT", "NETWORK", "STATE", "EXPIRES", "DESCRIPTION"], ...rows])}\n`);
+      process.stdout.write(`${table([["ID", "ROLE", "AGENT", "NETWORK", "STATE", "EXPIRES", "OPERATOR", "DESCRIPTION"], ...rows])}\n`);
     }
     return EXIT.ok;
   },
@@ -102,18 +103,19 @@ const ls: Command = {
 const revoke: Command = {
   name: "revoke",
   summary: "revoke a token by id",
-  help: `Usage: veil token revoke TOKEN_ID
+  help: `Usage: veil token revoke TOKEN_ID [--json]
 
 An operator token is revoked only with an operator token (itself included); if it is
 lost, see 'veil token reset-operator'.
 
 ${CONNECTION_HELP}`,
   async run(argv) {
-    const { values, positionals } = parse(argv, CONNECTION_OPTIONS);
+    const { values, positionals } = parse(argv, { ...CONNECTION_OPTIONS, json: { type: "boolean" } });
     if (positionals.length !== 1) throw new UsageError("expected exactly one TOKEN_ID");
     const client = await connect(values);
     await client.tokens.revokeToken({ tokenId: positionals[0]! });
-    process.stderr.write(`${positionals[0]}: revoked\n`);
+    if (values.json) process.stdout.write(`${JSON.stringify({ tokenId: positionals[0], revoked: true })}\n`);
+    else process.stderr.write(`${positionals[0]}: revoked\n`);
     return EXIT.ok;
   },
 };
@@ -131,14 +133,19 @@ Refused while a server runs on D, or with a master key that does not match.
 
 Options:
   --data-dir D            the data dir (default $VEIL_DATA_DIR or ./.veil)
-  --master-key-file F     the master key, if not in VEIL_MASTER_KEY or D/master.key`,
+  --master-key-file F     the master key, if not in VEIL_MASTER_KEY or D/master.key
+  --json                  print {token, tokenId, tokenFile, revoked} as JSON`,
   async run(argv) {
-    const { values } = parse(argv, { "data-dir": { type: "string" }, "master-key-file": { type: "string" } }, false);
+    const { values } = parse(argv, { "data-dir": { type: "string" }, "master-key-file": { type: "string" }, json: { type: "boolean" } }, false);
     const { resetOperatorToken } = await import("../../../server/operator-reset.js");
     const reset = await resetOperatorToken({
       dataDir: values["data-dir"] ?? process.env.VEIL_DATA_DIR ?? "./.veil",
       ...(values["master-key-file"] !== undefined ? { masterKeyFile: values["master-key-file"] } : {}),
     });
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ token: reset.token, tokenId: reset.tokenId, tokenFile: reset.tokenFile, revoked: reset.revokedIds })}\n`);
+      return EXIT.ok;
+    }
     process.stdout.write(`${reset.token}\n`);
     process.stderr.write(`operator token ${reset.tokenId} written to ${reset.tokenFile} (shown once); revoked: ${reset.revokedIds.join(", ") || "none"}\n`);
     return EXIT.ok;

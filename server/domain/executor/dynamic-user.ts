@@ -1,6 +1,6 @@
 // Per-conversation unprivileged uid/gid (like systemd's DynamicUser): allocation, release, and killing all its processes.
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -118,7 +118,8 @@ export async function reapStaleUsers(): Promise<number[]> {
     if (!/^\d+$/.test(name) || ownerAlive(path)) continue;
     const id = Number(name);
     await killUserProcesses({ uid: id, gid: id });
-    unlinkSync(path);
+    // Servers starting at the same time reap the same stale claims: one of them removes it first.
+    rmSync(path, { force: true });
     reaped.push(id);
   }
   return reaped;
