@@ -23,10 +23,12 @@ import { createTokens, type Tokens } from "./domain/tokens.js";
 import { createVault, type Vault } from "./domain/vault.js";
 import type { Logger } from "./log.js";
 import { loadMasterKey } from "./master-key.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { createAuditInterceptor } from "./rpc/audit.js";
 import { createAuthInterceptor } from "./rpc/auth.js";
 import { createErrorInterceptor } from "./rpc/errors.js";
 import { createLoggingInterceptor } from "./rpc/logging.js";
+import { createMetricsInterceptor } from "./rpc/metrics.js";
 import { createRoutes } from "./routes.js";
 import type { KvStore } from "./store/kv.js";
 import { openLevelStore } from "./store/level-store.js";
@@ -43,6 +45,8 @@ export interface VeilApp {
   settings: Settings;
   audit: Audit;
   rotation: Rotation;
+  /** What `/metrics` renders. */
+  metrics: Metrics;
   /** The operator token's plaintext, only on the first start of a data dir. */
   operatorToken: string | undefined;
   /** False once shutdown began: health then answers NOT_SERVING. */
@@ -51,8 +55,9 @@ export interface VeilApp {
 }
 
 /** Opens the data dir and builds the app. A wrong master key or an unusable data dir throws. */
-export async function createApp(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv }): Promise<VeilApp> {
+export async function createApp(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv; metrics?: Metrics }): Promise<VeilApp> {
   const { logger } = options;
+  const metrics = options.metrics ?? createMetrics();
   // Without a usable bubblewrap the server still serves the vault; only commands are refused (and it says so once, here).
   const sandbox = await detectSandbox(config.sandbox, { bwrap: config.bwrap });
   logSandbox(logger, config, sandbox);
@@ -61,7 +66,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   if (statSync(config.dataDir).uid === process.getuid?.()) chmodSync(config.dataDir, 0o700);
   warnIfReadable(logger, config.masterKeyFile);
   const masterKey = loadMasterKey({ env: options.env ?? process.env, dataDir: config.dataDir, logger, ...(config.masterKeyFile !== undefined ? { file: config.masterKeyFile } : {}) });
-  const store = await openLevelStore(join(config.dataDir, "db"));
+  const store = await openLevelStore(join(config.dataDir, "db"), { onBatch: metrics.storeBatch });
   let keyring: Keyring;
   try {
     keyring = await Keyring.open(store, masterKey);
@@ -85,7 +90,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   }
   const vault = createVault(store, keyring);
   const tokens = createTokens(store);
-  const audit = createAudit(store);
+  const audit = countAuditFailures(createAudit(store), metrics);
   const settings = createSettings(store, keyring);
   const sealer = createSealer(keyring);
   const operatorToken = await tokens.bootstrapOperator();
@@ -121,6 +126,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     sandbox,
     hidden: [config.dataDir, ...(config.masterKeyFile !== undefined ? [config.masterKeyFile] : [])],
     idleTimeoutMs: config.idleTimeoutMs,
+    observer: metrics.conversations,
     maxPerTenant: config.maxConversationsPerTenant,
     resources: {
       maxProcesses: config.maxProcesses,
@@ -133,7 +139,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
 
   const app: VeilApp = {
     routes: () => {},
-    interceptors: [createLoggingInterceptor(logger), createErrorInterceptor(logger), createAuthInterceptor(tokens), createAuditInterceptor(audit)],
+    interceptors: [createMetricsInterceptor(metrics), createLoggingInterceptor(logger), createErrorInterceptor(logger), createAuthInterceptor(tokens), createAuditInterceptor(audit)],
     store,
     keyring,
     vault,
@@ -142,6 +148,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     settings,
     audit,
     rotation,
+    metrics,
     operatorToken,
     serving: true,
     async close() {
@@ -152,6 +159,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
       await store.close();
     },
   };
+  metrics.watch({ liveConversations: () => conversations.size, rotation: () => rotation.status() });
   app.routes = createRoutes({
     vault,
     tokens,
@@ -193,6 +201,18 @@ function logSandbox(logger: Logger, config: ServerConfig, sandbox: SandboxStatus
   } else {
     logger.log("info", "sandbox", { sandbox: config.sandbox, kind: "bubblewrap", bwrap: sandbox.bwrap, runsAs: sandbox.asUser ? "conversation uid" : "server uid" });
   }
+}
+
+/** Audit writes that fail (the action is then refused) are counted: an operator must hear of a full disk. */
+function countAuditFailures(audit: Audit, metrics: Metrics): Audit {
+  return {
+    ...audit,
+    record: (input) =>
+      audit.record(input).catch((error: unknown) => {
+        metrics.auditWriteFailed();
+        throw error;
+      }),
+  };
 }
 
 /** A master key file others can read defeats the per-conversation uid of `--sandbox off`. */
