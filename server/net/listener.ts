@@ -2,6 +2,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import { constants } from "node:crypto";
 import * as tls from "node:tls";
 
 /** The client connection preface every HTTP/2 prior-knowledge client sends first (RFC 9113, 3.4). */
@@ -120,6 +121,8 @@ export async function listen(handler: RequestHandler, opts: ListenOptions): Prom
 async function listenTls(handler: RequestHandler, opts: ListenOptions, material: TlsMaterial): Promise<Listener> {
   const track = createTracker();
   const mutual = material.clientCa !== undefined;
+  // Connections (HTTP/1.1 sockets, HTTP/2 sessions) whose client certificate verified: judged once each.
+  const verified = new WeakSet<object>();
   const server = http2.createSecureServer({
     ...secureOptions(material),
     allowHTTP1: true,
@@ -128,11 +131,15 @@ async function listenTls(handler: RequestHandler, opts: ListenOptions, material:
   });
   const served = track.http1(handler);
   server.on("request", (req: NodeRequest, res: NodeResponse) => {
-    if (mutual && !isAuthorized(req) && !(material.anonymous?.(req) ?? false)) return refuseAnonymous(req, res);
+    const connection = "stream" in req ? req.stream.session : req.socket;
+    if (mutual && (connection === undefined || !verified.has(connection)) && !(material.anonymous?.(req) ?? false)) return refuseAnonymous(req, res);
     if (req.httpVersionMajor === 2) handler(req, res);
     else served(req, res);
   });
-  server.on("session", track.session);
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    if (mutual && session.socket !== undefined && hasVerifiedCertificate(session.socket as tls.TLSSocket)) verified.add(session);
+    track.session(session);
+  });
   server.on("connection", (socket: net.Socket) => {
     socket.setNoDelay(true);
     track.socket(socket);
@@ -144,6 +151,7 @@ async function listenTls(handler: RequestHandler, opts: ListenOptions, material:
       socket.destroy();
       return;
     }
+    if (mutual && hasVerifiedCertificate(socket)) verified.add(socket);
     if (socket.alpnProtocol !== "h2") track.idleHttp1(socket);
   });
   // Handshake failures (wrong CA, plain HTTP on the TLS port) are the client's problem, not the process's.
@@ -166,14 +174,21 @@ function secureOptions(material: TlsMaterial): tls.SecureContextOptions & tls.Tl
   return {
     cert: material.cert,
     key: material.key,
-    ...(material.clientCa !== undefined ? { ca: material.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+    // rejectUnauthorized false: clients without a certificate still reach /healthz and /metrics; the
+    // request handler refuses them everything else, and a certificate that fails is dropped after the handshake.
+    // No session tickets: every connection proves its certificate afresh.
+    ...(material.clientCa !== undefined ? { ca: material.clientCa, requestCert: true, rejectUnauthorized: false, secureOptions: constants.SSL_OP_NO_TICKET } : {}),
   };
 }
 
-/** Whether the request's connection presented a client certificate that verified. */
-function isAuthorized(req: NodeRequest): boolean {
-  const socket = "stream" in req ? req.stream.session?.socket : req.socket;
-  return (socket as tls.TLSSocket | undefined)?.authorized === true;
+/**
+ * Whether the connection presented a client certificate that verified. `authorized` alone is not
+ * enough: Node reports a resumed TLS 1.3 session as authorized even when it never carried a
+ * certificate, so a client without one could resume its way past the check (resumption is off
+ * under mutual TLS as well, see secureOptions).
+ */
+function hasVerifiedCertificate(socket: tls.TLSSocket): boolean {
+  return socket.authorized && socket.getPeerCertificate().raw !== undefined;
 }
 
 /** 401 without touching the handler: gRPC and Connect clients read it as UNAUTHENTICATED. */
