@@ -93,7 +93,7 @@ describe("TLS", () => {
   it("serves https:// only", async () => {
     expect(s.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     // A cleartext client gets no answer from the TLS port.
-    await expect(fetch(s.url.replace("https:", "http:") + "/healthz")).rejects.toThrow();
+    await expect(fetch(`${s.url.replace("https:", "http:")}/healthz`)).rejects.toThrow();
   });
 
   for (const protocol of ["grpc", "connect", "grpc-web"] as const) {

@@ -14,8 +14,8 @@ Options (each also from its environment variable):
 ${SERVE_FLAGS.map((f) => `  ${`${f.flag}${f.isSwitch ? "" : f.flag === "--sandbox" ? " MODE" : " VALUE"}`.padEnd(32)} ${f.env}${f.default !== undefined ? ` (default ${f.default})` : ""}`).join("\n")}
   VEIL_MASTER_KEY                  base64 of 32 bytes; wins over --master-key-file
 
-SIGTERM or SIGINT: /healthz answers 503 while the port serves on for --drain-ms, then
-in-flight calls drain and the store closes. SIGHUP (with TLS) reloads the certificate files.`;
+SIGTERM: /healthz answers 503 while the port serves on for --drain-ms, then in-flight calls
+drain and the store closes; SIGINT drains at once. SIGHUP (with TLS) reloads the certificate files.`;
 
 export const serveCommand: Command = {
   name: "serve",
@@ -48,8 +48,9 @@ export const serveCommand: Command = {
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         logger.log("info", "draining", { signal });
-        // /healthz answers 503 for --drain-ms while the port still serves, so load balancers move away first.
-        void server.close({ announceMs: config.drainMs }).then(resolve);
+        // SIGTERM (orchestrators): /healthz answers 503 for --drain-ms while the port still serves, so
+        // load balancers move away first. SIGINT (Ctrl-C at a terminal) does not wait for that.
+        void server.close({ announceMs: signal === "SIGTERM" ? config.drainMs : 0 }).then(resolve);
       };
       if (config.tlsCert !== undefined) process.on("SIGHUP", () => reloadTls(server, logger));
       process.once("SIGTERM", () => stop("SIGTERM"));
