@@ -105,6 +105,15 @@ describe("TLS", () => {
     });
   }
 
+  it("refuses to start with a key that does not match the certificate, or a missing file, naming the flags", async () => {
+    const other = await ca.server();
+    const leaf = await ca.server();
+    await expect(startTestServer({ extraFlags: ["--tls-cert", leaf.certFile, "--tls-key", other.keyFile] })).rejects.toThrow(
+      /--tls-cert and --tls-key: the pair does not load/,
+    );
+    await expect(startTestServer({ extraFlags: ["--tls-cert", `${certs.path}/none.pem`, "--tls-key", other.keyFile] })).rejects.toThrow(ConfigError);
+  });
+
   it("fails a client that does not trust the CA, saying so", async () => {
     for (const protocol of ["grpc", "connect"] as const) {
       const client = await createVeilClient({ baseUrl: s.url, token: s.token, protocol });
