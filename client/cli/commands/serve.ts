@@ -2,7 +2,7 @@
 import { ConfigError, parseServerConfig, SERVE_FLAGS } from "../../../server/config.js";
 import { VeilError } from "../../../server/domain/errors.js";
 import { createLogger, type Logger } from "../../../server/log.js";
-import { startServer, type VeilServer } from "../../../server/server.js";
+import type { startServer, VeilServer } from "../../../server/server.js";
 import type { Command } from "../command.js";
 import { EXIT } from "../io.js";
 
@@ -27,6 +27,8 @@ export const serveCommand: Command = {
     let config: ReturnType<typeof parseServerConfig>;
     try {
       config = parseServerConfig(argv);
+      // Loaded here, not at the top: every other command would otherwise pay for the server's modules (prom-client, LevelDB, ...).
+      const { startServer } = await import("../../../server/server.js");
       server = await startServer(config, { logger });
     } catch (error) {
       if (error instanceof ConfigError || error instanceof VeilError) {
