@@ -25,10 +25,12 @@ import { createTokens, type Tokens } from "./domain/tokens.js";
 import { createVault, type Vault } from "./domain/vault.js";
 import type { Logger } from "./log.js";
 import { loadMasterKey } from "./master-key.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { createAuditInterceptor } from "./rpc/audit.js";
 import { createAuthInterceptor } from "./rpc/auth.js";
 import { createErrorInterceptor } from "./rpc/errors.js";
 import { createLoggingInterceptor } from "./rpc/logging.js";
+import { createMetricsInterceptor } from "./rpc/metrics.js";
 import { createRoutes } from "./routes.js";
 import type { KvStore } from "./store/kv.js";
 import { checkLayout } from "./store/layout.js";
@@ -46,6 +48,8 @@ export interface VeilApp {
   settings: Settings;
   audit: Audit;
   rotation: Rotation;
+  /** What `/metrics` renders. */
+  metrics: Metrics;
   /** The operator token's plaintext, only on the first start of a data dir. */
   operatorToken: string | undefined;
   /** False once shutdown began: health then answers NOT_SERVING. */
@@ -54,8 +58,9 @@ export interface VeilApp {
 }
 
 /** Opens the data dir and builds the app. A wrong master key or an unusable data dir throws. */
-export async function createApp(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv }): Promise<VeilApp> {
+export async function createApp(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv; metrics?: Metrics }): Promise<VeilApp> {
   const { logger } = options;
+  const metrics = options.metrics ?? createMetrics();
   // Without a usable bubblewrap the server still serves the vault; only commands are refused (and it says so once, here).
   const sandbox = await detectSandbox(config.sandbox, { bwrap: config.bwrap });
   logSandbox(logger, config, sandbox);
@@ -64,7 +69,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   if (statSync(config.dataDir).uid === process.getuid?.()) chmodSync(config.dataDir, 0o700);
   warnIfReadable(logger, config.masterKeyFile);
   const masterKey = loadMasterKey({ env: options.env ?? process.env, dataDir: config.dataDir, logger, ...(config.masterKeyFile !== undefined ? { file: config.masterKeyFile } : {}) });
-  const store = await openDataDirStore(config.dataDir);
+  const store = await openDataDirStore(config.dataDir, { onBatch: metrics.storeBatch });
   const closeStore = async () => {
     await store.close();
     releasePidFile(config.dataDir);
@@ -94,7 +99,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   }
   const vault = createVault(store, keyring);
   const tokens = createTokens(store);
-  const audit = createAudit(store);
+  const audit = countAuditFailures(createAudit(store), metrics);
   const settings = createSettings(store, keyring);
   const sealer = createSealer(keyring);
   let lookups: ReturnType<typeof createLookups>;
@@ -137,6 +142,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     sandbox,
     hidden: [config.dataDir, ...(config.masterKeyFile !== undefined ? [config.masterKeyFile] : [])],
     idleTimeoutMs: config.idleTimeoutMs,
+    observer: metrics.conversations,
     maxPerTenant: config.maxConversationsPerTenant,
     resources: {
       maxProcesses: config.maxProcesses,
@@ -149,7 +155,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
 
   const app: VeilApp = {
     routes: () => {},
-    interceptors: [createLoggingInterceptor(logger), createErrorInterceptor(logger), createAuthInterceptor(tokens), createAuditInterceptor(audit)],
+    interceptors: [createMetricsInterceptor(metrics), createLoggingInterceptor(logger), createErrorInterceptor(logger), createAuthInterceptor(tokens), createAuditInterceptor(audit)],
     store,
     keyring,
     vault,
@@ -158,6 +164,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     settings,
     audit,
     rotation,
+    metrics,
     operatorToken,
     serving: true,
     async close() {
@@ -168,6 +175,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
       await closeStore();
     },
   };
+  metrics.watch({ liveConversations: () => conversations.size, rotation: () => rotation.status() });
   app.routes = createRoutes({
     vault,
     tokens,
@@ -229,6 +237,18 @@ function lookupFetchOptions(config: ServerConfig, logger: Logger) {
     }
   }
   return { allowPrivate: config.allowPrivateLookups, ...(extraCa !== undefined ? { extraCa } : {}) };
+}
+
+/** Audit writes that fail (the action is then refused) are counted: an operator must hear of a full disk. */
+function countAuditFailures(audit: Audit, metrics: Metrics): Audit {
+  return {
+    ...audit,
+    record: (input) =>
+      audit.record(input).catch((error: unknown) => {
+        metrics.auditWriteFailed();
+        throw error;
+      }),
+  };
 }
 
 /** A master key file others can read defeats the per-conversation uid of `--sandbox off`. */

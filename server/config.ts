@@ -39,6 +39,19 @@ export interface ServerConfig {
   allowPrivateLookups: boolean;
   /** Where the built web console lives; undefined: the package's dist/console. */
   consoleDir?: string;
+  /** The port's certificate chain and key (PEM files): both set, the port serves TLS only. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** CA bundle client certificates must chain to: set, mutual TLS. */
+  tlsClientCa?: string;
+  /** Allow a non-loopback --host without TLS (bearer tokens then cross the network in the clear). */
+  insecureListen: boolean;
+  /** Lines below this level are not written. */
+  logLevel: "debug" | "info" | "warn" | "error";
+  /** Browser origins (scheme://host[:port]) allowed to call cross-origin, or ["*"]; the server's own origin always is. */
+  corsOrigins: string[];
+  /** On SIGTERM: how long /healthz answers 503 while the port still serves, before it closes. */
+  drainMs: number;
 }
 
 /** A configuration mistake; the CLI prints it on one line and exits 2. */
@@ -70,7 +83,27 @@ const schema = z.object({
   lookupCaFile: z.string().min(1, "must not be empty").optional(),
   allowPrivateLookups: z.enum(["true", "false"], { error: "must be true or false" }).transform((v) => v === "true"),
   consoleDir: z.string().min(1, "must not be empty").optional(),
+  tlsCert: z.string().min(1, "must not be empty").optional(),
+  tlsKey: z.string().min(1, "must not be empty").optional(),
+  tlsClientCa: z.string().min(1, "must not be empty").optional(),
+  insecureListen: z.enum(["true", "false"], { error: "must be true or false" }).transform((v) => v === "true"),
+  logLevel: z.enum(["debug", "info", "warn", "error"], { error: "must be debug, info, warn or error" }),
+  corsOrigins: z
+    .string()
+    .optional()
+    .transform((list) => (list ?? "").split(",").map((o) => o.trim()).filter((o) => o !== ""))
+    .pipe(z.array(z.string().refine((o) => o === "*" || isOrigin(o), "must be * or an origin such as https://app.example.com[:port] (no path, no trailing slash)"))),
+  drainMs: integer(0, 10 * 60 * 1000),
 });
+
+/** scheme://host[:port] exactly as browsers send it in `Origin`. */
+function isOrigin(text: string): boolean {
+  try {
+    return new URL(text).origin === text;
+  } catch {
+    return false;
+  }
+}
 
 /** Flags with their environment variables and defaults. */
 const OPTIONS = {
@@ -96,6 +129,14 @@ const OPTIONS = {
   lookupCaFile: { flag: "lookup-ca-file", env: "VEIL_LOOKUP_CA_FILE", default: undefined },
   allowPrivateLookups: { flag: "allow-private-lookups", env: "VEIL_ALLOW_PRIVATE_LOOKUPS", default: "false", boolean: true },
   consoleDir: { flag: "console-dir", env: "VEIL_CONSOLE_DIR", default: undefined },
+  tlsCert: { flag: "tls-cert", env: "VEIL_TLS_CERT", default: undefined },
+  tlsKey: { flag: "tls-key", env: "VEIL_TLS_KEY", default: undefined },
+  tlsClientCa: { flag: "tls-client-ca", env: "VEIL_TLS_CLIENT_CA", default: undefined },
+  insecureListen: { flag: "insecure-listen", env: "VEIL_INSECURE_LISTEN", default: "false", boolean: true },
+  logLevel: { flag: "log-level", env: "VEIL_LOG_LEVEL", default: "info" },
+  // Repeatable; the variable takes a comma-separated list.
+  corsOrigins: { flag: "cors-origin", env: "VEIL_CORS_ORIGINS", default: undefined, multiple: true },
+  drainMs: { flag: "drain-ms", env: "VEIL_DRAIN_MS", default: "5000" },
 } as const;
 
 /** The flag table for `veil serve --help`. */
@@ -103,11 +144,11 @@ export const SERVE_FLAGS = Object.values(OPTIONS).map((o) => ({ flag: `--${o.fla
 
 /** Parses `veil serve` arguments over the environment; flags win over variables. */
 export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
     ({ values } = parseArgs({
       args: [...argv],
-      options: Object.fromEntries(Object.values(OPTIONS).map((o) => [o.flag, { type: "boolean" in o ? ("boolean" as const) : ("string" as const) }])),
+      options: Object.fromEntries(Object.values(OPTIONS).map((o) => [o.flag, { type: "boolean" in o ? ("boolean" as const) : ("string" as const), multiple: "multiple" in o }])),
       strict: true,
       allowPositionals: false,
     }));
@@ -117,7 +158,8 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   const raw = Object.fromEntries(
     Object.entries(OPTIONS).map(([key, o]) => {
       const flag = values[o.flag];
-      return [key, (typeof flag === "boolean" ? String(flag) : flag) ?? env[o.env] ?? o.default];
+      const given = typeof flag === "boolean" ? String(flag) : Array.isArray(flag) ? (flag.length > 0 ? flag.join(",") : undefined) : flag;
+      return [key, given ?? env[o.env] ?? o.default];
     }),
   );
   const result = schema.safeParse(raw);
@@ -126,7 +168,8 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     const option = OPTIONS[issue.path[0] as keyof typeof OPTIONS];
     throw new ConfigError(`--${option.flag} (or ${option.env}): ${issue.message}`);
   }
-  const { masterKeyFile, bwrap, workDir, egressCaFile, lookupCaFile, consoleDir, ...rest } = result.data;
+  const { masterKeyFile, bwrap, workDir, egressCaFile, lookupCaFile, consoleDir, tlsCert, tlsKey, tlsClientCa, ...rest } = result.data;
+  checkTls(rest.host, rest.insecureListen, tlsCert, tlsKey, tlsClientCa);
   // Absolute from here on: workspaces and sandbox binds need absolute paths.
   const dataDir = resolve(rest.dataDir);
   return {
@@ -138,5 +181,25 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     ...(egressCaFile !== undefined ? { egressCaFile: resolve(egressCaFile) } : {}),
     ...(lookupCaFile !== undefined ? { lookupCaFile: resolve(lookupCaFile) } : {}),
     ...(consoleDir !== undefined ? { consoleDir: resolve(consoleDir) } : {}),
+    ...(tlsCert !== undefined ? { tlsCert: resolve(tlsCert) } : {}),
+    ...(tlsKey !== undefined ? { tlsKey: resolve(tlsKey) } : {}),
+    ...(tlsClientCa !== undefined ? { tlsClientCa: resolve(tlsClientCa) } : {}),
   };
+}
+
+/** Loopback: 127.0.0.0/8, ::1 and localhost; only there may bearer tokens travel in the clear without saying so. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
+}
+
+/** The TLS flags go together, and a non-loopback host needs TLS or an explicit --insecure-listen. */
+function checkTls(host: string, insecure: boolean, cert?: string, key?: string, clientCa?: string): void {
+  if ((cert === undefined) !== (key === undefined)) throw new ConfigError("--tls-cert and --tls-key (or VEIL_TLS_CERT and VEIL_TLS_KEY): give both or neither");
+  if (clientCa !== undefined && cert === undefined) throw new ConfigError("--tls-client-ca (or VEIL_TLS_CLIENT_CA): needs --tls-cert and --tls-key");
+  if (cert === undefined && !insecure && !isLoopbackHost(host)) {
+    throw new ConfigError(
+      `--host ${host} is not loopback and TLS is off: bearer tokens would cross the network in the clear. Give --tls-cert and --tls-key, or --insecure-listen to accept that`,
+    );
+  }
 }

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "no
 import { join } from "node:path";
 import { VeilError } from "./domain/errors.js";
 import type { KvStore } from "./store/kv.js";
-import { openLevelStore } from "./store/level-store.js";
+import { type LevelStoreOptions, openLevelStore } from "./store/level-store.js";
 
 /** Beside LevelDB's LOCK: the pid of the server holding the data dir, for the message a second one prints. */
 export const PID_FILE = "veil.pid";
@@ -40,10 +40,10 @@ export function holderPid(dataDir: string): number | undefined {
  * second server out (the kernel drops it when a process dies, so a crash leaves nothing to
  * clean); the pid file only names the holder, and a stale one is simply overwritten.
  */
-export async function openDataDirStore(dataDir: string): Promise<KvStore> {
+export async function openDataDirStore(dataDir: string, options: LevelStoreOptions = {}): Promise<KvStore> {
   let store: KvStore;
   try {
-    store = await openLevelStore(join(dataDir, "db"));
+    store = await openLevelStore(join(dataDir, "db"), options);
   } catch (error) {
     if ((error as { cause?: { code?: string } }).cause?.code !== "LEVEL_LOCKED") throw error;
     const pid = holderPid(dataDir);

@@ -26,3 +26,12 @@ export function describeError(error: unknown): Record<string, unknown> {
   const frames = (error.stack ?? "").split("\n").filter((l) => l.trimStart().startsWith("at ")).slice(0, 6);
   return { error: error.name, code: (error as { code?: unknown }).code, frames: frames.map((f) => f.trim()) };
 }
+
+const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** The logger without the lines below `level` (`--log-level`). */
+export function atLevel(logger: Logger, level: Level): Logger {
+  const min = RANK[level];
+  if (min === RANK.debug) return logger;
+  return { log: (lineLevel, msg, fields) => (RANK[lineLevel] >= min ? logger.log(lineLevel, msg, fields) : undefined) };
+}

@@ -1,15 +1,19 @@
-// The network server: the app's routes behind the Connect adapter on one port, with graceful shutdown.
+// The network server: the app's routes behind the Connect adapter on one port (TLS when configured), with graceful shutdown.
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createApp, type VeilApp } from "./app.js";
 import type { ServerConfig } from "./config.js";
 import { DataDirInUseError, dataDirBefore, rollbackDataDir } from "./data-dir.js";
-import type { Logger } from "./log.js";
 import { createConsoleRoute, defaultConsoleDir, loadConsoleFiles } from "./net/console-route.js";
+import { atLevel, type Logger } from "./log.js";
+import { createMetrics } from "./metrics.js";
 import { withCors } from "./net/cors.js";
 import { withSpecGrpcMessage } from "./net/grpc-message.js";
 import { type HttpRoute, withHttpRoutes } from "./net/http-routes.js";
 import { listen } from "./net/listener.js";
 import { createMcpRoute } from "./mcp/http-route.js";
+import { healthzRoute, isAnonymousRequest, metricsRoute } from "./net/observability.js";
+import { withRequestId } from "./net/request-id.js";
+import { readTlsFiles, warnIfInsecure } from "./net/tls-files.js";
 import { guardDecoding } from "./rpc/decode-guard.js";
 import { LIMITS } from "./rpc/schemas.js";
 
@@ -18,12 +22,22 @@ export interface VeilServer {
   app: VeilApp;
   url: string;
   port: number;
-  /** Drains in-flight calls (up to drainMs), then closes the store. */
-  close(options?: { drainMs?: number }): Promise<void>;
+  /**
+   * Shuts down: /healthz (and gRPC health) answer 503/NOT_SERVING at once, the port keeps
+   * serving for `announceMs` (default 0; `veil serve` passes --drain-ms) so load balancers
+   * see it, then in-flight calls get up to `drainMs` (default 10 s) and the store closes.
+   */
+  close(options?: { drainMs?: number; announceMs?: number }): Promise<void>;
+  /** Re-reads the TLS files (SIGHUP); a pair that does not load keeps the served one and throws. Without TLS, does nothing. */
+  reloadTls(): void;
 }
 
 /** Starts Veil on `config.host:config.port` (port 0 picks a free one). */
 export async function startServer(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv }): Promise<VeilServer> {
+  const logger = atLevel(options.logger, config.logLevel);
+  // Read before anything is created: a missing or unreadable file is a start-up error, not a half-made data dir.
+  const tls = readTlsFiles(config);
+  warnIfInsecure(config, logger);
   // A failed start takes back what it made: no half-made data dir, no operator token never printed.
   const before = dataDirBefore(config.dataDir);
   const rollback = (error: unknown) => {
@@ -31,13 +45,13 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     if (!(error instanceof DataDirInUseError)) rollbackDataDir(config.dataDir, before);
     return error;
   };
-  const app = await createApp(config, options).catch((error: unknown) => {
+  const app = await createApp(config, { ...options, logger, metrics: createMetrics({ processMetrics: true }) }).catch((error: unknown) => {
     throw rollback(error);
   });
   const handler = connectNodeAdapter({
     routes: (router) => {
       app.routes(router);
-      guardDecoding(router, { readMaxBytes: LIMITS.messageBytes, logger: options.logger });
+      guardDecoding(router, { readMaxBytes: LIMITS.messageBytes, logger });
     },
     interceptors: app.interceptors,
     readMaxBytes: LIMITS.messageBytes,
@@ -46,12 +60,15 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
   });
   // Plain HTTP beside the RPCs, on the same port; the RPC paths stay the adapter's.
   const httpRoutes: HttpRoute[] = [
+    healthzRoute(() => app.serving),
+    metricsRoute(app.metrics.registry),
     createConsoleRoute(loadConsoleFiles(config.consoleDir ?? defaultConsoleDir())),
-    createMcpRoute({ app, logger: options.logger }),
+    createMcpRoute({ app, logger }),
   ];
+  const served = withRequestId(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(handler), { allowedOrigins: corsOrigins(config) })));
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
-    listener = await listen(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(handler))), { host: config.host, port: config.port });
+    listener = await listen(served, { host: config.host, port: config.port, ...(tls !== undefined ? { tls: { ...tls, anonymous: isAnonymousRequest } } : {}) });
   } catch (error) {
     await app.close();
     throw rollback(error);
@@ -64,12 +81,22 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     close(closeOptions = {}) {
       closing ??= (async () => {
         app.serving = false;
+        if ((closeOptions.announceMs ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, closeOptions.announceMs));
         // Conversations first: a long-running command would otherwise hold the drain until its deadline.
         await app.conversations.closeAll();
-        await listener.close(closeOptions);
+        await listener.close(closeOptions.drainMs !== undefined ? { drainMs: closeOptions.drainMs } : {});
         await app.close();
       })();
       return closing;
     },
+    reloadTls() {
+      if (listener.reloadTls === undefined) return;
+      listener.reloadTls(readTlsFiles(config)!);
+    },
   };
+}
+
+/** `--cors-origin`: "*" alone means any origin; else the listed ones (the server's own is always allowed). */
+function corsOrigins(config: ServerConfig): readonly string[] | "*" {
+  return config.corsOrigins.includes("*") ? "*" : config.corsOrigins;
 }

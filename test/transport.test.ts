@@ -349,8 +349,32 @@ describe("preface split across TCP writes", () => {
 });
 
 describe("CORS", () => {
-  it("answers preflight with 204 and the Connect and authorization headers", async () => {
-    const res = await fetch(`${server.url}/grpc.health.v1.Health/Check`, {
+  let any: Listener;
+  beforeAll(async () => {
+    any = await listen(withCors(handler, { allowedOrigins: "*" }), { host: "127.0.0.1", port: 0 });
+  });
+  afterAll(async () => {
+    await any.close({ drainMs: 500 });
+  });
+
+  it("by default allows only the server's own origin: a foreign preflight is refused, a same-origin call is served", async () => {
+    const foreign = await fetch(`${server.url}/grpc.health.v1.Health/Check`, {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST" },
+    });
+    expect(foreign.status).toBe(403);
+    const own = await fetch(`${server.url}/grpc.health.v1.Health/Check`, {
+      method: "POST",
+      headers: { origin: server.url, "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(own.status).toBe(200);
+    expect(own.headers.get("access-control-allow-origin")).toBe(server.url);
+    expect(own.headers.get("access-control-allow-credentials")).toBeNull();
+  });
+
+  it("with *, answers preflight with 204 and the Connect and authorization headers", async () => {
+    const res = await fetch(`${any.url}/grpc.health.v1.Health/Check`, {
       method: "OPTIONS",
       headers: {
         origin: "https://app.example",
@@ -368,8 +392,8 @@ describe("CORS", () => {
     expect(res.headers.get("access-control-allow-methods")).toContain("POST");
   });
 
-  it("decorates cross-origin responses", async () => {
-    const res = await fetch(`${server.url}/grpc.health.v1.Health/Check`, {
+  it("with *, decorates cross-origin responses, never allowing credentials", async () => {
+    const res = await fetch(`${any.url}/grpc.health.v1.Health/Check`, {
       method: "POST",
       headers: { origin: "https://app.example", "content-type": "application/json" },
       body: "{}",
@@ -377,6 +401,7 @@ describe("CORS", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("access-control-allow-origin")).toBe("*");
     expect(res.headers.get("access-control-expose-headers")?.toLowerCase()).toContain("grpc-status");
+    expect(res.headers.get("access-control-allow-credentials")).toBeNull();
   });
 
   it("with a list of origins, echoes allowed ones and refuses the others' preflight", async () => {

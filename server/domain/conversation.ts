@@ -36,6 +36,15 @@ export interface ConversationNetwork {
   tokenId: string;
 }
 
+/** Counts for metrics, fed per chunk and per command (never a value, a name or a command line). */
+export interface ConversationObserver {
+  commandStarted(): void;
+  /** Output bytes that went through a masker, and the masks that came out of them. */
+  masked(bytes: number, masks: number): void;
+}
+
+const UNOBSERVED: ConversationObserver = { commandStarted() {}, masked() {} };
+
 /** How a conversation was set up. */
 export interface ConversationSettings {
   inject: "declared" | "referenced";
@@ -79,6 +88,7 @@ export class Conversation {
     private readonly masks: MaskSet,
     private readonly onEnd: (conversation: Conversation) => void,
     network: ConversationNetwork = { networkMode: "none", egressAllow: [], tokenId: "" },
+    private readonly observer: ConversationObserver = UNOBSERVED,
   ) {
     this.maskers = { stdout: masks.stream(), stderr: masks.stream() };
     const substitutions = settings.secrets.flatMap((s) => s.substitutions ?? []);
@@ -118,7 +128,15 @@ export class Conversation {
       const control = new CommandControl(options.stdin === true, INPUT_BUFFER_BYTES);
       this.controls.set(commandId, control);
       yield { type: "command_started", commandId, command };
+      this.observer.commandStarted();
       const maskers = this.maskers;
+      // Masks are counted by difference, once per chunk: the masker's loop stays untouched.
+      let masks = maskers.stdout.masksApplied + maskers.stderr.masksApplied;
+      const observe = (bytes: number) => {
+        const now = maskers.stdout.masksApplied + maskers.stderr.masksApplied;
+        this.observer.masked(bytes, now - masks);
+        masks = now;
+      };
       let emitted = 0;
       let capped = false;
       const limit = this.settings.outputLimitBytes;
@@ -134,6 +152,7 @@ export class Conversation {
           if (capped) continue;
           // Fails closed: if push throws, the raw chunk is dropped and the stream ends with an error.
           let data = maskers[event.stream].push(event.data);
+          observe(event.data.length);
           if (emitted + data.length > limit) {
             data = data.subarray(0, limit - emitted);
             capped = true;
@@ -146,6 +165,7 @@ export class Conversation {
         for (const stream of ["stdout", "stderr"] as const) {
           // Flushed also past the cap, where the released bytes are dropped: they must not reach the next command.
           let rest = maskers[stream].flush();
+          observe(0);
           if (!capped) {
             if (emitted + rest.length > limit) {
               rest = rest.subarray(0, limit - emitted);

@@ -1,6 +1,6 @@
 // The registry of live conversations: start, find by owner, idle expiry, per-tenant cap, shutdown.
 import type { Server } from "node:net";
-import { Conversation, type ConversationNetwork, type ConversationOwner, type ConversationSettings } from "./conversation.js";
+import { Conversation, type ConversationNetwork, type ConversationObserver, type ConversationOwner, type ConversationSettings } from "./conversation.js";
 import { fail } from "./errors.js";
 import { type EgressFiles, EgressNeedsSandboxError, mountWorkspace, openShellSession, type ResourceLimits, type SandboxStatus } from "./executor.js";
 import { DynamicUsers, isRoot, type RunAs } from "./executor/dynamic-user.js";
@@ -27,6 +27,8 @@ export interface ConversationLimits {
    * as the shell's `egress` option; the executor calls it for every shell, replacements included.
    */
   egress?: { files: EgressFiles; attach(binding: unknown, listener: Server): () => void };
+  /** Counts commands and masked output for metrics. */
+  observer?: ConversationObserver;
 }
 
 /** What a new conversation needs besides its settings. */
@@ -151,6 +153,7 @@ export function createConversations(limits: ConversationLimits) {
             cleanUp(path, owner);
           },
           network,
+          limits.observer,
         );
         binding = conversation.egress;
         live.set(conversation.id, conversation);

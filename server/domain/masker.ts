@@ -62,6 +62,8 @@ export interface StreamMasker {
   flush(): Uint8Array;
   /** End of stream: returns the remaining held-back bytes, masked. */
   end(): Uint8Array;
+  /** How many masks this stream has emitted so far (occurrences that touch count once). */
+  readonly masksApplied: number;
 }
 
 /**

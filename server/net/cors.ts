@@ -5,13 +5,15 @@ import type { NodeRequest, RequestHandler } from "./listener.js";
 /** Which origins may call the server from a browser. */
 export interface CorsOptions {
   /**
-   * Origins allowed to call, e.g. `["https://app.example.com"]`, or "*" for any (default).
+   * Origins allowed to call from other origins, e.g. `["https://app.example.com"]` (`--cors-origin`),
+   * or "*" for any. Default: none besides the server's own origin, which a page served from this
+   * port (the console) always is.
    *
-   * Any origin is the default because Veil authenticates with bearer tokens sent in the
-   * `authorization` header, never with cookies: a browser attaches no ambient credential,
-   * so a foreign page can do nothing it could not do with `curl` and a token it already
-   * holds. CORS here only decides whether the browser lets the page *read* answers it is
-   * entitled to. The server binds 127.0.0.1 by default as well.
+   * Veil authenticates with bearer tokens in the `authorization` header, never cookies, and never
+   * sends `Access-Control-Allow-Credentials`: a browser attaches no ambient credential, so CORS only
+   * decides which pages may *read* answers to calls they make with a token they already hold.
+   * Naming the origins is defense in depth: pages of other sites cannot read Veil's answers
+   * through a browser, whatever token they get hold of.
    */
   allowedOrigins?: readonly string[] | "*";
   /** How long browsers may cache a preflight answer (default 7200 s, Chromium's cap). */
@@ -23,7 +25,7 @@ export interface CorsOptions {
 // Access-Control-Allow-Headers never covers it.
 const allowHeaders = [...cors.allowedHeaders, "authorization"].join(", ");
 const allowMethods = cors.allowedMethods.join(", ");
-const exposeHeaders = cors.exposedHeaders.join(", ");
+const exposeHeaders = [...cors.exposedHeaders, "x-request-id"].join(", ");
 
 /**
  * Wraps a handler with CORS: answers preflight requests itself (204; the Connect adapter
@@ -31,7 +33,7 @@ const exposeHeaders = cors.exposedHeaders.join(", ");
  * Requests without an `Origin` header pass through untouched.
  */
 export function withCors(handler: RequestHandler, options: CorsOptions = {}): RequestHandler {
-  const allowed = options.allowedOrigins ?? "*";
+  const allowed = options.allowedOrigins ?? [];
   const maxAge = String(options.maxAgeSeconds ?? 7200);
   return (req, res) => {
     const origin = header(req, "origin");
@@ -39,7 +41,7 @@ export function withCors(handler: RequestHandler, options: CorsOptions = {}): Re
       handler(req, res);
       return;
     }
-    const permitted = allowed === "*" || allowed.includes(origin);
+    const permitted = allowed === "*" || allowed.includes(origin) || origin === ownOrigin(req);
     const isPreflight = req.method === "OPTIONS" && header(req, "access-control-request-method") !== undefined;
     if (!permitted) {
       if (isPreflight) {
@@ -66,6 +68,14 @@ export function withCors(handler: RequestHandler, options: CorsOptions = {}): Re
     res.setHeader("access-control-expose-headers", exposeHeaders);
     handler(req, res);
   };
+}
+
+/** The origin this request was addressed to (`scheme://host[:port]`), as a page served from here would send it. */
+function ownOrigin(req: NodeRequest): string | undefined {
+  const authority = header(req, ":authority") ?? header(req, "host");
+  if (authority === undefined) return undefined;
+  const scheme = header(req, ":scheme") ?? ((req.socket as { encrypted?: boolean }).encrypted === true ? "https" : "http");
+  return `${scheme}://${authority}`;
 }
 
 function header(req: NodeRequest, name: string): string | undefined {

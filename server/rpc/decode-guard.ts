@@ -115,8 +115,10 @@ export function guardDecoding(router: ConnectRouter, options: { readMaxBytes: nu
     // Streams of requests (reflection is bidi) are read message by message while they run: not buffered here.
     if (inner.method.methodKind !== "unary" && inner.method.methodKind !== "server_streaming") continue;
     const procedure = `${inner.service.typeName}/${inner.method.name}`;
-    const onReject = (error: ConnectError) => options.logger.log("warn", "request could not be decoded", { procedure, code: Code[error.code], reason: error.rawMessage });
     const guarded = (req: UniversalServerRequest) => {
+      // Set by the HTTP layer (withRequestId) before the adapter runs: the interceptors have not run yet.
+      const requestId = req.header.get("x-request-id") ?? undefined;
+      const onReject = (error: ConnectError) => options.logger.log("warn", "request could not be decoded", { requestId, procedure, code: Code[error.code], reason: error.rawMessage });
       const framing = framingOf(req.header.get("content-type"));
       const body = req.body;
       if (framing === undefined || typeof body !== "object" || body === null || !(Symbol.asyncIterator in body)) return inner(req);

@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { VeilError, type VeilErrorKind } from "../domain/errors.js";
 import { describeError, type Logger } from "../log.js";
 import { around } from "./around.js";
+import { kRequestId } from "./context.js";
 
 const CODES: Record<VeilErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -39,7 +40,8 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
     const procedure = `${req.method.parent.typeName}/${req.method.name}`;
     return around(next, req, {
       failed(error) {
-        throw toConnectError(error, logger, procedure);
+        const requestId = req.contextValues.get(kRequestId);
+        throw toConnectError(error, { log: (level, msg, fields) => logger.log(level, msg, { requestId, ...fields }) }, procedure);
       },
     });
   };

@@ -12,11 +12,17 @@ interface PendingWrite {
   reject: (error: unknown) => void;
 }
 
+/** What a store may report as it works (metrics). */
+export interface LevelStoreOptions {
+  /** Called for each synced batch with how many writes it grouped. */
+  onBatch?: (writes: number) => void;
+}
+
 /** Opens (creating if needed) a LevelDB store in `dir`. */
-export async function openLevelStore(dir: string): Promise<KvStore> {
+export async function openLevelStore(dir: string, options: LevelStoreOptions = {}): Promise<KvStore> {
   const db = new Level<string, Uint8Array>(dir, { keyEncoding: "utf8", valueEncoding: "view" });
   await db.open();
-  return new LevelStore(db, dir);
+  return new LevelStore(db, dir, options.onBatch);
 }
 
 /** Every message of an error and its causes, so a wrapped I/O error is still recognised. */
@@ -63,6 +69,7 @@ class LevelStore implements KvStore {
   constructor(
     private readonly db: Level<string, Uint8Array>,
     private readonly dir: string,
+    private readonly onBatch?: (writes: number) => void,
   ) {}
 
   async get(key: string) {
@@ -224,6 +231,7 @@ class LevelStore implements KvStore {
             else batch.del(op.key);
           }
           await batch.write({ sync: true });
+          this.onBatch?.(accepted.length);
         }
         for (const w of accepted) w.resolve();
       } catch (error) {

@@ -22,7 +22,8 @@ export interface ChildServer {
 /** Starts `veil serve --port 0` over a data dir and waits for its `listening` log line. */
 export async function spawnServer(dataDir: string, env: Record<string, string> = {}): Promise<ChildServer> {
   const proc = spawn(process.execPath, [VEIL_BIN, "serve", "--port", "0", "--data-dir", dataDir], {
-    env: { PATH: process.env.PATH ?? "", VEIL_MASTER_KEY: TEST_MASTER_KEY, ...env },
+    // No health-drain period on SIGTERM unless a test asks for one: stop() would otherwise wait it out.
+    env: { PATH: process.env.PATH ?? "", VEIL_MASTER_KEY: TEST_MASTER_KEY, VEIL_DRAIN_MS: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -31,6 +31,8 @@ export class MaskedOutput {
   private parts: Uint8Array[] = [];
   private partsLength = 0;
   private partsNeedCopy = false;
+  /** Masks emitted so far: one per merged run, counted where a run is settled (never per byte). */
+  masksEmitted = 0;
 
   constructor(mask: Uint8Array, maxHold: number) {
     this.mask = mask;
@@ -110,6 +112,7 @@ export class MaskedOutput {
       this.emitPos = ends[h];
       h++;
     }
+    this.masksEmitted += h - this.runHead;
     // Settled runs are dropped in bulk, only once enough pile up, to keep this loop cheap.
     if (h > 64 && h * 2 > starts.length) {
       starts.splice(0, h);

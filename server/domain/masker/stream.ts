@@ -91,6 +91,11 @@ export class AutomatonStream {
     this.output = new MaskedOutput(mask, automaton.maxDepth * (MAX_ESCAPE_PARAMS + 4) + 2 * MAX_ESCAPE_PARAMS);
   }
 
+  /** Masks this stream has emitted so far (for metrics; never a value or a position). */
+  get masksApplied(): number {
+    return this.output.masksEmitted;
+  }
+
   /** Feeds a chunk and returns what is safe to emit; may be a view of `chunk` itself. */
   push(chunk: Uint8Array): Uint8Array {
     this.checkUsable();

@@ -1,0 +1,33 @@
+// Request ids: every request on the port gets one (the caller's `x-request-id` if sane, else a new one), echoed in the response.
+import { randomBytes } from "node:crypto";
+import type { RequestHandler } from "./listener.js";
+
+/** The header that carries it both ways. */
+export const REQUEST_ID_HEADER = "x-request-id";
+
+/** 1 to 128 of letters, digits and `-_.:`: what tracing systems send, and nothing a log line could be forged with. */
+const SANE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The caller's id when it is sane, else undefined. */
+export function saneRequestId(value: string | null | undefined): string | undefined {
+  return value !== null && value !== undefined && SANE.test(value) ? value : undefined;
+}
+
+/** A new id: 16 hex digits. */
+export function newRequestId(): string {
+  return randomBytes(8).toString("hex");
+}
+
+/**
+ * Sets the request's id before anything reads it (the RPC interceptors log it, the decoding
+ * guard too) and echoes it in the response headers, errors and 404s included.
+ */
+export function withRequestId(handler: RequestHandler): RequestHandler {
+  return (req, res) => {
+    const given = req.headers[REQUEST_ID_HEADER];
+    const id = saneRequestId(Array.isArray(given) ? given[0] : given) ?? newRequestId();
+    req.headers[REQUEST_ID_HEADER] = id;
+    res.setHeader(REQUEST_ID_HEADER, id);
+    handler(req, res);
+  };
+}
