@@ -44,6 +44,7 @@ export interface StartRequest extends ConversationSettings, Partial<Conversation
 
 /** Creates the registry. Call `closeAll()` on shutdown: it kills every conversation's processes. */
 export function createConversations(limits: ConversationLimits) {
+  let closing = false;
   const live = new Map<string, Conversation>();
   /** Egress-mode conversations by their egress id, for the gateway. */
   const byEgressId = new Map<string, Conversation>();
@@ -193,8 +194,14 @@ export function createConversations(limits: ConversationLimits) {
       return live.size;
     },
 
+    /** True once closeAll() began: a command that ends from here on was stopped by the shutdown. */
+    get closing(): boolean {
+      return closing;
+    },
+
     /** Ends every conversation: used on shutdown. */
     async closeAll(): Promise<void> {
+      closing = true;
       clearInterval(sweep);
       await Promise.all([...live.values()].map((c) => c.end()));
       limits.workDir.close();

@@ -32,8 +32,6 @@ export interface ConversationDeps {
   defaultTimeoutMs: number;
   outputLimitBytes: number;
   extraSecrets: ExtraSecrets;
-  /** False once the server drains: a command stopped by it then ends its stream with UNAVAILABLE. */
-  isServing?: () => boolean;
 }
 
 type EventMessage = MessageInitShape<typeof ConversationEventSchema>;
@@ -99,10 +97,10 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
   async function* stream(events: AsyncIterable<DomainEvent>) {
     for await (const event of events) {
       // The drain killed it: its exit code says nothing about the command, so the caller hears why instead.
-      if (event.type === "command_exited" && deps.isServing?.() === false) throw shuttingDown();
+      if (event.type === "command_exited" && deps.conversations.closing) throw shuttingDown();
       yield toMessage(event);
     }
-    if (deps.isServing?.() === false) throw shuttingDown();
+    if (deps.conversations.closing) throw shuttingDown();
   }
 
   function endIfDropped(ctx: HandlerContext, conversation: { settings: { keepOnDisconnect: boolean }; end(): Promise<void> }) {
