@@ -1,6 +1,6 @@
 // TLS on the one port with certificates minted here: every protocol, grpc-js, the CLI, mTLS, SIGHUP reload, and no cleartext off loopback.
 import { execFile, spawnSync } from "node:child_process";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import * as https from "node:https";
 import * as tls from "node:tls";
 import { Code } from "@connectrpc/connect";
@@ -145,6 +145,23 @@ describe("TLS", () => {
     const missing = await veil(["secret", "ls", "--ca-file", `${certs.path}/nope.pem`]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("--ca-file");
+  });
+
+  it("a profile saved by veil login with --ca-file trusts that CA (no flag or variable needed)", async () => {
+    const home = `${certs.path}/xdg`;
+    const veil = veilFor(s);
+    // No VEIL_URL: the profile names the server.
+    const env = { XDG_CONFIG_HOME: home, VEIL_URL: "" };
+    writeFileSync(`${certs.path}/token`, s.token, { mode: 0o600 });
+    const login = await veil(["login", "--url", s.url, "--profile", "tls", "--token-file", `${certs.path}/token`, "--ca-file", ca.caFile], env);
+    expect(login).toMatchObject({ code: 0, stderr: expect.stringContaining("profile tls saved") });
+    const viaProfile = await veil(["secret", "ls", "--json"], env);
+    expect(viaProfile).toMatchObject({ code: 0, stderr: "" });
+    // The same server through a profile without the CA is refused on its certificate.
+    await veil(["login", "--url", s.url, "--profile", "plain", "--token-file", `${certs.path}/token`], env);
+    const untrusted = await veil(["secret", "ls", "--profile", "plain"], env);
+    expect(untrusted.code).not.toBe(0);
+    expect(untrusted.stderr).toMatch(/certificate/i);
   });
 });
 
