@@ -79,13 +79,7 @@ export function TokensTab({ api }: { api: Api }) {
           </table>
         </div>
       )}
-      <Pager
-        range=""
-        hasPrevious={pages.length > 1}
-        hasNext={(list.data?.nextPageToken ?? "") !== ""}
-        onPrevious={() => setPages(pages.slice(0, -1))}
-        onNext={() => setPages([...pages, list.data!.nextPageToken])}
-      />
+      <Pager pages={pages} setPages={setPages} nextPageToken={list.data?.nextPageToken} />
     </section>
   );
 }

@@ -142,15 +142,17 @@ export function splitNames(text: string): string[] {
 }
 
 /** Previous/Next over page tokens, with the range shown. */
-export function Pager(props: { range: string; hasPrevious: boolean; hasNext: boolean; onPrevious: () => void; onNext: () => void }) {
-  if (!props.hasPrevious && !props.hasNext) return null;
+export function Pager(props: { range?: string; pages: readonly string[]; setPages: (pages: string[]) => void; nextPageToken: string | undefined }) {
+  // `pages` holds the token of every page opened so far ("" first): Previous drops the last one.
+  const { pages, setPages, nextPageToken = "" } = props;
+  if (pages.length <= 1 && nextPageToken === "") return null;
   return (
     <nav class="pager" aria-label="Pages">
-      <button type="button" class="secondary" disabled={!props.hasPrevious} onClick={props.onPrevious}>
+      <button type="button" class="secondary" disabled={pages.length <= 1} onClick={() => setPages(pages.slice(0, -1))}>
         Previous
       </button>
       <span class="range">{props.range && `Showing ${props.range}`}</span>
-      <button type="button" class="secondary" disabled={!props.hasNext} onClick={props.onNext}>
+      <button type="button" class="secondary" disabled={nextPageToken === ""} onClick={() => setPages([...pages, nextPageToken])}>
         Next
       </button>
     </nav>

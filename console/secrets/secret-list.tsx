@@ -99,13 +99,7 @@ export function SecretList(props: { api: Api; session: string; onSession: (s: st
           </table>
         </div>
       )}
-      <Pager
-        range={secrets.length > 0 ? `${first + 1}–${first + secrets.length}` : ""}
-        hasPrevious={pages.length > 1}
-        hasNext={(list.data?.nextPageToken ?? "") !== ""}
-        onPrevious={() => setPages(pages.slice(0, -1))}
-        onNext={() => setPages([...pages, list.data!.nextPageToken])}
-      />
+      <Pager pages={pages} setPages={setPages} nextPageToken={list.data?.nextPageToken} range={secrets.length > 0 ? `${first + 1}–${first + secrets.length}` : ""} />
     </section>
   );
 }
