@@ -99,6 +99,7 @@ for (const mode of [
         if (event.case === "output" && stdout.includes("ready")) await t.admin.conversations.signalCommand({ ...ids, signal: "SIGINT" });
       });
       expect(trapped).toMatchObject({ exitCode: 7, stdoutText: "ready\ngot-int\n" });
+      await t.admin.exec(conversationId, "mkdir -p sub && cd sub && export KEPT=yes", { timeoutMs: 10_000 });
       const dies = await runWithInput(
         t.admin,
         "sh -c 'echo ready; exec sleep 30'",
@@ -108,7 +109,9 @@ for (const mode of [
         conversationId,
       );
       expect(dies.exitCode).toBe(130);
-      expect((await t.admin.exec(conversationId, "echo still here", { timeoutMs: 10_000 })).stdoutText).toBe("still here\n");
+      // Like a terminal after Ctrl-C: the next command runs, in the same folder with the same exports.
+      const after = await t.admin.exec(conversationId, 'echo still here $KEPT "$(basename "$PWD")"', { timeoutMs: 10_000 });
+      expect(after.stdoutText).toBe("still here yes sub\n");
       const term = await runWithInput(
         t.admin,
         "sh -c 'echo ready; exec sleep 30'",

@@ -38,6 +38,8 @@ export class CommandRun implements ShellSink {
   private readonly onAbort = () => this.kill("abort");
   private killReason: KillReason | undefined;
   private finished = false;
+  /** A signal was forwarded to this command (and its shell). */
+  private signalled = false;
   /** Output after a cut is not the caller's to see. */
   private discarding = false;
   private emitted = 0;
@@ -93,7 +95,9 @@ export class CommandRun implements ShellSink {
 
   /** Signals what the command started, and the shell running it (as Ctrl-C reaches a terminal's foreground job). */
   private signal(signal: NodeJS.Signals): void {
-    if (!this.finished) this.shell.signalCommand(signal, this.startTicks);
+    if (this.finished) return;
+    this.signalled = true;
+    this.shell.signalCommand(signal, this.startTicks);
   }
 
   /** Called when the consumer stops pulling: a command still running is killed, and this waits for it to be gone. */
@@ -155,6 +159,10 @@ export class CommandRun implements ShellSink {
       // What reached the limit may live on in the background (forks, a full /tmp): the next command gets a fresh shell.
       if (this.limit !== undefined) void this.shell.kill();
     }
+    // The shell got the signal too: bash may still end itself after reporting (it does when the
+    // command died of SIGINT), so the next command must not be written to it. A fresh shell takes
+    // over from the reported cwd and exports, as after a timeout.
+    if (this.signalled) void this.shell.kill();
     this.stopTimers();
     const durationMs = Math.round(performance.now() - this.started);
     this.queue.push({ kind: "exit", exitCode, durationMs, timedOut: this.killReason === "timeout", limit: this.limit });
