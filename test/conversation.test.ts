@@ -1,12 +1,12 @@
 // Conversations over the network: injection, masking of every form, terminal state, limits, cleanup.
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect, createVeilClient, Inject, Role, type VeilClient } from "../client/index.js";
 import { expectCode } from "./support/expect-code.js";
 import { type grpc, grpcJsClient } from "./support/grpc-js.js";
 import { startTestServer, type TestServer } from "./support/server.js";
+import { pidsWith } from "./support/processes.js";
 
 // The server runs in this process: its environment must never reach a command.
 process.env.VEIL_SERVER_CANARY = "canary-SERVER-ENV-d00d";
@@ -16,19 +16,6 @@ const MULTI = "-----BEGIN KEY-----\nline-one-canary-aaaa\nline-two-canary-bbbb\n
 const DB = { user: "app", password: "pw-canary-Zq8Xw3Vt" };
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
-/** Host pids whose command line contains `fragment`. */
-function pidsWith(fragment: string): number[] {
-  return readdirSync("/proc")
-    .filter((n) => /^\d+$/.test(n))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "latin1").replaceAll("\0", " ").includes(fragment);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 describe("conversations", () => {
   let s: TestServer;

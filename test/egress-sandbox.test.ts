@@ -1,6 +1,6 @@
 // The egress network mode as a command meets it: only 127.0.0.1:3128 leads out (to whatever the server attached), trust files and proxy env are set, nothing else reaches the network.
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server as HttpServer } from "node:http";
 import type { Server, Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DYNAMIC_UID_BASE, DynamicUsers, isRoot, type RunAs } from "../server/domain/executor/dynamic-user.js";
 import { receiveListener } from "../server/domain/executor/egress-listener.js";
 import { type CommandEvent, detectSandbox, EgressNeedsSandboxError, type EgressOptions, openShellSession, type ShellSession } from "../server/domain/executor.js";
+import { pidsWith } from "./support/processes.js";
 
 const detected = await detectSandbox("required");
 const hasBwrap = detected.kind === "bubblewrap";
@@ -46,19 +47,6 @@ async function run(session: ShellSession, command: string, timeoutMs = 15_000): 
   return { out, exit: exit! };
 }
 
-/** Host pids of live processes whose command line contains `fragment`. */
-function pidsWith(fragment: string): number[] {
-  return readdirSync("/proc")
-    .filter((n) => /^\d+$/.test(n))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "latin1").replaceAll("\0", " ").includes(fragment);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 describe.skipIf(!hasBwrap)(hasBwrap ? "egress network mode in bubblewrap" : "egress network mode in bubblewrap (bubblewrap is not usable here)", () => {
   const dir = mkdtempSync(join(tmpdir(), "veil-egress-"));

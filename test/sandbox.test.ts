@@ -1,6 +1,6 @@
 // The sandbox as an attacker meets it: what a command can reach, the per-conversation uid, no bwrap, --sandbox off, crash leftovers, the cap.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { Code, createClient } from "@connectrpc/connect";
@@ -15,6 +15,7 @@ import { spawnServer, VEIL_BIN } from "./support/child-server.js";
 import { expectCode } from "./support/expect-code.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import { tempDir } from "./support/temp-dir.js";
+import { pidsWith } from "./support/processes.js";
 
 // The server runs in this process: its environment is what /proc/<pid>/environ would give away.
 process.env.VEIL_SANDBOX_TEST_CANARY = "canary-ENVIRON-7c1e";
@@ -23,22 +24,6 @@ const hasBwrap = (await detectSandbox("required")).kind === "bubblewrap";
 const isRoot = process.getuid?.() === 0;
 const has = (tool: string) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
 const MASTER_KEY = Buffer.alloc(32, 9).toString("base64");
-
-/** Host pids whose command line contains `fragment` (zombies excluded). */
-function pidsWith(fragment: string): number[] {
-  return readdirSync("/proc")
-    .filter((n) => /^\d+$/.test(n))
-    .filter((pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-        if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return false;
-        return readFileSync(`/proc/${pid}/cmdline`, "latin1").replaceAll("\0", " ").includes(fragment);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 /** Runs one command in a fresh conversation that ends when done; stdout and stderr together. */
 async function sh(veil: VeilClient, command: string, options: { network?: boolean } = {}): Promise<string> {
