@@ -22,6 +22,21 @@ async function save(api: Api, meta: SecretMeta, patch: object, setErrors: (e: Fo
   }
 }
 
+/** The busy/errors state of one edit form and its submit handler: saves `patch()` and reports `message()` when it landed. */
+function useSave(api: Api, meta: SecretMeta, onSaved: (message: string) => void) {
+  const [errors, setErrors] = useState<FormErrors>({ fields: {} });
+  const [busy, setBusy] = useState(false);
+  const submitWith = (patch: () => object, message: string) => async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setErrors({ fields: {} });
+    const ok = await save(api, meta, patch(), setErrors);
+    setBusy(false);
+    if (ok) onSaved(message);
+  };
+  return { errors, busy, submitWith };
+}
+
 interface EditProps {
   api: Api;
   meta: SecretMeta;
@@ -31,17 +46,9 @@ interface EditProps {
 
 export function EditAccess({ api, meta, agents, onSaved, onCancel }: EditProps & { agents: readonly string[] }) {
   const [draft, setDraft] = useState(() => accessDraft(meta.allowedAgents, meta.agentReaders));
-  const [errors, setErrors] = useState<FormErrors>({ fields: {} });
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setBusy(true);
-    setErrors({ fields: {} });
-    // No text or fields: the vault keeps the value and replaces the rest, so everything else is sent as it is.
-    const ok = await save(api, meta, accessOf(draft), setErrors);
-    setBusy(false);
-    if (ok) onSaved("Access saved.");
-  };
+  const { errors, busy, submitWith } = useSave(api, meta, onSaved);
+  // No text or fields: the vault keeps the value and replaces the rest, so everything else is sent as it is.
+  const submit = submitWith(() => accessOf(draft), "Access saved.");
   return (
     <form class="card form" onSubmit={submit} noValidate aria-label="Edit access">
       <h2>Edit access</h2>
@@ -53,16 +60,8 @@ export function EditAccess({ api, meta, agents, onSaved, onCancel }: EditProps &
 
 export function ReplaceValue({ api, meta, onSaved, onCancel }: EditProps) {
   const [draft, setDraft] = useState(emptyValue);
-  const [errors, setErrors] = useState<FormErrors>({ fields: {} });
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setBusy(true);
-    setErrors({ fields: {} });
-    const ok = await save(api, meta, valueInput(draft), setErrors);
-    setBusy(false);
-    if (ok) onSaved(`Value replaced: version ${meta.version + 1n}.`);
-  };
+  const { errors, busy, submitWith } = useSave(api, meta, onSaved);
+  const submit = submitWith(() => valueInput(draft), `Value replaced: version ${meta.version + 1n}.`);
   return (
     <form class="card form" onSubmit={submit} noValidate aria-label="Replace value">
       <h2>Replace value</h2>
