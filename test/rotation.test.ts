@@ -237,9 +237,13 @@ describe("key rotation", () => {
     let raced = false;
     // The first re-encryption write lets the vault delete one secret and recreate another before it commits.
     const racing: KvStore = {
+      limits: store.limits,
       get: (k) => store.get(k),
       getMany: (ks) => store.getMany(ks),
       scan: (range) => store.scan(range),
+      watch: (prefix, handlers) => store.watch(prefix, handlers),
+      withLock: (name, fn) => store.withLock(name, fn),
+      putEphemeral: (key, value) => store.putEphemeral(key, value),
       close: () => store.close(),
       async write(ops, guards) {
         if (!raced) {
@@ -273,9 +277,13 @@ describe("key rotation", () => {
     let batches = 0;
     // While the second batch is written, a write sealed before the switch lands on a key the first batch already moved.
     const racing: KvStore = {
+      limits: store.limits,
       get: (k) => store.get(k),
       getMany: (ks) => store.getMany(ks),
       scan: (range) => store.scan(range),
+      watch: (prefix, handlers) => store.watch(prefix, handlers),
+      withLock: (name, fn) => store.withLock(name, fn),
+      putEphemeral: (key, value) => store.putEphemeral(key, value),
       close: () => store.close(),
       async write(ops, guards) {
         if (++batches === 2) await store.write([{ type: "put", key: late, value: lateBlob }]);

@@ -3,7 +3,8 @@ import { readdir, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { Level } from "level";
 import { VeilError } from "../domain/errors.js";
-import { type KvGuard, type KvOp, type KvRange, type KvSnapshot, type KvStore, KvConflictError, sameBytes } from "./kv.js";
+import { checkWriteLimits, type KvGuard, type KvLimits, type KvOp, type KvRange, type KvSnapshot, type KvStore, type KvWatchHandlers, KvConflictError, sameBytes } from "./kv.js";
+import { LocalLocks, LocalWatchers, putLocalEphemeral } from "./local-coordination.js";
 
 interface PendingWrite {
   ops: readonly KvOp[];
@@ -45,6 +46,12 @@ export function storeError(error: unknown): unknown {
   return error;
 }
 
+/**
+ * LevelDB itself bounds a batch only by memory; these keep one write well inside what a
+ * synced batch handles quickly, and far above what any single request can carry.
+ */
+export const LEVEL_LIMITS: KvLimits = { maxOps: 100_000, maxGuards: 100_000, maxBytes: 256 * 1024 * 1024 };
+
 /** Room a reopen needs: LevelDB turns the write-ahead logs into a table when it opens, plus slack. */
 const REOPEN_SLACK_BYTES = 256 * 1024;
 
@@ -65,6 +72,9 @@ class LevelStore implements KvStore {
   private broken: VeilError | undefined;
   private recovering: Promise<VeilError | undefined> | undefined;
   private closed = false;
+  private readonly watchers = new LocalWatchers();
+  private readonly locks = new LocalLocks();
+  readonly limits = LEVEL_LIMITS;
 
   constructor(
     private readonly db: Level<string, Uint8Array>,
@@ -107,6 +117,11 @@ class LevelStore implements KvStore {
   }
 
   write(ops: readonly KvOp[], guards: readonly KvGuard[] = []): Promise<void> {
+    try {
+      checkWriteLimits(this.limits, ops, guards);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ ops, guards, resolve, reject });
       this.flushing ??= this.flushLoop();
@@ -122,6 +137,18 @@ class LevelStore implements KvStore {
     } catch (error) {
       throw storeError(error);
     }
+  }
+
+  watch(prefix: string, handlers: KvWatchHandlers) {
+    return this.watchers.watch(prefix, handlers);
+  }
+
+  withLock<T>(name: string, fn: () => Promise<T>) {
+    return this.locks.withLock(name, fn);
+  }
+
+  putEphemeral(key: string, value: Uint8Array) {
+    return putLocalEphemeral(this, key, value);
   }
 
   /** LevelDB's explicit snapshot: the count and the entries read the same instant of the store. */
@@ -232,6 +259,7 @@ class LevelStore implements KvStore {
           }
           await batch.write({ sync: true });
           this.onBatch?.(accepted.length);
+          this.watchers.notify(ops);
         }
         for (const w of accepted) w.resolve();
       } catch (error) {
