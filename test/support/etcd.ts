@@ -30,6 +30,8 @@ export interface EtcdCluster {
   kill(i: number): Promise<void>;
   /** Starts member i again on its data dir and waits until it reports healthy. */
   restart(i: number): Promise<void>;
+  /** The index of the member that leads the cluster now (asked of the live members). */
+  leader(): Promise<number>;
   /** What member i printed, for a failing test's message. */
   log(i: number): string;
   /** Kills every member and removes the data dirs. */
@@ -147,6 +149,25 @@ export async function startEtcd(options: { members?: number } = {}): Promise<Etc
       const m = members[i]!;
       launch(m, cluster, token, "existing");
       await waitHealthy(m);
+    },
+    async leader() {
+      for (const m of members) {
+        if (m.process?.exitCode !== null || m.process.signalCode !== null) continue;
+        try {
+          const res = await fetch(`${m.clientUrl}/v3/maintenance/status`, { method: "POST", body: "{}" });
+          const status = (await res.json()) as { leader?: string; header?: { member_id?: string } };
+          if (status.leader === undefined || status.leader === "0") continue;
+          for (const [i, other] of members.entries()) {
+            const own = (await (await fetch(`${other.clientUrl}/v3/maintenance/status`, { method: "POST", body: "{}" }).catch(() => undefined))?.json().catch(() => undefined)) as
+              | { header?: { member_id?: string } }
+              | undefined;
+            if (own?.header?.member_id === status.leader) return i;
+          }
+        } catch {
+          // This member is not answering; ask the next.
+        }
+      }
+      throw new Error("no etcd member reports a leader");
     },
     log: (i) => members[i]!.log.join(""),
     stop,
