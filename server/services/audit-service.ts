@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Audit, AuditEvent as DomainEvent } from "../domain/audit.js";
-import { fail } from "../domain/errors.js";
+import { authorize } from "../domain/policy.js";
 import { principalOf } from "../rpc/context.js";
 import { listAuditEventsRequest } from "../rpc/schemas.js";
 import { validate } from "../rpc/validate.js";
@@ -38,7 +38,7 @@ export function createAuditService({ audit }: { audit: Audit }): ServiceImpl<typ
     async listAuditEvents(req, ctx) {
       validate(listAuditEventsRequest, req);
       const principal = principalOf(ctx);
-      if (principal.role !== "admin") throw fail.denied("ListAuditEvents: only admin tokens read the audit trail");
+      authorize(principal, "audit.read");
       const page = await audit.list(principal.tenant, {
         secretName: req.secretName,
         action: req.action,
