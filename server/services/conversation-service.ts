@@ -12,8 +12,6 @@ import type { References } from "../domain/references.js";
 import type { Vault } from "../domain/vault.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
-import { endConversationRequest, runCommandRequest, sendInputRequest, signalCommandRequest, startConversationRequest } from "../rpc/schemas.js";
-import { validate } from "../rpc/validate.js";
 import { type ConversationEventSchema, type ConversationService, Inject, NetworkMode, Stream } from "../../gen/veil/v1/conversation_pb.js";
 
 /** Extra secrets a conversation may carry besides declared ones (sealed tokens, LLM settings). */
@@ -101,7 +99,6 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
 
   return {
     async *startConversation(req, ctx) {
-      validate(startConversationRequest, req);
       // Before any secret is resolved or decrypted: without a usable sandbox nothing would run anyway.
       deps.conversations.assertCanRun();
       const principal = principalOf(ctx);
@@ -171,7 +168,6 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
     },
 
     async *runCommand(req, ctx) {
-      validate(runCommandRequest, req);
       const principal = principalOf(ctx);
       const conversation = deps.conversations.find(principal, req.conversationId);
       await auditTrail(ctx).commit();
@@ -183,7 +179,6 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
     },
 
     async sendInput(req, ctx) {
-      validate(sendInputRequest, req);
       const conversation = deps.conversations.find(principalOf(ctx), req.conversationId);
       // That input was sent and how much, never what it was.
       auditTrail(ctx).note({ detail: `command=${req.commandId} bytes=${req.data.length}${req.eof ? " eof" : ""}` });
@@ -192,7 +187,6 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
     },
 
     async signalCommand(req, ctx) {
-      validate(signalCommandRequest, req);
       const conversation = deps.conversations.find(principalOf(ctx), req.conversationId);
       auditTrail(ctx).note({ detail: `command=${req.commandId} signal=${req.signal}` });
       conversation.signal(req.commandId, req.signal as NodeJS.Signals);
@@ -200,7 +194,6 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
     },
 
     async endConversation(req, ctx) {
-      validate(endConversationRequest, req);
       const principal = principalOf(ctx);
       const conversation = deps.conversations.find(principal, req.conversationId);
       await conversation.end();

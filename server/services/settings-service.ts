@@ -5,8 +5,7 @@ import { INJECT_PURPOSE, type Sealer } from "../domain/sealed.js";
 import type { PlainSettings, Settings } from "../domain/settings.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
-import { splitHostList, updateSettingsRequest } from "../rpc/schemas.js";
-import { validate } from "../rpc/validate.js";
+import { splitHostList } from "../rpc/schemas.js";
 import { Expose, type SettingsService } from "../../gen/veil/v1/settings_pb.js";
 
 /** What a set secret field reads as in the redacted view. */
@@ -44,7 +43,6 @@ export function createSettingsService(deps: { settings: Settings; sealer: Sealer
     },
 
     async updateSettings(req, ctx) {
-      validate(updateSettingsRequest, req);
       const principal = principalOf(ctx);
       authorize(principal, "settings.write");
       const llm = req.settings!.llm;
