@@ -1,6 +1,7 @@
 // Assembles Veil: data dir, store, keyring, domain objects, and the routes and interceptors over them.
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { ServerConfig } from "./config.js";
 import { createAgentDirectory } from "./domain/agents.js";
@@ -31,6 +32,8 @@ import { createAuthInterceptor } from "./rpc/auth.js";
 import { createErrorInterceptor } from "./rpc/errors.js";
 import { createLoggingInterceptor } from "./rpc/logging.js";
 import { createMetricsInterceptor } from "./rpc/metrics.js";
+import { type MethodRule, RPC_RULES } from "./rpc/rules.js";
+import { createValidationInterceptor } from "./rpc/validate.js";
 import { createRoutes } from "./routes.js";
 import type { KvStore } from "./store/kv.js";
 import { checkLayout } from "./store/layout.js";
@@ -40,6 +43,8 @@ import { openConfiguredStore, requireSharedMasterKey } from "./store-config.js";
 export interface VeilApp {
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
+  /** The RPC rules the interceptors read (RPC_RULES); a service served beside `routes` (the bench's) adds its methods' rules here. */
+  rules: Map<DescMethod, MethodRule>;
   store: KvStore;
   keyring: Keyring;
   vault: Vault;
@@ -154,9 +159,18 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   });
   logger.log("info", "limits", { ...limitMechanisms() });
 
+  const rules = new Map(RPC_RULES);
   const app: VeilApp = {
     routes: () => {},
-    interceptors: [createMetricsInterceptor(metrics), createLoggingInterceptor(logger), createErrorInterceptor(logger), createAuthInterceptor(tokens), createAuditInterceptor(audit)],
+    interceptors: [
+      createMetricsInterceptor(metrics),
+      createLoggingInterceptor(logger),
+      createErrorInterceptor(logger),
+      createAuthInterceptor(tokens, rules),
+      createAuditInterceptor(audit, rules),
+      createValidationInterceptor(rules),
+    ],
+    rules,
     store,
     keyring,
     vault,
@@ -178,6 +192,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   };
   metrics.watch({ liveConversations: () => conversations.size, rotation: () => rotation.status() });
   app.routes = createRoutes({
+    rules,
     vault,
     tokens,
     conversations,

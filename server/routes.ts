@@ -8,6 +8,7 @@ import type { Sealer } from "./domain/sealed.js";
 import type { Settings } from "./domain/settings.js";
 import type { Tokens } from "./domain/tokens.js";
 import type { Vault } from "./domain/vault.js";
+import { assertEveryMethodRuled, type RpcRules } from "./rpc/rules.js";
 import type { KvStore } from "./store/kv.js";
 import { type ConversationDeps, createConversationService } from "./services/conversation-service.js";
 import { createAgentService } from "./services/agent-service.js";
@@ -32,6 +33,8 @@ import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
 
 /** What the routes are built from. */
 export interface RouteDeps extends ConversationDeps {
+  /** The interceptors' rules: building the routes throws if a served method has none. */
+  rules: RpcRules;
   vault: Vault;
   tokens: Tokens;
   settings: Settings;
@@ -45,7 +48,7 @@ export interface RouteDeps extends ConversationDeps {
   isServing: () => boolean;
 }
 
-/** Builds the route table. */
+/** Builds the route table; a served method without an RPC rule fails the start, naming it. */
 export function createRoutes(deps: RouteDeps) {
   const services = [SecretService, TokenService, ConversationService, SettingsService, AuditService, KeyService, AgentService, BackupService];
   return (router: ConnectRouter) => {
@@ -69,5 +72,6 @@ export function createRoutes(deps: RouteDeps) {
       file_veil_v1_backup,
       file_grpc_health_v1_health,
     ]);
+    assertEveryMethodRuled(deps.rules, router);
   };
 }
