@@ -8,7 +8,7 @@ import { createClient } from "@connectrpc/connect";
 import { Level } from "level";
 import { createVeilClient } from "../client/index.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
-import { Keyring } from "../server/domain/keyring.js";
+import { Keyring } from "../server/crypto/keyring.js";
 import type { Principal } from "../server/domain/principal.js";
 import { createVault, type SecretWrite } from "../server/domain/vault.js";
 import { openLevelStore } from "../server/store/level-store.js";

@@ -2,10 +2,10 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { VeilError } from "../server/domain/errors.js";
-import { Keyring } from "../server/domain/keyring.js";
+import { Keyring } from "../server/crypto/keyring.js";
 import type { Principal } from "../server/domain/principal.js";
-import { type BlobSource, createRotation, type Rotation, type RotationDeps, secretValueSource } from "../server/domain/rotation.js";
-import { blobGeneration } from "../server/domain/seal.js";
+import { type BlobSource, createRotation, type Rotation, type RotationDeps, secretValueSource } from "../server/crypto/rotation.js";
+import { blobGeneration } from "../server/crypto/blob.js";
 import { VALUE_RANGE, valueKey } from "../server/domain/secret-records.js";
 import { createVault, type Vault } from "../server/domain/vault.js";
 import type { KvStore } from "../server/store/kv.js";

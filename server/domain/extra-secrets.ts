@@ -1,7 +1,7 @@
 // Secrets a conversation carries besides declared ones: opened sealed tokens and the tenant's LLM settings.
 import { type InjectedSecret, injectSecret } from "./injection.js";
 import type { Principal } from "./principal.js";
-import { INJECT_PURPOSE, type Sealer } from "./sealed.js";
+import { INJECT_PURPOSE, type Sealer } from "../crypto/sealed-tokens.js";
 import type { Settings } from "./settings.js";
 
 /** Opens sealed tokens (environment name to token) and, on request, adds LLM_API_KEY, LLM_MODEL, LLM_BASE_URL. */

@@ -1,7 +1,7 @@
 // Agent settings per tenant: LLM model, base URL and API key (sealed like a secret), plus free options.
 import { type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import { normalizeHostPattern } from "./egress-binding.js";
-import type { Keyring } from "./keyring.js";
+import type { Keyring } from "../crypto/keyring.js";
 
 /** Settings as stored: the API key only as a keyring blob (base64). */
 export interface StoredSettings {

@@ -3,7 +3,7 @@ import { type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import { normalizeHostPattern } from "./egress-binding.js";
 import { fail } from "./errors.js";
 import { authorizeSecret, decide, requireAdmin } from "./grants.js";
-import type { Keyring } from "./keyring.js";
+import type { Keyring } from "../crypto/keyring.js";
 import { summarize } from "./lookup-source.js";
 import { paginate } from "./page-token.js";
 import type { Principal } from "./principal.js";

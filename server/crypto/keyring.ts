@@ -1,8 +1,8 @@
 // The keyring: key generations wrapped by the master key, and per-tenant keys derived from them.
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import type { KvStore } from "../store/kv.js";
-import { fail, VeilError } from "./errors.js";
-import { openBlob, sealBlob } from "./seal.js";
+import { fail, VeilError } from "../domain/errors.js";
+import { openBlob, sealBlob } from "./blob.js";
 
 const KEYRING_KEY = "sys\0keyring";
 const enc = new TextEncoder();

@@ -1,10 +1,10 @@
 // Key rotation: adds a keyring generation and re-encrypts stored blobs to it online, in throttled guarded batches.
 import { setImmediate as yieldToLoop, setTimeout as sleep } from "node:timers/promises";
 import { type KvGuard, type KvOp, type KvStore, KvConflictError } from "../store/kv.js";
-import { fail, VeilError } from "./errors.js";
+import { fail, VeilError } from "../domain/errors.js";
 import type { Keyring } from "./keyring.js";
-import { blobGeneration } from "./seal.js";
-import { parseValueKey, VALUE_RANGE, valueAad } from "./secret-records.js";
+import { blobGeneration } from "./blob.js";
+import { parseValueKey, VALUE_RANGE, valueAad } from "../domain/secret-records.js";
 
 /** A family of stored blobs the re-encryption walks (secret values, settings, ...). */
 export interface BlobSource {
