@@ -63,7 +63,7 @@ export async function resetOperatorToken(options: { dataDir: string; masterKeyFi
   try {
     // Older code must not rewrite a newer layout's tokens.
     await checkLayout(store);
-    await Keyring.open(store, masterKey);
+    await Keyring.open(store, masterKey, { watch: false });
     const audit = createAudit(store);
     const reset = await createTokens(store).resetOperator((fresh, revoked) =>
       audit.ops({

@@ -22,7 +22,7 @@ export async function rekeyDataDir(options: { dataDir: string; newKeyFile: strin
     throw new ConfigError(`--data-dir: cannot open ${dataDir} (is a server running on it?)`, { cause });
   });
   try {
-    const keyring = await Keyring.open(store, current);
+    const keyring = await Keyring.open(store, current, { watch: false });
     await keyring.rekey(new Uint8Array(next));
   } finally {
     await store.close();
