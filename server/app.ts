@@ -19,6 +19,7 @@ import { openWorkDir, type WorkDir } from "./domain/work-dir.js";
 import { limitMechanisms } from "./domain/executor.js";
 import { createGateway, type Gateway } from "./egress/gateway.js";
 import type { GatewayIdentity } from "./egress/identity.js";
+import { createBarrier } from "./crypto/barrier.js";
 import { Keyring } from "./crypto/keyring.js";
 import { VeilError } from "./domain/errors.js";
 import { createTokens, type Tokens } from "./domain/tokens.js";
@@ -78,7 +79,8 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   try {
     // Before anything reads a key: a newer layout may mean something else by the same keys.
     await checkLayout(store);
-    keyring = await Keyring.open(store, masterKey);
+    // Watches its own key: a generation another server sharing the store adds is picked up at once.
+    keyring = await Keyring.open(store, masterKey, { log: (level, msg, fields) => logger.log(level, msg, fields) });
   } catch (error) {
     await closeStore();
     throw error;
@@ -94,13 +96,16 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     // Picks up a rotation a crash interrupted; refuses to start if a retired generation is still needed.
     await rotation.resume();
   } catch (error) {
+    keyring.close();
     await closeStore();
     throw error;
   }
-  const vault = createVault(store, keyring);
+  // The one place values are sealed: the vault and settings hand it plaintext and a store path.
+  const barrier = createBarrier(keyring);
+  const vault = createVault(store, barrier);
   const tokens = createTokens(store);
   const audit = countAuditFailures(createAudit(store), metrics);
-  const settings = createSettings(store, keyring);
+  const settings = createSettings(store, barrier);
   const sealer = createSealer(keyring);
   let lookups: ReturnType<typeof createLookups>;
   try {
@@ -172,6 +177,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
       await conversations.closeAll();
       gateway.close();
       await rotation.stop();
+      keyring.close();
       await closeStore();
     },
   };

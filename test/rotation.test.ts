@@ -2,6 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { VeilError } from "../server/domain/errors.js";
+import { createBarrier } from "../server/crypto/barrier.js";
 import { Keyring } from "../server/crypto/keyring.js";
 import type { Principal } from "../server/domain/principal.js";
 import { type BlobSource, createRotation, type Rotation, type RotationDeps, secretValueSource } from "../server/crypto/rotation.js";
@@ -73,7 +74,7 @@ describe("key rotation", () => {
     dir = tempDir();
     store = await openLevelStore(dir.path);
     keyring = await Keyring.open(store, master);
-    vault = createVault(store, keyring);
+    vault = createVault(store, createBarrier(keyring));
   });
   afterEach(async () => {
     for (const r of rotations.splice(0)) await r.stop();
@@ -177,7 +178,7 @@ describe("key rotation", () => {
     await store.close();
     store = await openLevelStore(dir.path);
     keyring = await Keyring.open(store, master);
-    vault = createVault(store, keyring);
+    vault = createVault(store, createBarrier(keyring));
     const restarted = rotation();
     expect(restarted.status()).toMatchObject({ activeGeneration: 2, generations: [1, 2], reencrypting: false });
     await restarted.resume();

@@ -1,6 +1,7 @@
 // Agent settings per tenant: LLM model, base URL and API key (sealed like a secret), plus free options.
 import { type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import { normalizeHostPattern } from "./egress-binding.js";
+import type { Barrier } from "../crypto/barrier.js";
 import type { Keyring } from "../crypto/keyring.js";
 
 /** Settings as stored: the API key only as a keyring blob (base64). */
@@ -36,6 +37,12 @@ const dec = new TextDecoder();
 /** Where a tenant's settings live. */
 export const settingsKey = (tenant: string) => `cfg\0${tenant}`;
 
+/** Prefix of every tenant's sealed API key (a family the crypto barrier seals). */
+export const API_KEY_PREFIX = "cfgkey\0";
+
+/** Where a tenant's sealed API key lives. */
+export const apiKeyKey = (tenant: string) => `${API_KEY_PREFIX}${tenant}`;
+
 /** Binds the API key blob to its tenant and field. */
 export const settingsAad = (tenant: string) => enc.encode(`veil/v1 settings\0${tenant}\0llm.api_key`);
 
@@ -50,10 +57,10 @@ export function encodeSettings(settings: StoredSettings): Uint8Array {
 }
 
 /** Creates the settings store. */
-export function createSettings(store: KvStore, keyring: Keyring) {
-  function openKey(tenant: string, stored: StoredSettings): string | undefined {
+export function createSettings(store: KvStore, barrier: Barrier) {
+  async function openKey(tenant: string, stored: StoredSettings): Promise<string | undefined> {
     if (stored.llm.apiKey === undefined) return undefined;
-    return dec.decode(keyring.open(tenant, Buffer.from(stored.llm.apiKey, "base64"), settingsAad(tenant)));
+    return dec.decode(await barrier.open(apiKeyKey(tenant), Buffer.from(stored.llm.apiKey, "base64")));
   }
 
   return {
@@ -61,7 +68,7 @@ export function createSettings(store: KvStore, keyring: Keyring) {
     async read(tenant: string): Promise<PlainSettings> {
       const stored = decodeSettings(await store.get(settingsKey(tenant)));
       const { apiKey: _sealed, ...llm } = stored.llm;
-      const apiKey = openKey(tenant, stored);
+      const apiKey = await openKey(tenant, stored);
       return { llm: { ...llm, ...(apiKey !== undefined ? { apiKey } : {}) }, options: stored.options };
     },
 
@@ -79,7 +86,7 @@ export function createSettings(store: KvStore, keyring: Keyring) {
         };
         apply("model", patch.model);
         apply("baseUrl", patch.baseUrl);
-        apply("apiKey", patch.apiKey, (v) => Buffer.from(keyring.seal(tenant, enc.encode(v), settingsAad(tenant))).toString("base64"));
+        apply("apiKey", patch.apiKey, (v) => Buffer.from(barrier.seal(apiKeyKey(tenant), enc.encode(v))).toString("base64"));
         if (patch.apiKeyEgressHosts !== undefined) {
           const hosts = [...new Set(patch.apiKeyEgressHosts.map(normalizeHostPattern))].sort();
           if (hosts.length === 0) delete llm.apiKeyEgressHosts;
