@@ -9,9 +9,9 @@ import { createConversations, type Conversations } from "./domain/conversations.
 import { createExtraSecrets } from "./domain/extra-secrets.js";
 import { createLookups } from "./domain/lookups.js";
 import { createReferences } from "./domain/references.js";
-import { createRotation, type Rotation, secretValueSource } from "./crypto/rotation.js";
+import { createRotation, type Rotation } from "./crypto/rotation.js";
 import { createSealer } from "./crypto/sealed-tokens.js";
-import { createSettings, type Settings, settingsBlobSource } from "./domain/settings.js";
+import { createSettings, type Settings } from "./domain/settings.js";
 import { detectSandbox, type SandboxStatus } from "./domain/executor.js";
 import { isRoot, reapStaleUsers } from "./domain/executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./domain/executor/sandbox.js";
@@ -85,10 +85,12 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     await closeStore();
     throw error;
   }
+  // The one place values are sealed: the vault and settings hand it plaintext and a store path; rotation walks its families.
+  const barrier = createBarrier(keyring);
   const rotation = createRotation({
     store,
     keyring,
-    sources: [secretValueSource, settingsBlobSource],
+    barrier,
     ratePerSecond: config.reencryptRate,
     log: (msg, fields) => logger.log("info", msg, fields),
   });
@@ -100,8 +102,6 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     await closeStore();
     throw error;
   }
-  // The one place values are sealed: the vault and settings hand it plaintext and a store path.
-  const barrier = createBarrier(keyring);
   const vault = createVault(store, barrier);
   const tokens = createTokens(store);
   const audit = countAuditFailures(createAudit(store), metrics);

@@ -4,38 +4,9 @@ import { type KvGuard, type KvOp, type KvStore, KvConflictError } from "../store
 import { fail, VeilError } from "../domain/errors.js";
 import type { Keyring } from "./keyring.js";
 import { blobGeneration } from "./blob.js";
-import { parseValueKey, VALUE_RANGE, valueAad } from "../domain/secret-records.js";
+import { type Barrier, familyRange, type SealedFamily } from "./barrier.js";
 
-/** A family of stored blobs the re-encryption walks (secret values, settings, ...). */
-export interface BlobSource {
-  /** Used in logs and errors: "secret values", "settings". */
-  name: string;
-  /** Key range in the store. */
-  range: { gte: string; lt: string };
-  /** Generations of the blobs inside one stored value (a value may hold 0..n blobs). */
-  generations(key: string, value: Uint8Array): number[];
-  /** Re-seals every blob in the stored value under the active generation; returns the new stored value. */
-  reseal(key: string, value: Uint8Array, keyring: Keyring): Uint8Array;
-}
-
-/** Secret values: the stored value is the blob itself, bound to its key by `valueAad`. */
-export const secretValueSource: BlobSource = {
-  name: "secret values",
-  range: { gte: VALUE_RANGE.gte, lt: VALUE_RANGE.lt },
-  generations: (_key, value) => [blobGeneration(value)],
-  reseal(key, value, keyring) {
-    const { tenant, session, name, version } = parseValueKey(key);
-    const aad = valueAad(tenant, session, name, version);
-    const plaintext = keyring.open(tenant, value, aad);
-    try {
-      return keyring.seal(tenant, plaintext, aad);
-    } finally {
-      plaintext.fill(0);
-    }
-  },
-};
-
-/** Where rotation stands; counts are of stored values (a value may hold several blobs). */
+/** Where rotation stands; counts are of sealed store values (each is one blob). */
 export interface RotationStatus {
   activeGeneration: number;
   generations: number[];
@@ -49,7 +20,8 @@ export interface RotationStatus {
 export interface RotationDeps {
   store: KvStore;
   keyring: Keyring;
-  sources: BlobSource[];
+  /** Seals every family rotation walks: each sealed store value under its families is one blob. */
+  barrier: Barrier;
   /** Stored values re-encrypted per second at most (default 5000), so rotation never starves live traffic. */
   ratePerSecond?: number;
   /**
@@ -70,7 +42,7 @@ const MAX_CONFLICT_RETRIES = 100;
 
 /** Creates the rotation controller; call `resume()` at start so an interrupted rotation finishes. */
 export function createRotation(deps: RotationDeps) {
-  const { store, keyring, sources } = deps;
+  const { store, keyring, barrier } = deps;
   const rate = deps.ratePerSecond ?? 5000;
   const settleMs = deps.settleMs ?? 1000;
   const log = deps.log ?? (() => {});
@@ -96,33 +68,34 @@ export function createRotation(deps: RotationDeps) {
     return next;
   }
 
-  function where(source: BlobSource, key: string): string {
+  function where(source: SealedFamily, key: string): string {
     return `${source.name} at ${key.replaceAll("\0", "/")}`;
   }
 
-  function generationsOf(source: BlobSource, key: string, value: Uint8Array): number[] {
+  function generationsOf(source: SealedFamily, key: string, value: Uint8Array): number[] {
     try {
-      return source.generations(key, value);
+      return [blobGeneration(value)];
     } catch (cause) {
       throw fail.dataLoss(`key rotation: cannot read the key generation of ${where(source, key)}`, cause);
     }
   }
 
-  function isStale(source: BlobSource, key: string, value: Uint8Array, active: number): boolean {
+  function isStale(source: SealedFamily, key: string, value: Uint8Array, active: number): boolean {
     return generationsOf(source, key, value).some((g) => g !== active);
   }
 
   /** Reads one page of a source, after `cursor`. */
-  async function readPage(source: BlobSource, cursor: string | undefined): Promise<[string, Uint8Array][]> {
+  async function readPage(source: SealedFamily, cursor: string | undefined): Promise<[string, Uint8Array][]> {
     const page: [string, Uint8Array][] = [];
-    const range = cursor === undefined ? { gte: source.range.gte } : { gt: cursor };
-    for await (const entry of store.scan({ ...range, lt: source.range.lt, limit: PAGE })) page.push(entry);
+    const bounds = familyRange(source);
+    const range = cursor === undefined ? { gte: bounds.gte } : { gt: cursor };
+    for await (const entry of store.scan({ ...range, lt: bounds.lt, limit: PAGE })) page.push(entry);
     return page;
   }
 
   /** Walks every source page by page; each page is handed over before the next one is read. */
-  async function* pages(signal?: AbortSignal): AsyncGenerator<[BlobSource, [string, Uint8Array][]]> {
-    for (const source of sources) {
+  async function* pages(signal?: AbortSignal): AsyncGenerator<[SealedFamily, [string, Uint8Array][]]> {
+    for (const source of barrier.families) {
       let cursor: string | undefined;
       for (;;) {
         signal?.throwIfAborted();
@@ -164,7 +137,7 @@ export function createRotation(deps: RotationDeps) {
   }
 
   /** Re-seals one batch with a guarded write; on conflict re-reads it and retries what still needs moving. */
-  async function moveBatch(source: BlobSource, batch: [string, Uint8Array][]): Promise<void> {
+  async function moveBatch(source: SealedFamily, batch: [string, Uint8Array][]): Promise<void> {
     let pending = batch;
     for (let attempt = 0; pending.length > 0; attempt++) {
       const ops: KvOp[] = [];
@@ -172,7 +145,7 @@ export function createRotation(deps: RotationDeps) {
       for (const [key, value] of pending) {
         let resealed: Uint8Array;
         try {
-          resealed = source.reseal(key, value, keyring);
+          resealed = await barrier.reseal(key, value);
         } catch (cause) {
           if (cause instanceof VeilError && cause.kind !== "data_loss") throw cause;
           throw fail.dataLoss(`key rotation: cannot re-encrypt ${where(source, key)}`, cause);
