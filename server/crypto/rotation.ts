@@ -1,10 +1,11 @@
-// Key rotation: adds a keyring generation and re-encrypts stored blobs to it online, in throttled guarded batches.
+// Key rotation's controller: adds a keyring generation and re-encrypts every sealed value to it online (rotate, resume, status, idle, retire).
 import { setImmediate as yieldToLoop, setTimeout as sleep } from "node:timers/promises";
-import { type KvGuard, type KvOp, type KvStore, KvConflictError } from "../store/kv.js";
-import { fail, VeilError } from "../domain/errors.js";
+import { fail } from "../domain/errors.js";
+import type { KvStore } from "../store/kv.js";
+import type { Barrier } from "./barrier.js";
 import type { Keyring } from "./keyring.js";
-import { blobGeneration } from "./blob.js";
-import { type Barrier, familyRange, type SealedFamily } from "./barrier.js";
+import { batchesWithinLimits, moveBatch } from "./rotation-mover.js";
+import { countStale, isStale, pages } from "./rotation-scan.js";
 
 /** Where rotation stands; counts are of sealed store values (each is one blob). */
 export interface RotationStatus {
@@ -25,20 +26,20 @@ export interface RotationDeps {
   /** Stored values re-encrypted per second at most (default 5000), so rotation never starves live traffic. */
   ratePerSecond?: number;
   /**
-   * How long after `rotate()` a pass must start before it may declare re-encryption done
-   * (default 1000 ms): a write sealed under the old generation just before the switch can
-   * still be on its way to disk, and a quick pass over a small store would miss it.
+   * How long after the active generation changes a pass must start before it may declare
+   * re-encryption done, and retiring may verify (default 1000 ms). It covers two kinds of late
+   * write under the old generation: one sealed just before the switch and still on its way to
+   * disk, and, on a store shared by several servers, the writes of the others until their
+   * keyring watch delivers the new generation (tens of ms on etcd, so 1000 ms leaves a wide
+   * margin). A server whose watch lags longer is still caught: retiring re-counts first and
+   * refuses while any value is under an old generation.
    */
   settleMs?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
-/** Stored values per atomic guarded write. */
-const BATCH = 128;
-/** Stored values read per scan page: short scans keep no iterator (or snapshot) open for long. */
-const PAGE = 512;
-/** A batch that keeps conflicting is retried this often (re-read each time) before the run fails. */
-const MAX_CONFLICT_RETRIES = 100;
+/** The store-wide lock: one rotation step (adding a generation, a pass, retiring) at a time across servers. */
+export const ROTATION_LOCK = "key-rotation";
 
 /** Creates the rotation controller; call `resume()` at start so an interrupted rotation finishes. */
 export function createRotation(deps: RotationDeps) {
@@ -51,8 +52,6 @@ export function createRotation(deps: RotationDeps) {
   let valuesMoved = 0;
   let valuesRemaining = 0;
   let rotatedAt: string | undefined;
-  /** Date.now() when the active generation last changed in this process (0: before start, nothing in flight). */
-  let switchedAt = 0;
 
   let run: Promise<void> | undefined;
   let abort: AbortController | undefined;
@@ -60,131 +59,57 @@ export function createRotation(deps: RotationDeps) {
   let rerun = false;
   let failure: unknown;
 
-  /** Serializes rotate/resume/retire: two concurrent addGeneration calls would both pick the same id. */
-  let lock: Promise<unknown> = Promise.resolve();
+  /** Serializes rotate/resume/retire within this process (the store lock does it across servers). */
+  let serialTail: Promise<unknown> = Promise.resolve();
   function serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = lock.then(fn, fn);
-    lock = next.catch(() => {});
+    const next = serialTail.then(fn, fn);
+    serialTail = next.catch(() => {});
     return next;
   }
 
-  function where(source: SealedFamily, key: string): string {
-    return `${source.name} at ${key.replaceAll("\0", "/")}`;
-  }
-
-  function generationsOf(source: SealedFamily, key: string, value: Uint8Array): number[] {
-    try {
-      return [blobGeneration(value)];
-    } catch (cause) {
-      throw fail.dataLoss(`key rotation: cannot read the key generation of ${where(source, key)}`, cause);
-    }
-  }
-
-  function isStale(source: SealedFamily, key: string, value: Uint8Array, active: number): boolean {
-    return generationsOf(source, key, value).some((g) => g !== active);
-  }
-
-  /** Reads one page of a source, after `cursor`. */
-  async function readPage(source: SealedFamily, cursor: string | undefined): Promise<[string, Uint8Array][]> {
-    const page: [string, Uint8Array][] = [];
-    const bounds = familyRange(source);
-    const range = cursor === undefined ? { gte: bounds.gte } : { gt: cursor };
-    for await (const entry of store.scan({ ...range, lt: bounds.lt, limit: PAGE })) page.push(entry);
-    return page;
-  }
-
-  /** Walks every source page by page; each page is handed over before the next one is read. */
-  async function* pages(signal?: AbortSignal): AsyncGenerator<[SealedFamily, [string, Uint8Array][]]> {
-    for (const source of barrier.families) {
-      let cursor: string | undefined;
-      for (;;) {
-        signal?.throwIfAborted();
-        const page = await readPage(source, cursor);
-        if (page.length === 0) break;
-        yield [source, page];
-        if (page.length < PAGE) break;
-        cursor = page[page.length - 1]![0];
-      }
-    }
-  }
-
   /**
-   * The cheap pass: reads only blob headers. Counts stored values holding a blob
-   * under an older generation, and refuses blobs under a generation the keyring
-   * no longer has (their values could never be opened again).
+   * Runs `fn` under the store-wide rotation lock. An abort while still waiting for the lock
+   * (another server's pass holds it) stops the wait; once `fn` runs it is awaited to the end,
+   * so `stop()` never returns with a write in flight.
    */
-  async function countStale(signal?: AbortSignal): Promise<number> {
-    const active = keyring.activeGeneration;
-    const held = new Set(keyring.generations);
-    const missing = new Map<number, number>();
-    let stale = 0;
-    for await (const [source, page] of pages(signal)) {
-      for (const [key, value] of page) {
-        const gens = generationsOf(source, key, value);
-        for (const g of gens) if (!held.has(g)) missing.set(g, (missing.get(g) ?? 0) + 1);
-        if (gens.some((g) => g !== active)) stale++;
-      }
-      await yieldToLoop();
-    }
-    if (missing.size > 0) {
-      const list = [...missing].sort(([a], [b]) => a - b).map(([g, n]) => `generation ${g} (${n} blob${n === 1 ? "" : "s"})`);
-      throw fail.precondition(
-        `stored ciphertext is sealed under a key generation that is not in the keyring: ${list.join(", ")}; ` +
-          `the keyring holds generations ${[...held].join(", ")}. Restore the keyring (or data dir) that still has it`,
-      );
-    }
-    return stale;
+  function locked<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (signal === undefined) return store.withLock(ROTATION_LOCK, fn);
+    let entered = false;
+    const held = store.withLock(ROTATION_LOCK, async () => {
+      entered = true;
+      signal.throwIfAborted();
+      return fn();
+    });
+    const waitAborted = new Promise<never>((_, reject) => {
+      signal.addEventListener("abort", () => !entered && reject(signal.reason), { once: true });
+    });
+    held.catch(() => {});
+    waitAborted.catch(() => {});
+    return Promise.race([held, waitAborted]);
   }
 
-  /** Re-seals one batch with a guarded write; on conflict re-reads it and retries what still needs moving. */
-  async function moveBatch(source: SealedFamily, batch: [string, Uint8Array][]): Promise<void> {
-    let pending = batch;
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      const ops: KvOp[] = [];
-      const guards: KvGuard[] = [];
-      for (const [key, value] of pending) {
-        let resealed: Uint8Array;
-        try {
-          resealed = await barrier.reseal(key, value);
-        } catch (cause) {
-          if (cause instanceof VeilError && cause.kind !== "data_loss") throw cause;
-          throw fail.dataLoss(`key rotation: cannot re-encrypt ${where(source, key)}`, cause);
-        }
-        ops.push({ type: "put", key, value: resealed });
-        // Guarding on the exact bytes read means a concurrent delete or rewrite wins: we never resurrect or clobber.
-        guards.push({ key, value });
-      }
-      try {
-        await store.write(ops, guards);
-        valuesMoved += pending.length;
-        valuesRemaining = Math.max(0, valuesRemaining - pending.length);
-        return;
-      } catch (error) {
-        if (!(error instanceof KvConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
-      }
-      const keys = pending.map(([key]) => key);
-      const fresh = await store.getMany(keys);
-      const active = keyring.activeGeneration;
-      const next: [string, Uint8Array][] = [];
-      for (const [i, key] of keys.entries()) {
-        const value = fresh[i];
-        if (value !== undefined && isStale(source, key, value, active)) next.push([key, value]);
-        else valuesRemaining = Math.max(0, valuesRemaining - 1);
-      }
-      pending = next;
-    }
-  }
+  const count = (signal?: AbortSignal) => countStale(store, keyring, barrier.families, signal);
+  const progress = {
+    moved(n: number) {
+      valuesMoved += n;
+      valuesRemaining = Math.max(0, valuesRemaining - n);
+    },
+    skipped(n: number) {
+      valuesRemaining = Math.max(0, valuesRemaining - n);
+    },
+  };
 
-  /** One pass over every source, moving what is not on the active generation. */
+  /** One pass over every family, moving what is not on the active generation, throttled to `rate`. */
   async function movePass(signal: AbortSignal): Promise<void> {
-    for await (const [source, page] of pages(signal)) {
+    // Another server may have rotated since: move to the generation the store says is active.
+    await keyring.reload();
+    for await (const [family, page] of pages(store, barrier.families, signal)) {
       const active = keyring.activeGeneration;
-      const stale = page.filter(([key, value]) => isStale(source, key, value, active));
-      for (let i = 0; i < stale.length; i += BATCH) {
+      const stale = page.filter((entry) => isStale(family, entry, active));
+      for (const batch of batchesWithinLimits(family, stale, store.limits)) {
         signal.throwIfAborted();
-        const batch = stale.slice(i, i + BATCH);
         const started = Date.now();
-        await moveBatch(source, batch);
+        await moveBatch({ store, keyring, barrier }, family, batch, progress);
         const budget = (batch.length * 1000) / rate - (Date.now() - started);
         if (budget > 0) await sleep(budget, undefined, { signal });
       }
@@ -201,11 +126,11 @@ export function createRotation(deps: RotationDeps) {
     let passes = 0;
     for (;;) {
       const startedAt = Date.now();
-      const stale = counted ?? (await countStale(signal));
+      const stale = counted ?? (await count(signal));
       counted = undefined;
       valuesRemaining = stale;
       if (stale === 0) {
-        const settled = switchedAt + settleMs;
+        const settled = keyring.activeSince + settleMs;
         if (startedAt >= settled) {
           log("key rotation: re-encryption done", { generation: keyring.activeGeneration, valuesMoved, passes });
           return;
@@ -214,7 +139,7 @@ export function createRotation(deps: RotationDeps) {
         continue;
       }
       passes++;
-      await movePass(signal);
+      await locked(() => movePass(signal), signal);
     }
   }
 
@@ -260,20 +185,38 @@ export function createRotation(deps: RotationDeps) {
     };
   }
 
+  /** Drops generations older than the active one after a verification count finds nothing under them. */
+  async function retireVerified(): Promise<number[]> {
+    const wait = keyring.activeSince + settleMs - Date.now();
+    if (wait > 0) await sleep(wait);
+    await keyring.reload();
+    const active = keyring.activeGeneration;
+    const stale = await count();
+    if (stale > 0) {
+      throw fail.precondition(
+        `key rotation: ${stale} stored values still hold blobs under generations older than ${active}; run re-encryption (resume) before retiring them`,
+      );
+    }
+    const old = keyring.generations.filter((g) => g < active);
+    if (old.length === 0) return [];
+    await keyring.retireGenerationsBefore(active);
+    log("key rotation: generations retired", { generations: old });
+    return old;
+  }
+
   return {
     /** Adds a generation (new writes use it at once) and starts re-encrypting in the background. */
     rotate(): Promise<RotationStatus> {
       return serial(async () => {
-        const generation = await keyring.addGeneration();
-        switchedAt = Date.now();
-        rotatedAt = new Date(switchedAt).toISOString();
+        const generation = await locked(() => keyring.addGeneration());
+        rotatedAt = new Date().toISOString();
         valuesMoved = 0;
         log("key rotation: generation added", { generation });
         if (run !== undefined) {
           start(undefined);
           return status();
         }
-        const stale = await countStale();
+        const stale = await count();
         valuesRemaining = stale;
         start(stale);
         return status();
@@ -288,7 +231,7 @@ export function createRotation(deps: RotationDeps) {
     resume(): Promise<void> {
       return serial(async () => {
         if (run !== undefined) return;
-        const stale = await countStale();
+        const stale = await count();
         valuesRemaining = stale;
         if (stale === 0) return;
         valuesMoved = 0;
@@ -312,21 +255,7 @@ export function createRotation(deps: RotationDeps) {
         if (run !== undefined) {
           throw fail.precondition(`key rotation: re-encryption is still running (${valuesRemaining} values remaining); retire once it is done`);
         }
-        const wait = switchedAt + settleMs - Date.now();
-        if (wait > 0) await sleep(wait);
-        const active = keyring.activeGeneration;
-        const stale = await countStale();
-        if (stale > 0) {
-          throw fail.precondition(
-            `key rotation: ${stale} stored values still hold blobs under generations older than ${active}; ` +
-              "run re-encryption (resume) before retiring them",
-          );
-        }
-        const old = keyring.generations.filter((g) => g < active);
-        if (old.length === 0) return [];
-        await keyring.retireGenerationsBefore(active);
-        log("key rotation: generations retired", { generations: old });
-        return old;
+        return locked(retireVerified);
       });
     },
 
