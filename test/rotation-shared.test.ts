@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { createBarrier } from "../server/crypto/barrier.js";
 import { blobGeneration } from "../server/crypto/blob.js";
 import { Keyring } from "../server/crypto/keyring.js";
+import { createSealer } from "../server/crypto/sealed-tokens.js";
 import { createRotation, ROTATION_LOCK } from "../server/crypto/rotation.js";
 import { VeilError } from "../server/domain/errors.js";
 import type { Principal } from "../server/domain/principal.js";
@@ -75,6 +76,11 @@ describe("keyring and rotation across servers sharing one store", () => {
     expect(deaf.activeGeneration).toBe(1);
     expect((await deafVault.getSecret(admin, "", "LATE")).value).toEqual({ kind: "text", text: text("LATE") });
     expect(deaf.activeGeneration).toBe(2);
+    // A sealed token from the server that rotated opens here too, after one reload.
+    const deafer = await Keyring.open(store, master, { watch: false });
+    await a.rotation.rotate();
+    const token = createSealer(a.keyring).seal("acme", "inject", `tok-${salt}`);
+    expect(await createSealer(deafer).open("acme", "inject", token, "sealed_secrets[K]")).toBe(`tok-${salt}`);
 
     const blob = Buffer.from((await store.get(valueKey("acme", "", "LATE", 1)))!);
     blob.writeUInt32BE(99, 1);
