@@ -1,6 +1,9 @@
 // Layout 1 -> 2 at start: a data dir whose settings embed the API-key blob is migrated once, the blob moved as it is.
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { encodeBackup } from "../server/backup/backup-file.js";
+import { restoreBackup } from "../server/backup/restore.js";
 import { Keyring } from "../server/crypto/keyring.js";
 import { settingsAad } from "../server/domain/settings.js";
 import type { KvStore } from "../server/store/kv.js";
@@ -71,6 +74,33 @@ describe("store layout 2 migration", () => {
       await store.close();
     } finally {
       dir.cleanup();
+    }
+  });
+
+  it("a layout-1 backup restores as layout 1 and migrates at the first start on it", async () => {
+    const [source, target] = [tempDir(), tempDir()];
+    try {
+      await writeLayout1(source.path);
+      const store = await openLevelStore(join(source.path, "db"));
+      const snapshot = await store.snapshot!();
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of encodeBackup(snapshot, 1)) chunks.push(chunk);
+      await snapshot.close();
+      await store.close();
+      const file = join(source.path, "layout1.backup");
+      writeFileSync(file, Buffer.concat(chunks));
+
+      const restored = await restoreBackup({ file, dataDir: join(target.path, "dir") });
+      expect(restored.header.layout).toBe(1);
+      const app = await startTestApp({ dataDir: restored.dataDir });
+      expect((await app.app.settings.read("default")).llm.apiKey).toBe(API_KEY);
+      await app.close();
+      const after = await openLevelStore(join(restored.dataDir, "db"));
+      expect(Buffer.from((await after.get("sys\0layout"))!).toString()).toBe("2");
+      await after.close();
+    } finally {
+      source.cleanup();
+      target.cleanup();
     }
   });
 
