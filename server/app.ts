@@ -10,9 +10,9 @@ import { createConversations, type Conversations } from "./domain/conversations.
 import { createExtraSecrets } from "./domain/extra-secrets.js";
 import { createLookups } from "./domain/lookups.js";
 import { createReferences } from "./domain/references.js";
-import { createRotation, type Rotation, secretValueSource } from "./domain/rotation.js";
-import { createSealer } from "./domain/sealed.js";
-import { createSettings, type Settings, settingsBlobSource } from "./domain/settings.js";
+import { createRotation, type Rotation } from "./crypto/rotation.js";
+import { createSealer } from "./crypto/sealed-tokens.js";
+import { createSettings, type Settings } from "./domain/settings.js";
 import { detectSandbox, type SandboxStatus } from "./domain/executor.js";
 import { isRoot, reapStaleUsers } from "./domain/executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./domain/executor/sandbox.js";
@@ -20,12 +20,13 @@ import { openWorkDir, type WorkDir } from "./domain/work-dir.js";
 import { limitMechanisms } from "./domain/executor.js";
 import { createGateway, type Gateway } from "./egress/gateway.js";
 import type { GatewayIdentity } from "./egress/identity.js";
-import { Keyring } from "./domain/keyring.js";
+import { createBarrier } from "./crypto/barrier.js";
+import { Keyring } from "./crypto/keyring.js";
 import { VeilError } from "./domain/errors.js";
 import { createTokens, type Tokens } from "./domain/tokens.js";
 import { createVault, type Vault } from "./domain/vault.js";
 import type { Logger } from "./log.js";
-import { loadMasterKey } from "./master-key.js";
+import { loadMasterKey } from "./crypto/master-key.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createAuditInterceptor } from "./rpc/audit.js";
 import { createAuthInterceptor } from "./rpc/auth.js";
@@ -80,19 +81,23 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   let keyring: Keyring;
   try {
     // Before anything reads a key: a newer layout may mean something else by the same keys.
-    // Under a store-wide lock: servers starting at once on an empty etcd create one keyring, not two.
+    // Under a store-wide lock: servers starting at once on an empty or older store create one
+    // keyring and migrate the layout once. The keyring then watches its own key, so a generation
+    // another server adds is picked up at once.
     keyring = await store.withLock("startup", async () => {
       await checkLayout(store);
-      return Keyring.open(store, masterKey);
+      return Keyring.open(store, masterKey, { log: (level, msg, fields) => logger.log(level, msg, fields) });
     });
   } catch (error) {
     await closeStore();
     throw error;
   }
+  // The one place values are sealed: the vault and settings hand it plaintext and a store path; rotation walks its families.
+  const barrier = createBarrier(keyring);
   const rotation = createRotation({
     store,
     keyring,
-    sources: [secretValueSource, settingsBlobSource],
+    barrier,
     ratePerSecond: config.reencryptRate,
     log: (msg, fields) => logger.log("info", msg, fields),
   });
@@ -100,13 +105,14 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     // Picks up a rotation a crash interrupted; refuses to start if a retired generation is still needed.
     await rotation.resume();
   } catch (error) {
+    keyring.close();
     await closeStore();
     throw error;
   }
-  const vault = createVault(store, keyring);
+  const vault = createVault(store, barrier);
   const tokens = createTokens(store);
   const audit = countAuditFailures(createAudit(store), metrics);
-  const settings = createSettings(store, keyring);
+  const settings = createSettings(store, barrier);
   const sealer = createSealer(keyring);
   let lookups: ReturnType<typeof createLookups>;
   try {
@@ -187,6 +193,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
       await conversations.closeAll();
       gateway.close();
       await rotation.stop();
+      keyring.close();
       await closeStore();
     },
   };

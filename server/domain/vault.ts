@@ -2,7 +2,7 @@
 import { checkWriteLimits, type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import { normalizeHostPattern } from "./egress-binding.js";
 import { fail } from "./errors.js";
-import type { Keyring } from "./keyring.js";
+import type { Barrier } from "../crypto/barrier.js";
 import { summarize } from "./lookup-source.js";
 import { paginate } from "./page-token.js";
 import { authorize, decide } from "./policy.js";
@@ -18,7 +18,6 @@ import {
   recordPrefix,
   type SecretRecord,
   type StoredValue,
-  valueAad,
   valueKey,
 } from "./secret-records.js";
 
@@ -50,21 +49,18 @@ export interface SecretPage {
 /** Extra work a write carries into its atomic batch (the audit trail uses it). */
 export type WriteHook = (records: SecretRecord[]) => KvOp[];
 
-/** Creates the vault over a store and a keyring. */
-export function createVault(store: KvStore, keyring: Keyring) {
-  function sealValue(tenant: string, record: SecretRecord, value: StoredValue): Uint8Array {
-    return keyring.seal(tenant, encodeValue(value), valueAad(tenant, record.session, record.name, record.version));
-  }
-
+/** Creates the vault over a store and the crypto barrier that seals its values. */
+export function createVault(store: KvStore, barrier: Barrier) {
   async function readRecord(tenant: string, session: string, name: string): Promise<SecretRecord | undefined> {
     const raw = await store.get(recordKey(tenant, session, name));
     return raw === undefined ? undefined : decodeRecord(raw);
   }
 
   async function openVersion(tenant: string, record: SecretRecord, version: number): Promise<StoredValue> {
-    const blob = await store.get(valueKey(tenant, record.session, record.name, version));
+    const path = valueKey(tenant, record.session, record.name, version);
+    const blob = await store.get(path);
     if (blob === undefined) throw fail.dataLoss(`secret ${record.name}: version ${version} has no stored ciphertext`);
-    return decodeValue(keyring.open(tenant, blob, valueAad(tenant, record.session, record.name, version)));
+    return decodeValue(await barrier.open(path, blob));
   }
 
   /** Plans one attempt of a batch against the records as they are now. */
@@ -105,7 +101,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
         updatedAt: now,
       };
       ops.push({ type: "put", key: keys[i]!, value: encodeRecord(record) });
-      ops.push({ type: "put", key: valueKey(tenant, session, write.name, record.version), value: sealValue(tenant, record, value) });
+      ops.push(barrier.sealOp(valueKey(tenant, session, write.name, record.version), encodeValue(value)));
       const expired = record.version - KEPT_VERSIONS;
       if (expired >= 1) ops.push({ type: "del", key: valueKey(tenant, session, write.name, expired) });
       records.push(record);

@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { authorize } from "../domain/policy.js";
-import type { Rotation, RotationStatus } from "../domain/rotation.js";
+import type { Rotation, RotationStatus } from "../crypto/rotation.js";
 import { principalOf } from "../rpc/context.js";
 import { type KeyService, type KeyStatus, KeyStatusSchema } from "../../gen/veil/v1/keys_pb.js";
 

@@ -1,7 +1,7 @@
 // SettingsService: agent settings whose secret fields are only ever answered redacted or sealed.
 import type { ServiceImpl } from "@connectrpc/connect";
 import { authorize } from "../domain/policy.js";
-import { INJECT_PURPOSE, type Sealer } from "../domain/sealed.js";
+import { INJECT_PURPOSE, type Sealer } from "../crypto/sealed-tokens.js";
 import type { PlainSettings, Settings } from "../domain/settings.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
