@@ -1,8 +1,9 @@
 // The etcd backend against real etcd: a member SIGKILLed mid-burst loses no acknowledged write; Veil servers on --store etcd.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
+import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createVeilClient } from "../client/index.js";
 import { ConfigError, parseServerConfig } from "../server/config.js";
@@ -15,6 +16,7 @@ import { TEST_MASTER_KEY } from "./support/app.js";
 import { type EtcdCluster, etcdMissing, etcdSkipNote, startEtcd } from "./support/etcd.js";
 import { expectCode } from "./support/expect-code.js";
 import { tempDir } from "./support/temp-dir.js";
+import { testCa } from "./support/tls.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -197,4 +199,76 @@ describe("--store flags", () => {
     expect(JSON.stringify(config)).not.toContain("pw");
     expect(parseServerConfig([]).store).toBe("leveldb");
   });
+});
+
+describe.skipIf(etcdMissing !== undefined)(`etcd with TLS and with auth${etcdSkipNote}`, () => {
+  const dir = tempDir();
+  afterAll(() => dir.cleanup());
+
+  it("mutual TLS: a client certificate from the CA connects; without one the start is refused, naming etcd", async () => {
+    const ca = await testCa(dir.path, "etcd");
+    const server = await ca.server();
+    const client = await ca.client("veil");
+    const cluster = await startEtcd({ tls: { certFile: server.certFile, keyFile: server.keyFile, clientCaFile: ca.caFile } });
+    try {
+      const tls = { ca: readFileSync(ca.caFile), cert: readFileSync(client.certFile), key: readFileSync(client.keyFile) };
+      const store = await openEtcdStore({ endpoints: cluster.endpoints, prefix: "tls/", tls });
+      await store.write([{ type: "put", key: "k", value: enc.encode("over tls") }]);
+      expect(dec.decode((await store.get("k"))!)).toBe("over tls");
+      await store.close();
+      const refused = await openEtcdStore({ endpoints: cluster.endpoints, prefix: "tls/", tls: { ca: tls.ca }, retryMs: 1000 }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(VeilError);
+      expect((refused as VeilError).message).toMatch(/^store: etcd/);
+      // The server's flags read the same files.
+      const flags = ["--store", "etcd", "--etcd-endpoints", cluster.endpoints[0]!, "--etcd-prefix", "tlsapp/", "--etcd-ca-file", ca.caFile, "--etcd-cert-file", client.certFile, "--etcd-key-file", client.keyFile];
+      const env = { VEIL_MASTER_KEY: TEST_MASTER_KEY };
+      const data = tempDir();
+      const veil = await startServer(parseServerConfig(["--port", "0", "--data-dir", data.path, ...flags], env), { logger: createLogger(() => {}), env });
+      expect(veil.app.operatorToken).toBeDefined();
+      await veil.close({ drainMs: 500 });
+      data.cleanup();
+    } finally {
+      await cluster.stop();
+    }
+  }, 60_000);
+
+  it("etcd auth: the right user and password work; a wrong password or a prefix outside the user's role refuses the start with FAILED_PRECONDITION", async () => {
+    const cluster = await startEtcd();
+    try {
+      const root = new Etcd3({ hosts: cluster.endpoints });
+      await root.role("root").create();
+      await (await root.user("root").create("root-pw")).addRole("root");
+      const role = await root.role("veil").create();
+      await role.grant({ permission: "Readwrite", range: root.range({ prefix: "veil/" }) });
+      await (await root.user("veil").create("veil-pw")).addRole("veil");
+      await root.auth.authEnable({});
+      root.close();
+
+      const wrong = await openEtcdStore({ endpoints: cluster.endpoints, auth: { username: "veil", password: `nope-${CANARY}` } }).catch((e: unknown) => e);
+      expect((wrong as VeilError).kind).toBe("failed_precondition");
+      expect((wrong as VeilError).message).toMatch(/^store: etcd refused the credentials/);
+      expect((wrong as VeilError).message).not.toContain(CANARY);
+      const outside = await openEtcdStore({ endpoints: cluster.endpoints, prefix: "other/", auth: { username: "veil", password: "veil-pw" } }).catch((e: unknown) => e);
+      expect((outside as VeilError).kind).toBe("failed_precondition");
+      expect((outside as VeilError).message).toMatch(/^store: etcd denied access/);
+
+      // Through the server's flags: the password from --etcd-password-file.
+      const data = tempDir();
+      writeFileSync(join(data.path, "etcd-password"), "veil-pw\n", { mode: 0o600 });
+      const flags = ["--store", "etcd", "--etcd-endpoints", cluster.endpoints[0]!, "--etcd-username", "veil", "--etcd-password-file", join(data.path, "etcd-password")];
+      const env = { VEIL_MASTER_KEY: TEST_MASTER_KEY };
+      const veil = await startServer(parseServerConfig(["--port", "0", "--data-dir", join(data.path, "d"), ...flags], env), { logger: createLogger(() => {}), env });
+      expect(veil.app.operatorToken).toBeDefined();
+      await veil.close({ drainMs: 500 });
+      const badEnv = { VEIL_MASTER_KEY: TEST_MASTER_KEY, VEIL_ETCD_PASSWORD: "wrong" };
+      const badFlags = ["--store", "etcd", "--etcd-endpoints", cluster.endpoints[0]!, "--etcd-username", "veil"];
+      const bad = await startServer(parseServerConfig(["--port", "0", "--data-dir", join(data.path, "e"), ...badFlags], badEnv), { logger: createLogger(() => {}), env: badEnv }).catch(
+        (e: unknown) => e,
+      );
+      expect((bad as VeilError).kind).toBe("failed_precondition");
+      data.cleanup();
+    } finally {
+      await cluster.stop();
+    }
+  }, 60_000);
 });
