@@ -1,7 +1,9 @@
 // The etcd backend against real etcd: a member SIGKILLed mid-burst loses no acknowledged write; Veil servers on --store etcd.
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Code } from "@connectrpc/connect";
 import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,6 +24,13 @@ import { testCa } from "./support/tls.js";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+async function until(check: () => boolean, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await sleep(50);
+  }
+}
 const CANARY = `canary-ETCD-${randomBytes(4).toString("hex")}`;
 
 describe.skipIf(etcdMissing !== undefined)(`etcd store on a 3-member cluster${etcdSkipNote}`, () => {
@@ -101,6 +110,59 @@ describe.skipIf(etcdMissing !== undefined)(`etcd store on a 3-member cluster${et
       expect((refused as VeilError).message).toContain(single.endpoints[0]!);
     } finally {
       await single.stop();
+    }
+  }, 30_000);
+
+  it("a watch says reset (false) when etcd goes away and reset (true) when it is back, then changes flow again", async () => {
+    const single = await startEtcd();
+    try {
+      const store = await openEtcdStore({ endpoints: single.endpoints, prefix: "watch/", retryMs: 20_000 });
+      const resets: boolean[] = [];
+      const seen: string[] = [];
+      const unwatch = store.watch("tok\0", { onChange: (c) => seen.push(c.key), onReset: (live) => resets.push(live) });
+      await sleep(200);
+      await store.write([{ type: "put", key: "tok\0one", value: enc.encode("1") }]);
+      await until(() => seen.length === 1);
+      await single.kill(0);
+      await until(() => resets.includes(false));
+      await single.restart(0);
+      await until(() => resets.at(-1) === true, 40_000);
+      await store.write([{ type: "put", key: "tok\0two", value: enc.encode("2") }]);
+      await until(() => seen.includes("tok\0two"));
+      expect(resets).toEqual([false, true]);
+      unwatch();
+      await store.close();
+    } finally {
+      await single.stop();
+    }
+  }, 60_000);
+
+  it("a holder SIGKILLed: its lock and its ephemeral key are released within the lease TTL", async () => {
+    const prefix = `lease${randomBytes(4).toString("hex")}/`;
+    const holder = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./support/etcd-holder.ts", import.meta.url)), cluster.endpoints.join(","), prefix], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout!.on("data", (d: Buffer) => d.toString().includes("holding") && resolve());
+        holder.once("exit", (code) => reject(new Error(`holder exited ${code}`)));
+      });
+      const store = await openEtcdStore({ endpoints: cluster.endpoints, prefix });
+      expect(dec.decode((await store.get("srv\0holder"))!)).toBe(String(holder.pid));
+      let acquired = false;
+      const waiting = store.withLock("rotation", async () => {
+        acquired = true;
+      });
+      await sleep(500);
+      expect(acquired).toBe(false);
+      const killedAt = Date.now();
+      holder.kill("SIGKILL");
+      await waiting;
+      expect(Date.now() - killedAt).toBeLessThan(8000);
+      expect(await store.get("srv\0holder")).toBeUndefined();
+      await store.close();
+    } finally {
+      holder.kill("SIGKILL");
     }
   }, 30_000);
 
