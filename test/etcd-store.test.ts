@@ -68,12 +68,13 @@ describe.skipIf(etcdMissing !== undefined)(`etcd store on a 3-member cluster${et
     const victim = await cluster.leader();
     await cluster.kill(victim);
     killed = true;
-    await sleep(2500);
+    // Writes resume once the two survivors have elected a leader (seconds on a loaded machine); then a little more burst.
+    await until(() => ackedAfterKill >= 20, 30_000);
+    await sleep(500);
     stop = true;
     await Promise.all(writers);
     await store.close();
     expect(acked.size).toBeGreaterThan(50);
-    expect(ackedAfterKill).toBeGreaterThan(10);
 
     const survivors = cluster.endpoints.filter((_, i) => i !== victim);
     const check = async (store: KvStore) => {

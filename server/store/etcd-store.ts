@@ -454,17 +454,23 @@ class EtcdStore implements KvStore {
    */
   private session(): Promise<{ lease: Lease; id: string }> {
     this.lease ??= (async () => {
-      const lease = this.client.lease(this.leaseTtl);
+      let lease: Lease | undefined;
       try {
-        const id = await this.call(() => lease.grant());
-        lease.on("lost", () => {
+        // A Lease grants once, in its constructor: each attempt needs a new one.
+        const id = await this.call(() => {
+          lease?.release();
+          lease = this.client.lease(this.leaseTtl);
+          return lease.grant();
+        });
+        const granted = lease!;
+        granted.on("lost", () => {
           this.lease = undefined;
           if (!this.closed && this.ephemerals.size > 0) void this.reputEphemerals().catch(() => {});
         });
-        return { lease, id };
+        return { lease: granted, id };
       } catch (error) {
         this.lease = undefined;
-        lease.release();
+        lease?.release();
         throw error;
       }
     })();
