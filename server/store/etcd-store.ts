@@ -31,6 +31,11 @@ export interface EtcdStoreOptions {
   onBatch?: (writes: number) => void;
 }
 
+/** A policy that runs the call once (etcd3 would otherwise retry writes three times, out of our sight). */
+const NO_RETRY = { execute: <T>(fn: (context: unknown) => T | Promise<T>) => Promise.resolve().then(() => fn({ signal: new AbortController().signal })) } as unknown as NonNullable<
+  NonNullable<IOptions["faultHandling"]>["global"]
+>;
+
 /** Keys per range page: small enough for a bounded response, large enough that a scan is few round trips. */
 const PAGE_KEYS = 256;
 const ZERO = Buffer.from([0]);
@@ -141,6 +146,8 @@ class EtcdStore implements KvStore {
       // A page of large values may exceed grpc's 4 MiB default; etcd bounds requests, not range responses.
       grpcOptions: { "grpc.max_receive_message_length": -1 },
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + 5000 }),
+      // No hidden retries inside etcd3: call() retries, and must know when a write's outcome became uncertain.
+      faultHandling: { global: NO_RETRY },
       ...(options.auth !== undefined ? { auth: { ...options.auth } } : {}),
     };
     if (options.tls?.ca !== undefined || options.tls?.cert !== undefined) {
@@ -170,7 +177,7 @@ class EtcdStore implements KvStore {
    * Runs one etcd call, retrying while etcd is unreachable or electing a leader (a member
    * killed, a partition healing), up to retryMs; then the failure is UNAVAILABLE naming etcd.
    */
-  private async call<T>(fn: () => Promise<T>, retryMs = this.retryMs): Promise<T> {
+  private async call<T>(fn: () => Promise<T>, retryMs = this.retryMs, onRetry?: () => void): Promise<T> {
     const start = Date.now();
     for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
       if (this.closed) throw new VeilError("unavailable", "store: closed");
@@ -178,6 +185,7 @@ class EtcdStore implements KvStore {
         return await fn();
       } catch (error) {
         if (!isTransient(error) || Date.now() - start + delay > retryMs) throw etcdError(error);
+        onRetry?.();
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
@@ -286,9 +294,12 @@ class EtcdStore implements KvStore {
    * fail, some write's guard did not hold: the writes go again one by one, so only the real
    * loser gets KvConflictError and the others land (each whole, none half).
    */
-  private async commit(group: PendingWrite[]): Promise<void> {
+  private async commit(group: PendingWrite[], ambiguous = false): Promise<void> {
+    let retried = ambiguous;
     try {
-      const res = await this.call(() => this.client.kv.txn(this.txnOf(group)));
+      const res = await this.call(() => this.client.kv.txn(this.txnOf(group)), this.retryMs, () => {
+        retried = true;
+      });
       this.saw(res.header);
       if (res.succeeded) {
         this.options.onBatch?.(group.length);
@@ -299,11 +310,29 @@ class EtcdStore implements KvStore {
       for (const w of group) w.reject(etcdError(error));
       return;
     }
-    if (group.length === 1) {
-      group[0]!.reject(new KvConflictError("a guarded key changed"));
+    if (group.length > 1) {
+      for (const w of group) await this.commit([w], retried);
       return;
     }
-    for (const w of group) await this.commit([w]);
+    const w = group[0]!;
+    try {
+      if (retried && (await this.landed(w))) w.resolve();
+      else w.reject(new KvConflictError("a guarded key changed"));
+    } catch (error) {
+      w.reject(etcdError(error));
+    }
+  }
+
+  /**
+   * After a failed attempt whose outcome is unknown (etcd may have committed it before the
+   * connection dropped), a retry's compares fail against the write's own effect. The write
+   * landed if every key it puts holds its bytes and every key it deletes is gone: Veil's
+   * values carry random nonces or ids, so those bytes are this write's own.
+   */
+  private async landed(w: PendingWrite): Promise<boolean> {
+    if (w.ops.length === 0) return false;
+    const values = await this.getMany(w.ops.map((o) => o.key));
+    return w.ops.every((op, i) => (op.type === "put" ? values[i] !== undefined && Buffer.compare(values[i], op.value) === 0 : values[i] === undefined));
   }
 
   private txnOf(group: readonly PendingWrite[]): ITxnRequest {
@@ -425,17 +454,23 @@ class EtcdStore implements KvStore {
    */
   private session(): Promise<{ lease: Lease; id: string }> {
     this.lease ??= (async () => {
-      const lease = this.client.lease(this.leaseTtl);
+      let lease: Lease | undefined;
       try {
-        const id = await this.call(() => lease.grant());
-        lease.on("lost", () => {
+        // A Lease grants once, in its constructor: each attempt needs a new one.
+        const id = await this.call(() => {
+          lease?.release();
+          lease = this.client.lease(this.leaseTtl);
+          return lease.grant();
+        });
+        const granted = lease!;
+        granted.on("lost", () => {
           this.lease = undefined;
           if (!this.closed && this.ephemerals.size > 0) void this.reputEphemerals().catch(() => {});
         });
-        return { lease, id };
+        return { lease: granted, id };
       } catch (error) {
         this.lease = undefined;
-        lease.release();
+        lease?.release();
         throw error;
       }
     })();

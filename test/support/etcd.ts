@@ -1,7 +1,7 @@
 // Real etcd members for tests: one or three on free loopback ports, each with its own temp dir; killed and restarted at will.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -56,7 +56,15 @@ function freePort(): Promise<number> {
   });
 }
 
-function launch(member: Member, cluster: string, token: string, state: "new" | "existing") {
+/** Client-side TLS of the members: their certificate, and the CA client certificates must chain to (mutual TLS). */
+export interface EtcdTls {
+  certFile: string;
+  keyFile: string;
+  clientCaFile: string;
+}
+
+function launch(member: Member, cluster: string, token: string, state: "new" | "existing", tls?: EtcdTls) {
+  const tlsFlags = tls === undefined ? [] : [`--cert-file=${tls.certFile}`, `--key-file=${tls.keyFile}`, `--trusted-ca-file=${tls.clientCaFile}`, "--client-cert-auth"];
   const child = spawn(
     ETCD_BIN,
     [
@@ -71,6 +79,7 @@ function launch(member: Member, cluster: string, token: string, state: "new" | "
       `--initial-cluster-state=${state}`,
       "--log-level=warn",
       "--logger=zap",
+      ...tlsFlags,
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -85,16 +94,21 @@ function launch(member: Member, cluster: string, token: string, state: "new" | "
   member.process = child;
 }
 
-/** Waits until the member's /health says true (it has joined a cluster with a leader). */
-async function waitHealthy(member: Member, timeoutMs = 30_000) {
+/** Waits until the member's /health says true (it has joined a cluster with a leader); with TLS, until its port answers. */
+async function waitHealthy(member: Member, timeoutMs = 30_000, tls?: EtcdTls) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (member.process?.exitCode !== null && member.process?.exitCode !== undefined) {
       throw new Error(`etcd member ${member.name} exited (${member.process.exitCode}):\n${member.log.join("").slice(-2000)}`);
     }
     try {
-      const res = await fetch(`${member.clientUrl}/health`);
-      if (res.ok && ((await res.json()) as { health?: string }).health === "true") return;
+      if (tls !== undefined) {
+        // /health would need a client certificate: a port that accepts connections will do (clients retry until a leader).
+        if (await accepts(member.clientUrl)) return;
+      } else {
+        const res = await fetch(`${member.clientUrl}/health`);
+        if (res.ok && ((await res.json()) as { health?: string }).health === "true") return;
+      }
     } catch {
       // Not listening yet.
     }
@@ -103,13 +117,24 @@ async function waitHealthy(member: Member, timeoutMs = 30_000) {
   throw new Error(`etcd member ${member.name} not healthy after ${timeoutMs} ms:\n${member.log.join("").slice(-2000)}`);
 }
 
+function accepts(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
 function exited(child: ChildProcess | undefined): Promise<void> {
   if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once("exit", () => resolve()));
 }
 
 /** Starts `members` etcd members (1 or 3) forming one cluster, and waits until every one is healthy. */
-export async function startEtcd(options: { members?: number } = {}): Promise<EtcdCluster> {
+export async function startEtcd(options: { members?: number; tls?: EtcdTls } = {}): Promise<EtcdCluster> {
   if (etcdMissing !== undefined) throw new Error(etcdMissing);
   const count = options.members ?? 1;
   const root = mkdtempSync(join(tmpdir(), "veil-etcd-"));
@@ -117,7 +142,7 @@ export async function startEtcd(options: { members?: number } = {}): Promise<Etc
   for (let i = 0; i < count; i++) {
     members.push({
       name: `m${i}`,
-      clientUrl: `http://127.0.0.1:${await freePort()}`,
+      clientUrl: `${options.tls !== undefined ? "https" : "http"}://127.0.0.1:${await freePort()}`,
       peerUrl: `http://127.0.0.1:${await freePort()}`,
       dataDir: join(root, `m${i}`),
       process: undefined,
@@ -126,14 +151,14 @@ export async function startEtcd(options: { members?: number } = {}): Promise<Etc
   }
   const cluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
   const token = `veil-test-${process.pid}-${Date.now()}`;
-  for (const m of members) launch(m, cluster, token, "new");
+  for (const m of members) launch(m, cluster, token, "new", options.tls);
   const stop = async () => {
     for (const m of members) m.process?.kill("SIGKILL");
     await Promise.all(members.map((m) => exited(m.process)));
     rmSync(root, { recursive: true, force: true });
   };
   try {
-    await Promise.all(members.map((m) => waitHealthy(m)));
+    await Promise.all(members.map((m) => waitHealthy(m, 30_000, options.tls)));
   } catch (error) {
     await stop();
     throw error;
@@ -147,8 +172,8 @@ export async function startEtcd(options: { members?: number } = {}): Promise<Etc
     },
     async restart(i) {
       const m = members[i]!;
-      launch(m, cluster, token, "existing");
-      await waitHealthy(m);
+      launch(m, cluster, token, "existing", options.tls);
+      await waitHealthy(m, 30_000, options.tls);
     },
     async leader() {
       for (const m of members) {

@@ -8,11 +8,13 @@ import { EXIT } from "../io.js";
 
 const help = `Usage: veil serve [options]
 
-Runs the Veil server: gRPC, gRPC-Web and Connect on one port, LevelDB in the data dir.
+Runs the Veil server: gRPC, gRPC-Web and Connect on one port, LevelDB in the data dir
+(or an etcd cluster several servers share: --store etcd --etcd-endpoints URL[,URL...]).
 
 Options (each also from its environment variable):
 ${SERVE_FLAGS.map((f) => `  ${`${f.flag}${f.isSwitch ? "" : f.flag === "--sandbox" ? " MODE" : " VALUE"}`.padEnd(32)} ${f.env}${f.default !== undefined ? ` (default ${f.default})` : ""}`).join("\n")}
-  VEIL_MASTER_KEY                  base64 of 32 bytes; wins over --master-key-file
+  VEIL_MASTER_KEY                  base64 of 32 bytes; wins over --master-key-file (required with --store etcd, or the file)
+  VEIL_ETCD_PASSWORD               the password of --etcd-username (or --etcd-password-file)
 
 SIGTERM: /healthz answers 503 while the port serves on for --drain-ms, then in-flight calls
 drain and the store closes; SIGINT drains at once. SIGHUP (with TLS) reloads the certificate files.`;
