@@ -3,8 +3,8 @@ import { readdir, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { Level } from "level";
 import { VeilError } from "../domain/errors.js";
-import { checkWriteLimits, type KvGuard, type KvLimits, type KvOp, type KvRange, type KvSnapshot, type KvStore, type KvWatchHandlers, KvConflictError, sameBytes } from "./kv.js";
-import { LocalLocks, LocalWatchers, putLocalEphemeral } from "./local-coordination.js";
+import { checkWriteLimits, type KvGuard, type KvLimits, type KvOp, type KvRange, type KvSnapshot, type KvStore, KvConflictError, sameBytes } from "./kv.js";
+import { LocallyCoordinatedStore } from "./local-coordination.js";
 
 interface PendingWrite {
   ops: readonly KvOp[];
@@ -61,7 +61,7 @@ interface PendingRead {
   reject: (error: unknown) => void;
 }
 
-class LevelStore implements KvStore {
+class LevelStore extends LocallyCoordinatedStore implements KvStore {
   private queue: PendingWrite[] = [];
   private flushing: Promise<void> | undefined;
   private reads: PendingRead[] = [];
@@ -72,15 +72,15 @@ class LevelStore implements KvStore {
   private broken: VeilError | undefined;
   private recovering: Promise<VeilError | undefined> | undefined;
   private closed = false;
-  private readonly watchers = new LocalWatchers();
-  private readonly locks = new LocalLocks();
   readonly limits = LEVEL_LIMITS;
 
   constructor(
     private readonly db: Level<string, Uint8Array>,
     private readonly dir: string,
     private readonly onBatch?: (writes: number) => void,
-  ) {}
+  ) {
+    super();
+  }
 
   async get(key: string) {
     return (await this.getMany([key]))[0];
@@ -137,18 +137,6 @@ class LevelStore implements KvStore {
     } catch (error) {
       throw storeError(error);
     }
-  }
-
-  watch(prefix: string, handlers: KvWatchHandlers) {
-    return this.watchers.watch(prefix, handlers);
-  }
-
-  withLock<T>(name: string, fn: () => Promise<T>) {
-    return this.locks.withLock(name, fn);
-  }
-
-  putEphemeral(key: string, value: Uint8Array) {
-    return putLocalEphemeral(this, key, value);
   }
 
   /** LevelDB's explicit snapshot: the count and the entries read the same instant of the store. */
@@ -259,7 +247,7 @@ class LevelStore implements KvStore {
           }
           await batch.write({ sync: true });
           this.onBatch?.(accepted.length);
-          this.watchers.notify(ops);
+          this.notify(ops);
         }
         for (const w of accepted) w.resolve();
       } catch (error) {

@@ -1,5 +1,5 @@
 // Watches, locks and ephemeral keys for stores one process owns alone (LevelDB, memory): in-process is store-wide.
-import type { KvChange, KvEphemeral, KvOp, KvStore, KvWatchHandlers } from "./kv.js";
+import type { KvChange, KvEphemeral, KvGuard, KvOp, KvStore, KvWatchHandlers } from "./kv.js";
 
 /** Watchers of key prefixes, told of every applied write. */
 export class LocalWatchers {
@@ -55,4 +55,31 @@ export async function putLocalEphemeral(store: Pick<KvStore, "write">, key: stri
       await store.write([{ type: "del", key }]);
     },
   };
+}
+
+/**
+ * The watch, lock and ephemeral-key part of the contract for a store one process owns alone:
+ * a backend extends it and calls `notify` once a write has been applied.
+ */
+export abstract class LocallyCoordinatedStore {
+  private readonly watchers = new LocalWatchers();
+  private readonly locks = new LocalLocks();
+
+  abstract write(ops: readonly KvOp[], guards?: readonly KvGuard[]): Promise<void>;
+
+  watch(prefix: string, handlers: KvWatchHandlers): () => void {
+    return this.watchers.watch(prefix, handlers);
+  }
+
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.withLock(name, fn);
+  }
+
+  putEphemeral(key: string, value: Uint8Array): Promise<KvEphemeral> {
+    return putLocalEphemeral(this, key, value);
+  }
+
+  protected notify(ops: readonly KvOp[]): void {
+    this.watchers.notify(ops);
+  }
 }

@@ -1,6 +1,6 @@
 // An in-memory KvStore for tests: the same contract as LevelDB and etcd (guards, limits, watches), nothing on disk.
-import { checkWriteLimits, type KvGuard, type KvLimits, type KvOp, type KvRange, type KvSnapshot, type KvStore, type KvWatchHandlers, KvConflictError, sameBytes } from "./kv.js";
-import { LocalLocks, LocalWatchers, putLocalEphemeral } from "./local-coordination.js";
+import { checkWriteLimits, type KvGuard, type KvLimits, type KvOp, type KvRange, type KvSnapshot, type KvStore, KvConflictError, sameBytes } from "./kv.js";
+import { LocallyCoordinatedStore } from "./local-coordination.js";
 
 /** Limits of the memory store unless a test gives others (etcd's, to exercise batching). */
 export const MEMORY_LIMITS: KvLimits = { maxOps: 100_000, maxGuards: 100_000, maxBytes: 256 * 1024 * 1024 };
@@ -20,13 +20,13 @@ function inRange(key: string, range: KvRange): boolean {
   return true;
 }
 
-class MemoryStore implements KvStore {
+class MemoryStore extends LocallyCoordinatedStore implements KvStore {
   private readonly data = new Map<string, Uint8Array>();
-  private readonly watchers = new LocalWatchers();
-  private readonly locks = new LocalLocks();
   private closed = false;
 
-  constructor(readonly limits: KvLimits) {}
+  constructor(readonly limits: KvLimits) {
+    super();
+  }
 
   async get(key: string) {
     this.assertOpen();
@@ -47,7 +47,7 @@ class MemoryStore implements KvStore {
       if (op.type === "put") this.data.set(op.key, new Uint8Array(op.value));
       else this.data.delete(op.key);
     }
-    this.watchers.notify(ops);
+    this.notify(ops);
   }
 
   async *scan(range: KvRange): AsyncIterable<[string, Uint8Array]> {
@@ -58,18 +58,6 @@ class MemoryStore implements KvStore {
     // Values are copied out at scan time: a later write does not change what this scan yields.
     const entries = limited.map((k) => [k, this.data.get(k)!] as [string, Uint8Array]);
     for (const entry of entries) yield entry;
-  }
-
-  watch(prefix: string, handlers: KvWatchHandlers) {
-    return this.watchers.watch(prefix, handlers);
-  }
-
-  withLock<T>(name: string, fn: () => Promise<T>) {
-    return this.locks.withLock(name, fn);
-  }
-
-  putEphemeral(key: string, value: Uint8Array) {
-    return putLocalEphemeral(this, key, value);
   }
 
   async snapshot(): Promise<KvSnapshot> {
