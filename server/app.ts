@@ -26,6 +26,10 @@ import { createVault, type Vault } from "./domain/vault.js";
 import type { Logger } from "./log.js";
 import { loadMasterKey } from "./master-key.js";
 import { createMetrics, type Metrics } from "./metrics.js";
+import { clearStaleEntries, createRegistry, type Registry } from "./cluster/registry.js";
+import { withForwarding } from "./cluster/forwarding.js";
+import { createPeerProof } from "./cluster/peer-proof.js";
+import { randomServerId } from "./domain/conversation-id.js";
 import { createAuditInterceptor } from "./rpc/audit.js";
 import { createAuthInterceptor } from "./rpc/auth.js";
 import { createErrorInterceptor } from "./rpc/errors.js";
@@ -54,11 +58,16 @@ export interface VeilApp {
   operatorToken: string | undefined;
   /** False once shutdown began: health then answers NOT_SERVING. */
   serving: boolean;
+  /** This server among the servers sharing its store: its id, and its registration once it listens. */
+  cluster: { serverId: string; registry: Registry; sharedStore: boolean };
   close(): Promise<void>;
 }
 
 /** Opens the data dir and builds the app. A wrong master key or an unusable data dir throws. */
-export async function createApp(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv; metrics?: Metrics }): Promise<VeilApp> {
+export async function createApp(
+  config: ServerConfig,
+  options: { logger: Logger; env?: NodeJS.ProcessEnv; metrics?: Metrics; /** Shared with other apps (tests: one memory store as several servers' etcd). */ store?: KvStore },
+): Promise<VeilApp> {
   const { logger } = options;
   const metrics = options.metrics ?? createMetrics();
   // Without a usable bubblewrap the server still serves the vault; only commands are refused (and it says so once, here).
@@ -69,8 +78,11 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   if (statSync(config.dataDir).uid === process.getuid?.()) chmodSync(config.dataDir, 0o700);
   warnIfReadable(logger, config.masterKeyFile);
   const masterKey = loadMasterKey({ env: options.env ?? process.env, dataDir: config.dataDir, logger, ...(config.masterKeyFile !== undefined ? { file: config.masterKeyFile } : {}) });
-  const store = await openDataDirStore(config.dataDir, { onBatch: metrics.storeBatch });
+  const sharedStore = options.store !== undefined;
+  const store = options.store ?? (await openDataDirStore(config.dataDir, { onBatch: metrics.storeBatch }));
   const closeStore = async () => {
+    // An injected store is its owner's to close.
+    if (options.store !== undefined) return;
     await store.close();
     releasePidFile(config.dataDir);
   };
@@ -97,6 +109,9 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     await closeStore();
     throw error;
   }
+  const serverId = config.serverId ?? randomServerId();
+  const registry = createRegistry(store, serverId);
+  if (!sharedStore) await clearStaleEntries(store);
   const vault = createVault(store, keyring);
   const tokens = createTokens(store);
   const audit = countAuditFailures(createAudit(store), metrics);
@@ -144,6 +159,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     idleTimeoutMs: config.idleTimeoutMs,
     observer: metrics.conversations,
     maxPerTenant: config.maxConversationsPerTenant,
+    serverId,
     resources: {
       maxProcesses: config.maxProcesses,
       memoryBytes: config.memoryLimitBytes,
@@ -167,9 +183,13 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     metrics,
     operatorToken,
     serving: true,
+    cluster: { serverId, registry, sharedStore },
     async close() {
       app.serving = false;
+      // Out of the registry first: peers then answer for its conversations at once, with a clear error.
+      await registry.close().catch(() => {});
       await conversations.closeAll();
+      tokens.close();
       gateway.close();
       await rotation.stop();
       await closeStore();
@@ -192,6 +212,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     defaultTimeoutMs: config.commandTimeoutMs,
     outputLimitBytes: config.outputLimitBytes,
     isServing: () => app.serving,
+    forwarding: (service) => withForwarding(service, { selfId: serverId, registry, proof: createPeerProof(masterKey, serverId), logger }),
   });
   return app;
 }

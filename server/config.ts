@@ -2,6 +2,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { SERVER_ID_PATTERN } from "./domain/conversation-id.js";
 import { defaultWorkDir } from "./domain/work-dir.js";
 
 /** Everything `veil serve` can be told. */
@@ -52,6 +53,10 @@ export interface ServerConfig {
   corsOrigins: string[];
   /** On SIGTERM: how long /healthz answers 503 while the port still serves, before it closes. */
   drainMs: number;
+  /** This server's id among the servers sharing a store (conversation ids name it); undefined: random at start. */
+  serverId?: string;
+  /** The URL other servers reach this one at (forwarded conversation calls); undefined: derived from --host and the port. */
+  advertiseUrl?: string;
 }
 
 /** A configuration mistake; the CLI prints it on one line and exits 2. */
@@ -94,7 +99,23 @@ const schema = z.object({
     .transform((list) => (list ?? "").split(",").map((o) => o.trim()).filter((o) => o !== ""))
     .pipe(z.array(z.string().refine((o) => o === "*" || isOrigin(o), "must be * or an origin such as https://app.example.com[:port] (no path, no trailing slash)"))),
   drainMs: integer(0, 10 * 60 * 1000),
+  serverId: z.string().regex(SERVER_ID_PATTERN, "must be 1-32 lowercase letters, digits and inner hyphens").optional(),
+  advertiseUrl: z
+    .string()
+    .refine(isBaseUrl, "must be http:// or https:// with a host and port and no path, such as https://veil-1.internal:8443")
+    .transform((url) => new URL(url).origin)
+    .optional(),
 });
+
+/** A server base URL: http(s)://host[:port], nothing after it. */
+function isBaseUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.origin === text.replace(/\/$/, "");
+  } catch {
+    return false;
+  }
+}
 
 /** scheme://host[:port] exactly as browsers send it in `Origin`. */
 function isOrigin(text: string): boolean {
@@ -137,6 +158,8 @@ const OPTIONS = {
   // Repeatable; the variable takes a comma-separated list.
   corsOrigins: { flag: "cors-origin", env: "VEIL_CORS_ORIGINS", default: undefined, multiple: true },
   drainMs: { flag: "drain-ms", env: "VEIL_DRAIN_MS", default: "5000" },
+  serverId: { flag: "server-id", env: "VEIL_SERVER_ID", default: undefined },
+  advertiseUrl: { flag: "advertise-url", env: "VEIL_ADVERTISE_URL", default: undefined },
 } as const;
 
 /** The flag table for `veil serve --help`. */
@@ -168,7 +191,7 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     const option = OPTIONS[issue.path[0] as keyof typeof OPTIONS];
     throw new ConfigError(`--${option.flag} (or ${option.env}): ${issue.message}`);
   }
-  const { masterKeyFile, bwrap, workDir, egressCaFile, lookupCaFile, consoleDir, tlsCert, tlsKey, tlsClientCa, ...rest } = result.data;
+  const { masterKeyFile, bwrap, workDir, egressCaFile, lookupCaFile, consoleDir, tlsCert, tlsKey, tlsClientCa, serverId, advertiseUrl, ...rest } = result.data;
   checkTls(rest.host, rest.insecureListen, tlsCert, tlsKey, tlsClientCa);
   // Absolute from here on: workspaces and sandbox binds need absolute paths.
   const dataDir = resolve(rest.dataDir);
@@ -184,6 +207,8 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     ...(tlsCert !== undefined ? { tlsCert: resolve(tlsCert) } : {}),
     ...(tlsKey !== undefined ? { tlsKey: resolve(tlsKey) } : {}),
     ...(tlsClientCa !== undefined ? { tlsClientCa: resolve(tlsClientCa) } : {}),
+    ...(serverId !== undefined ? { serverId } : {}),
+    ...(advertiseUrl !== undefined ? { advertiseUrl } : {}),
   };
 }
 

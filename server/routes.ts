@@ -43,6 +43,8 @@ export interface RouteDeps extends ConversationDeps {
   /** Read whole, as one snapshot, by backups. */
   store: KvStore;
   isServing: () => boolean;
+  /** Routes conversation calls to the server that runs the conversation (several servers on one store). */
+  forwarding?: (service: ReturnType<typeof createConversationService>) => ReturnType<typeof createConversationService>;
 }
 
 /** Builds the route table. */
@@ -51,7 +53,7 @@ export function createRoutes(deps: RouteDeps) {
   return (router: ConnectRouter) => {
     router.service(SecretService, createSecretService(deps));
     router.service(TokenService, createTokenService(deps));
-    router.service(ConversationService, createConversationService(deps));
+    router.service(ConversationService, (deps.forwarding ?? ((service) => service))(createConversationService(deps)));
     router.service(SettingsService, createSettingsService(deps));
     router.service(AuditService, createAuditService(deps));
     router.service(KeyService, createKeyService(deps));
