@@ -1,7 +1,7 @@
 // Several Veil servers on one store (in-process, real ports, one memory store): coherence, registry and conversation forwarding.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collect, createVeilClient, Role, type VeilClient } from "../client/index.js";
+import { collect, Role, type VeilClient } from "../client/index.js";
 import { createPeerProof, PEER_HEADER } from "../server/cluster/peer-proof.js";
 import { ConfigError, parseServerConfig } from "../server/config.js";
 import { TEST_MASTER_KEY } from "./support/app.js";
