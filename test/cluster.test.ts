@@ -50,7 +50,7 @@ describe("several servers on one store", () => {
     await a.secrets.setSecrets({ secrets: [{ name: "WRITTEN_ON_A", text: "value-one" }] });
     const got = await b.secrets.getSecret({ name: "WRITTEN_ON_A" });
     expect(got.text).toBe("value-one");
-    await b.secrets.setSecrets({ secrets: [{ name: "WRITTEN_ON_A", text: "value-two", expectedVersion: 1 }] });
+    await b.secrets.setSecrets({ secrets: [{ name: "WRITTEN_ON_A", text: "value-two", expectedVersion: 1n }] });
     expect(Number((await a.secrets.getSecret({ name: "WRITTEN_ON_A" })).meta?.version)).toBe(2);
     // Page tokens from one server work on another.
     await a.secrets.setSecrets({ secrets: ["P1", "P2", "P3"].map((name) => ({ name, text: "x" })) });
