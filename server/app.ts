@@ -29,6 +29,7 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { clearStaleEntries, createRegistry, type Registry } from "./cluster/registry.js";
 import { withForwarding } from "./cluster/forwarding.js";
 import { createPeerProof } from "./cluster/peer-proof.js";
+import { peerTls } from "./cluster/peer-tls.js";
 import { randomServerId } from "./domain/conversation-id.js";
 import { createAuditInterceptor } from "./rpc/audit.js";
 import { createAuthInterceptor } from "./rpc/auth.js";
@@ -212,9 +213,14 @@ export async function createApp(
     defaultTimeoutMs: config.commandTimeoutMs,
     outputLimitBytes: config.outputLimitBytes,
     isServing: () => app.serving,
-    forwarding: (service) => withForwarding(service, { selfId: serverId, registry, proof: createPeerProof(masterKey, serverId), logger }),
+    forwarding: (service) => withForwarding(service, { selfId: serverId, registry, proof: createPeerProof(masterKey, serverId), logger, ...withTls(peerTls(config)) }),
   });
   return app;
+}
+
+/** `{ tls }` when there is TLS to use (exactOptionalPropertyTypes: never `tls: undefined`). */
+function withTls<T>(tls: T | undefined): { tls?: T } {
+  return tls === undefined ? {} : { tls };
 }
 
 /** One line at start saying where commands run; a warning whenever that is not a working bubblewrap as an unprivileged user. */

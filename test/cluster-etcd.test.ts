@@ -1,7 +1,7 @@
 // Several `veil serve --store etcd` processes on a real 3-member etcd cluster: coherence, a server killed, conversations through non-owners.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collect, createVeilClient, Role, type VeilClient } from "../client/index.js";
+import { collect, createVeilClient, Role } from "../client/index.js";
 import { type ClusterProcess, spawnEtcdServer } from "./support/cluster.js";
 import { type EtcdCluster, etcdMissing, etcdSkipNote, startEtcd } from "./support/etcd.js";
 import { expectCode } from "./support/expect-code.js";

@@ -1,6 +1,6 @@
 // Forwarding: conversation calls that reach a server which does not run the conversation go to the one that does, with the caller's own credentials.
 import { type CallOptions, type Client, Code, ConnectError, createClient, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { nodeTransport } from "../../client/node-transport.js";
+import { nodeTransport, type VeilTlsOptions } from "../../client/node-transport.js";
 import { ConversationService } from "../../gen/veil/v1/conversation_pb.js";
 import { serverOfConversation } from "../domain/conversation-id.js";
 import type { Logger } from "../log.js";
@@ -15,8 +15,8 @@ export interface ForwardingDeps {
   registry: Registry;
   proof: PeerProof;
   logger: Logger;
-  /** The client a peer at `url` is called with (tests may bring their own); default: gRPC over the project's Node transport. */
-  peerClient?: (url: string) => Client<typeof ConversationService>;
+  /** TLS for https:// peers (see peer-tls.ts). */
+  tls?: VeilTlsOptions;
 }
 
 type Conversations = ServiceImpl<typeof ConversationService>;
@@ -29,16 +29,15 @@ const PASSED_HEADERS = ["authorization", REQUEST_ID_HEADER, CLIENT_HEADER];
 /** Wraps the ConversationService so calls naming another server's conversation are served by that server. */
 export function withForwarding(impl: Conversations, deps: ForwardingDeps): Conversations {
   const clients = new Map<string, Client<typeof ConversationService>>();
-  const clientFor =
-    deps.peerClient ??
-    ((url: string) => {
-      let client = clients.get(url);
-      if (client === undefined) {
-        client = createClient(ConversationService, nodeTransport({ baseUrl: url, interceptors: [], protocol: "grpc" }));
-        clients.set(url, client);
-      }
-      return client;
-    });
+  // One client (one HTTP/2 connection) per peer, reused by every forwarded call.
+  const clientFor = (url: string) => {
+    let client = clients.get(url);
+    if (client === undefined) {
+      client = createClient(ConversationService, nodeTransport({ baseUrl: url, interceptors: [], protocol: "grpc", ...(deps.tls !== undefined ? { tls: deps.tls } : {}) }));
+      clients.set(url, client);
+    }
+    return client;
+  };
 
   /** Where `method`'s call for `conversationId` is served; a verified forwarded call always here (never forwarded twice). */
   async function route(method: string, conversationId: string, ctx: HandlerContext): Promise<Route> {
