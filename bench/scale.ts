@@ -23,6 +23,7 @@ export interface ScaleBenchOptions {
 const storedName = (i: number) => `S${String(i).padStart(5, "0")}`;
 const pick = (n: number) => Math.floor(Math.random() * n);
 const TICKS_PER_SECOND = 100;
+const LOAD_BATCH = 40;
 
 /** CPU seconds a process has used (user + system), from /proc. */
 function cpuSeconds(pid: number): number {
@@ -49,8 +50,9 @@ export async function runScaleBench(options: ScaleBenchOptions = {}): Promise<Be
     const token = servers[0]!.token!;
     const clients: VeilClient[] = await Promise.all(servers.map((s) => createVeilClient({ baseUrl: s.url, token, protocol: "grpc" })));
     progress(`scale: storing ${stored} secrets ...`);
-    for (let from = 0; from < stored; from += 100) {
-      await clients[0]!.secrets.setSecrets({ secrets: Array.from({ length: Math.min(100, stored - from) }, (_, k) => ({ name: storedName(from + k), text: `sk-scale-${from + k}` })) });
+    // Batches within one etcd transaction (128 ops by default; a new secret is 3 ops).
+    for (let from = 0; from < stored; from += LOAD_BATCH) {
+      await clients[0]!.secrets.setSecrets({ secrets: Array.from({ length: Math.min(LOAD_BATCH, stored - from) }, (_, k) => ({ name: storedName(from + k), text: `sk-scale-${from + k}` })) });
     }
     // Each worker keeps to one server: k servers get concurrency / k requests in flight each.
     const through = (k: number) => ({ op: (worker: number) => clients[worker % k]!.secrets.getSecret({ name: storedName(pick(stored)) }) });
