@@ -39,7 +39,7 @@ import { createMetricsInterceptor } from "./rpc/metrics.js";
 import { createRoutes } from "./routes.js";
 import type { KvStore } from "./store/kv.js";
 import { checkLayout } from "./store/layout.js";
-import { openDataDirStore, releasePidFile } from "./data-dir.js";
+import { openConfiguredStore, requireSharedMasterKey } from "./store-config.js";
 
 /** A running Veil core, transport-free: what tests wrap in a router transport or a real server. */
 export interface VeilApp {
@@ -78,20 +78,20 @@ export async function createApp(
   // The server's files are its own: commands running as another uid must not even list them.
   if (statSync(config.dataDir).uid === process.getuid?.()) chmodSync(config.dataDir, 0o700);
   warnIfReadable(logger, config.masterKeyFile);
-  const masterKey = loadMasterKey({ env: options.env ?? process.env, dataDir: config.dataDir, logger, ...(config.masterKeyFile !== undefined ? { file: config.masterKeyFile } : {}) });
-  const sharedStore = options.store !== undefined;
-  const store = options.store ?? (await openDataDirStore(config.dataDir, { onBatch: metrics.storeBatch }));
-  const closeStore = async () => {
-    // An injected store is its owner's to close.
-    if (options.store !== undefined) return;
-    await store.close();
-    releasePidFile(config.dataDir);
-  };
+  const env = options.env ?? process.env;
+  requireSharedMasterKey(config, env);
+  const masterKey = loadMasterKey({ env, dataDir: config.dataDir, logger, ...(config.masterKeyFile !== undefined ? { file: config.masterKeyFile } : {}) });
+  // An injected store (tests: one memory store as several servers' etcd) is its owner's to close.
+  const sharedStore = options.store !== undefined || config.store === "etcd";
+  const { store, close: closeStore } = options.store !== undefined ? { store: options.store, close: async () => {} } : await openConfiguredStore(config, { env, onBatch: metrics.storeBatch });
   let keyring: Keyring;
   try {
     // Before anything reads a key: a newer layout may mean something else by the same keys.
-    await checkLayout(store);
-    keyring = await Keyring.open(store, masterKey);
+    // Under a store-wide lock: servers starting at once on an empty etcd create one keyring, not two.
+    keyring = await store.withLock("startup", async () => {
+      await checkLayout(store);
+      return Keyring.open(store, masterKey);
+    });
   } catch (error) {
     await closeStore();
     throw error;

@@ -57,6 +57,24 @@ export interface ServerConfig {
   serverId?: string;
   /** The URL other servers reach this one at (forwarded conversation calls); undefined: derived from --host and the port. */
   advertiseUrl?: string;
+  /** Where state lives: an embedded LevelDB in the data dir, or an etcd cluster several servers share. */
+  store: "leveldb" | "etcd";
+  /** Set exactly when store is "etcd". */
+  etcd?: EtcdConfig;
+}
+
+/** How to reach etcd (`--store etcd`); the password itself is read at start, never from a flag. */
+export interface EtcdConfig {
+  endpoints: string[];
+  prefix: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  username?: string;
+  /** Where the password comes from when username is set: VEIL_ETCD_PASSWORD, or this file. */
+  passwordFile?: string;
+  maxTxnOps: number;
+  maxRequestBytes: number;
 }
 
 /** A configuration mistake; the CLI prints it on one line and exits 2. */
@@ -105,7 +123,31 @@ const schema = z.object({
     .refine(isBaseUrl, "must be http:// or https:// with a host and port and no path, such as https://veil-1.internal:8443")
     .transform((url) => new URL(url).origin)
     .optional(),
+  store: z.enum(["leveldb", "etcd"], { error: "must be leveldb or etcd" }),
+  etcdEndpoints: z
+    .string()
+    .optional()
+    .transform((list) => (list ?? "").split(",").map((o) => o.trim()).filter((o) => o !== ""))
+    .pipe(z.array(z.string().refine(isEtcdUrl, "must be a comma-separated list of http:// or https:// URLs (host:port, no path)"))),
+  etcdPrefix: z.string().min(1, "must not be empty").max(256, "must be at most 256 characters"),
+  etcdCaFile: z.string().min(1, "must not be empty").optional(),
+  etcdCertFile: z.string().min(1, "must not be empty").optional(),
+  etcdKeyFile: z.string().min(1, "must not be empty").optional(),
+  etcdUsername: z.string().min(1, "must not be empty").optional(),
+  etcdPasswordFile: z.string().min(1, "must not be empty").optional(),
+  etcdMaxTxnOps: integer(8, 1_000_000),
+  etcdMaxRequestBytes: integer(64 * 1024, 2 ** 31),
 });
+
+/** An etcd client URL: http(s)://host:port and nothing more. */
+function isEtcdUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.port !== "" && (url.pathname === "/" || url.pathname === "") && url.search === "";
+  } catch {
+    return false;
+  }
+}
 
 /** A server base URL: http(s)://host[:port], nothing after it. */
 function isBaseUrl(text: string): boolean {
@@ -160,6 +202,17 @@ const OPTIONS = {
   drainMs: { flag: "drain-ms", env: "VEIL_DRAIN_MS", default: "5000" },
   serverId: { flag: "server-id", env: "VEIL_SERVER_ID", default: undefined },
   advertiseUrl: { flag: "advertise-url", env: "VEIL_ADVERTISE_URL", default: undefined },
+  store: { flag: "store", env: "VEIL_STORE", default: "leveldb" },
+  etcdEndpoints: { flag: "etcd-endpoints", env: "VEIL_ETCD_ENDPOINTS", default: undefined },
+  etcdPrefix: { flag: "etcd-prefix", env: "VEIL_ETCD_PREFIX", default: "veil/" },
+  etcdCaFile: { flag: "etcd-ca-file", env: "VEIL_ETCD_CA_FILE", default: undefined },
+  etcdCertFile: { flag: "etcd-cert-file", env: "VEIL_ETCD_CERT_FILE", default: undefined },
+  etcdKeyFile: { flag: "etcd-key-file", env: "VEIL_ETCD_KEY_FILE", default: undefined },
+  etcdUsername: { flag: "etcd-username", env: "VEIL_ETCD_USERNAME", default: undefined },
+  // The password is never a flag value (it would show in ps): VEIL_ETCD_PASSWORD or this file.
+  etcdPasswordFile: { flag: "etcd-password-file", env: "VEIL_ETCD_PASSWORD_FILE", default: undefined },
+  etcdMaxTxnOps: { flag: "etcd-max-txn-ops", env: "VEIL_ETCD_MAX_TXN_OPS", default: "128" },
+  etcdMaxRequestBytes: { flag: "etcd-max-request-bytes", env: "VEIL_ETCD_MAX_REQUEST_BYTES", default: String(1.5 * 1024 * 1024) },
 } as const;
 
 /** The flag table for `veil serve --help`. */
@@ -191,8 +244,11 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     const option = OPTIONS[issue.path[0] as keyof typeof OPTIONS];
     throw new ConfigError(`--${option.flag} (or ${option.env}): ${issue.message}`);
   }
-  const { masterKeyFile, bwrap, workDir, egressCaFile, lookupCaFile, consoleDir, tlsCert, tlsKey, tlsClientCa, serverId, advertiseUrl, ...rest } = result.data;
+  const { masterKeyFile, bwrap, workDir, egressCaFile, lookupCaFile, consoleDir, tlsCert, tlsKey, tlsClientCa, serverId, advertiseUrl, ...withEtcd } = result.data;
+  const { etcdEndpoints, etcdPrefix, etcdCaFile, etcdCertFile, etcdKeyFile, etcdUsername, etcdPasswordFile, etcdMaxTxnOps, etcdMaxRequestBytes, ...rest } = withEtcd;
   checkTls(rest.host, rest.insecureListen, tlsCert, tlsKey, tlsClientCa);
+  const given = (key: keyof typeof OPTIONS) => values[OPTIONS[key].flag] !== undefined || (env[OPTIONS[key].env] ?? "") !== "";
+  const etcd = etcdConfig(rest.store, given, env, { etcdEndpoints, etcdPrefix, etcdCaFile, etcdCertFile, etcdKeyFile, etcdUsername, etcdPasswordFile, etcdMaxTxnOps, etcdMaxRequestBytes });
   // Absolute from here on: workspaces and sandbox binds need absolute paths.
   const dataDir = resolve(rest.dataDir);
   return {
@@ -209,6 +265,42 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     ...(tlsClientCa !== undefined ? { tlsClientCa: resolve(tlsClientCa) } : {}),
     ...(serverId !== undefined ? { serverId } : {}),
     ...(advertiseUrl !== undefined ? { advertiseUrl } : {}),
+    ...(etcd !== undefined ? { etcd } : {}),
+  };
+}
+
+type EtcdFileKey = "etcdCaFile" | "etcdCertFile" | "etcdKeyFile" | "etcdUsername" | "etcdPasswordFile";
+
+/** The etcd flags belong to --store etcd, which needs endpoints; TLS and auth flags go in pairs. */
+function etcdConfig(
+  store: "leveldb" | "etcd",
+  given: (key: keyof typeof OPTIONS) => boolean,
+  env: NodeJS.ProcessEnv,
+  v: { etcdEndpoints: string[]; etcdPrefix: string; etcdMaxTxnOps: number; etcdMaxRequestBytes: number } & { [K in EtcdFileKey]?: string | undefined },
+): EtcdConfig | undefined {
+  const etcdKeys = (Object.keys(OPTIONS) as (keyof typeof OPTIONS)[]).filter((k) => k.startsWith("etcd"));
+  if (store !== "etcd") {
+    const stray = etcdKeys.find(given);
+    if (stray !== undefined) throw new ConfigError(`--${OPTIONS[stray].flag} (or ${OPTIONS[stray].env}): only with --store etcd`);
+    if ((env.VEIL_ETCD_PASSWORD ?? "") !== "") throw new ConfigError("VEIL_ETCD_PASSWORD: only with --store etcd");
+    return undefined;
+  }
+  if (v.etcdEndpoints.length === 0) throw new ConfigError("--store etcd needs --etcd-endpoints URL[,URL...] (or VEIL_ETCD_ENDPOINTS), e.g. http://127.0.0.1:2379");
+  if ((v.etcdCertFile === undefined) !== (v.etcdKeyFile === undefined)) throw new ConfigError("--etcd-cert-file and --etcd-key-file (or VEIL_ETCD_CERT_FILE and VEIL_ETCD_KEY_FILE): give both or neither");
+  const password = (env.VEIL_ETCD_PASSWORD ?? "") !== "";
+  if (password && v.etcdPasswordFile !== undefined) throw new ConfigError("VEIL_ETCD_PASSWORD and --etcd-password-file: give one, not both");
+  if (v.etcdUsername === undefined && (password || v.etcdPasswordFile !== undefined)) throw new ConfigError("an etcd password (VEIL_ETCD_PASSWORD or --etcd-password-file) needs --etcd-username");
+  if (v.etcdUsername !== undefined && !password && v.etcdPasswordFile === undefined) throw new ConfigError("--etcd-username needs its password in VEIL_ETCD_PASSWORD or --etcd-password-file");
+  return {
+    endpoints: v.etcdEndpoints,
+    prefix: v.etcdPrefix,
+    maxTxnOps: v.etcdMaxTxnOps,
+    maxRequestBytes: v.etcdMaxRequestBytes,
+    ...(v.etcdCaFile !== undefined ? { caFile: resolve(v.etcdCaFile) } : {}),
+    ...(v.etcdCertFile !== undefined ? { certFile: resolve(v.etcdCertFile) } : {}),
+    ...(v.etcdKeyFile !== undefined ? { keyFile: resolve(v.etcdKeyFile) } : {}),
+    ...(v.etcdUsername !== undefined ? { username: v.etcdUsername } : {}),
+    ...(v.etcdPasswordFile !== undefined ? { passwordFile: resolve(v.etcdPasswordFile) } : {}),
   };
 }
 

@@ -37,7 +37,7 @@ export interface VeilServer {
 /** Starts Veil on `config.host:config.port` (port 0 picks a free one). */
 export async function startServer(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv; store?: KvStore }): Promise<VeilServer> {
   const logger = atLevel(options.logger, config.logLevel);
-  if (options.store !== undefined) checkAdvertisable(config);
+  if (options.store !== undefined || config.store === "etcd") checkAdvertisable(config);
   // Read before anything is created: a missing or unreadable file is a start-up error, not a half-made data dir.
   const tls = readTlsFiles(config);
   warnIfInsecure(config, logger);

@@ -1,6 +1,6 @@
 // Bearer tokens: minted at random, stored only as SHA-256 hashes, expiring and revocable.
 import { createHash, randomBytes } from "node:crypto";
-import type { KvOp, KvStore } from "../store/kv.js";
+import { KvConflictError, type KvGuard, type KvOp, type KvStore } from "../store/kv.js";
 import { fail } from "./errors.js";
 import { paginate } from "./page-token.js";
 import { DEFAULT_TENANT, type Principal, type Role } from "./principal.js";
@@ -93,7 +93,7 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
     return record;
   }
 
-  async function mint(request: TokenRequest, operator: boolean, hook?: TokenHook) {
+  async function mint(request: TokenRequest, operator: boolean, hook?: TokenHook, guards: KvGuard[] = []) {
     const token = TOKEN_PREFIX + randomBytes(32).toString("base64url");
     const hash = hashToken(token);
     const created = now();
@@ -113,7 +113,7 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
       { type: "put", key: hashKey(hash), value: enc.encode(JSON.stringify(record)) },
       { type: "put", key: idPrefix(record.tenant) + record.id, value: enc.encode(hash) },
       ...(hook?.(record) ?? []),
-    ]);
+    ], guards);
     return { token, record };
   }
 
@@ -199,12 +199,19 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
      */
     async bootstrapOperator(): Promise<string | undefined> {
       if ((await store.get(OPERATOR_MARKER)) !== undefined) return undefined;
-      const { token } = await mint(
-        { tenant: DEFAULT_TENANT, role: "admin", agent: "", ttlSeconds: 0, description: "operator (bootstrap)" },
-        true,
-        (record) => [{ type: "put", key: OPERATOR_MARKER, value: enc.encode(record.id) }],
-      );
-      return token;
+      try {
+        const { token } = await mint(
+          { tenant: DEFAULT_TENANT, role: "admin", agent: "", ttlSeconds: 0, description: "operator (bootstrap)" },
+          true,
+          (record) => [{ type: "put", key: OPERATOR_MARKER, value: enc.encode(record.id) }],
+          // Guarded: of servers starting at once on one empty store, exactly one mints it.
+          [{ key: OPERATOR_MARKER, value: undefined }],
+        );
+        return token;
+      } catch (error) {
+        if (error instanceof KvConflictError) return undefined;
+        throw error;
+      }
     },
 
     /**

@@ -1,5 +1,5 @@
 // The vault: secrets sealed per tenant, versioned, check-and-set, granted to agents.
-import { type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
+import { checkWriteLimits, type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import { normalizeHostPattern } from "./egress-binding.js";
 import { fail } from "./errors.js";
 import { authorizeSecret, decide, requireAdmin } from "./grants.js";
@@ -129,7 +129,10 @@ export function createVault(store: KvStore, keyring: Keyring) {
       }
       return retryOnConflict(async () => {
         const plan = await planWrites(principal, session, writes);
-        await store.write([...plan.ops, ...(hook?.(plan.records) ?? [])], plan.guards);
+        const ops = [...plan.ops, ...(hook?.(plan.records) ?? [])];
+        // One call is one atomic write: beyond the store's limits it is refused whole, naming the batch.
+        checkWriteLimits(store.limits, ops, plan.guards, `secrets (${writes.length} in one call)`);
+        await store.write(ops, plan.guards);
         return plan.records;
       });
     },

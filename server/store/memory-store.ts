@@ -10,10 +10,13 @@ export function openMemoryStore(options: { limits?: KvLimits } = {}): KvStore {
   return new MemoryStore(options.limits ?? MEMORY_LIMITS);
 }
 
+/** UTF-8 byte order, as LevelDB and etcd compare keys (JS string order differs past U+FFFF). */
+const byUtf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
 function inRange(key: string, range: KvRange): boolean {
-  if (range.gt !== undefined && !(key > range.gt)) return false;
-  if (range.gte !== undefined && !(key >= range.gte)) return false;
-  if (range.lt !== undefined && !(key < range.lt)) return false;
+  if (range.gt !== undefined && !(byUtf8(key, range.gt) > 0)) return false;
+  if (range.gte !== undefined && !(byUtf8(key, range.gte) >= 0)) return false;
+  if (range.lt !== undefined && !(byUtf8(key, range.lt) < 0)) return false;
   return true;
 }
 
@@ -49,7 +52,7 @@ class MemoryStore implements KvStore {
 
   async *scan(range: KvRange): AsyncIterable<[string, Uint8Array]> {
     this.assertOpen();
-    const keys = [...this.data.keys()].filter((k) => inRange(k, range)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const keys = [...this.data.keys()].filter((k) => inRange(k, range)).sort(byUtf8);
     if (range.reverse === true) keys.reverse();
     const limited = range.limit !== undefined && range.limit >= 0 ? keys.slice(0, range.limit) : keys;
     // Values are copied out at scan time: a later write does not change what this scan yields.
@@ -70,7 +73,7 @@ class MemoryStore implements KvStore {
   }
 
   async snapshot(): Promise<KvSnapshot> {
-    const entries = [...this.data.entries()].sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const entries = [...this.data.entries()].sort(([a], [b]) => byUtf8(a, b));
     return {
       count: async () => entries.length,
       async *entries() {
