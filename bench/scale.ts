@@ -1,5 +1,6 @@
 // The scale bench: GetSecret throughput through 1, 2 and 3 Veil servers on one 3-member etcd cluster, same client, same run.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { pathToFileURL } from "node:url";
 import { createVeilClient, type VeilClient } from "../client/index.js";
 import { type ClusterProcess, spawnEtcdServer } from "../test/support/cluster.js";
@@ -31,6 +32,23 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
+/** The etcd members this process started (children named etcd), found in /proc. */
+function etcdPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (comm === "etcd" && ppid === process.pid) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
 /** Runs the phases and returns the table. */
 export async function runScaleBench(options: ScaleBenchOptions = {}): Promise<BenchTable> {
   const concurrency = options.concurrency ?? 48;
@@ -56,14 +74,19 @@ export async function runScaleBench(options: ScaleBenchOptions = {}): Promise<Be
     }
     // Each worker keeps to one server: k servers get concurrency / k requests in flight each.
     const through = (k: number) => ({ op: (worker: number) => clients[worker % k]!.secrets.getSecret({ name: storedName(pick(stored)) }) });
-    const cpu = new Map<string, { veil: number; client: number; requests: number }>();
+    const cpu = new Map<string, { veil: number; etcd: number; client: number; requests: number }>();
+    const members = etcdPids();
+    const total = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    const veilPids = servers.map((s) => s.proc.pid!);
     const around: NonNullable<InterleaveOptions["around"]> = async (name, run) => {
-      const veilBefore = servers.reduce((sum, s) => sum + cpuSeconds(s.proc.pid!), 0);
+      const veilBefore = total(veilPids);
+      const etcdBefore = total(members);
       const clientBefore = process.cpuUsage();
       const result = await run();
       const clientUsed = process.cpuUsage(clientBefore);
-      const sum = cpu.get(name) ?? { veil: 0, client: 0, requests: 0 };
-      sum.veil += servers.reduce((total, s) => total + cpuSeconds(s.proc.pid!), 0) - veilBefore;
+      const sum = cpu.get(name) ?? { veil: 0, etcd: 0, client: 0, requests: 0 };
+      sum.veil += total(veilPids) - veilBefore;
+      sum.etcd += total(members) - etcdBefore;
       sum.client += (clientUsed.user + clientUsed.system) / 1e6;
       sum.requests += result.requests;
       cpu.set(name, sum);
@@ -72,7 +95,8 @@ export async function runScaleBench(options: ScaleBenchOptions = {}): Promise<Be
     progress("scale: GetSecret through 1, 2 and 3 servers, interleaved ...");
     const results = await runInterleaved({ "1 server": through(1), "2 servers": through(2), "3 servers": through(3) }, { ...interleave, around });
     const one = results["1 server"].perSecond;
-    const perCall = [...cpu].map(([name, u]) => `${name}: Veil ${Math.round((u.veil * 1e6) / u.requests)} + client ${Math.round((u.client * 1e6) / u.requests)}`).join("; ");
+    const us = (seconds: number, requests: number) => Math.round((seconds * 1e6) / requests);
+    const perCall = [...cpu].map(([name, u]) => `${name}: Veil ${us(u.veil, u.requests)} + etcd ${us(u.etcd, u.requests)} + client ${us(u.client, u.requests)}`).join("; ");
     return {
       title: `Scale-out: GetSecret through 1, 2 and 3 Veil servers on one 3-member etcd cluster (concurrency ${concurrency})`,
       rows: (["1 server", "2 servers", "3 servers"] as const).map((name) => ({
@@ -84,7 +108,7 @@ export async function runScaleBench(options: ScaleBenchOptions = {}): Promise<Be
       })),
       notes: [
         `Three \`veil serve --store etcd\` processes (ids s1-s3, each its own data dir, one master key) on three etcd 3.4 members on loopback, all on this machine; one bench process with one gRPC client transport (one HTTP/2 connection) per server and ${concurrency} requests in flight, spread evenly over the phase's servers. ${stored} secrets stored; each GetSecret reads a random one (a linearizable etcd read, then decryption). Phases alternate in ${interleave.rounds} rounds of ${interleave.roundMs} ms after ${interleave.warmupMs} ms of warm-up each; ratio = rate / the 1-server rate.`,
-        `CPU µs per call (Veil = the sum over the three server processes; etcd not counted): ${perCall}.`,
+        `CPU µs per call (Veil = the sum over the three server processes, etcd = over the ${members.length} members): ${perCall}. Load average at the end: ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores.`,
       ],
     };
   } finally {
