@@ -1,7 +1,10 @@
 // Several `veil serve --store etcd` processes on a real 3-member etcd cluster: coherence, a server killed, conversations through non-owners.
+import { spawnSync } from "node:child_process";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect, createVeilClient, Role } from "../client/index.js";
+import { TEST_MASTER_KEY } from "./support/app.js";
+import { VEIL_BIN } from "./support/child-server.js";
 import { type ClusterProcess, spawnEtcdServer } from "./support/cluster.js";
 import { type EtcdCluster, etcdMissing, etcdSkipNote, startEtcd } from "./support/etcd.js";
 import { expectCode } from "./support/expect-code.js";
@@ -79,6 +82,15 @@ describe.skipIf(etcdMissing !== undefined)(`three Veil servers on a 3-member etc
     expect((await c.exec(id, 'echo "seen=$SEEN"')).stdoutText).toBe("seen=1\n");
     await c.conversations.endConversation({ conversationId: id });
     await expectCode(b.exec(id, "true"), Code.NotFound, /conversation_id/);
+  });
+
+  it("refuses to start on etcd when no peer could dial it (--host 0.0.0.0 without --advertise-url)", async () => {
+    const dir = tempDir("veil-etcd-server-");
+    dirs.push(dir);
+    const args = ["serve", "--port", "0", "--host", "0.0.0.0", "--insecure-listen", "--data-dir", dir.path, "--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(",")];
+    const run = spawnSync(process.execPath, [VEIL_BIN, ...args], { env: { PATH: process.env.PATH ?? "", VEIL_MASTER_KEY: TEST_MASTER_KEY }, encoding: "utf8", timeout: 30_000 });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/--advertise-url \(or VEIL_ADVERTISE_URL\): needed with a shared store when --host is 0\.0\.0\.0/);
   });
 
   it("keeps serving when a server is SIGKILLed, and says its conversations ended with it", async () => {
