@@ -107,7 +107,7 @@ export async function runScaleBench(options: ScaleBenchOptions = {}): Promise<Be
         ratio: results[name].perSecond / one,
       })),
       notes: [
-        `Three \`veil serve --store etcd\` processes (ids s1-s3, each its own data dir, one master key) on three etcd 3.4 members on loopback, all on this machine; one bench process with one gRPC client transport (one HTTP/2 connection) per server and ${concurrency} requests in flight, spread evenly over the phase's servers. ${stored} secrets stored; each GetSecret reads a random one (a linearizable etcd read, then decryption). Phases alternate in ${interleave.rounds} rounds of ${interleave.roundMs} ms after ${interleave.warmupMs} ms of warm-up each; ratio = rate / the 1-server rate.`,
+        `Three \`veil serve --store etcd\` processes (ids s1-s3, each its own data dir, one master key) on three etcd 3.4 members on loopback, all on this machine; one bench process with one gRPC client transport (one HTTP/2 connection) per server and ${concurrency} requests in flight, spread evenly over the phase's servers. ${stored} secrets stored; each GetSecret reads a random one: two linearizable etcd reads (metadata, value) and one audit event written as an etcd transaction, quorum-committed, then decryption. Phases alternate in ${interleave.rounds} rounds of ${interleave.roundMs} ms after ${interleave.warmupMs} ms of warm-up each; ratio = rate / the 1-server rate.`,
         `CPU µs per call (Veil = the sum over the three server processes, etcd = over the ${members.length} members): ${perCall}. Load average at the end: ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores.`,
       ],
     };
