@@ -8,7 +8,8 @@ import { createClient } from "@connectrpc/connect";
 import { Level } from "level";
 import { createVeilClient } from "../client/index.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
-import { Keyring } from "../server/domain/keyring.js";
+import { createBarrier } from "../server/crypto/barrier.js";
+import { Keyring } from "../server/crypto/keyring.js";
 import type { Principal } from "../server/domain/principal.js";
 import { createVault, type SecretWrite } from "../server/domain/vault.js";
 import { openLevelStore } from "../server/store/level-store.js";
@@ -213,7 +214,7 @@ async function inProcessPhases(interleave: InterleaveOptions) {
   await db.open();
   const store = await openLevelStore(join(dir, "vault"));
   try {
-    const vault = createVault(store, await Keyring.open(store, randomBytes(32)));
+    const vault = createVault(store, createBarrier(await Keyring.open(store, randomBytes(32))));
     const value = randomBytes(200);
     const write = (name: string): SecretWrite => ({ name, value: { kind: "text", text: secretValue() }, description: "", metadata: {}, allowedAgents: [] });
     const meter = cpuMeter();

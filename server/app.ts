@@ -1,6 +1,7 @@
 // Assembles Veil: data dir, store, keyring, domain objects, and the routes and interceptors over them.
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { ServerConfig } from "./config.js";
 import { createAgentDirectory } from "./domain/agents.js";
@@ -9,9 +10,9 @@ import { createConversations, type Conversations } from "./domain/conversations.
 import { createExtraSecrets } from "./domain/extra-secrets.js";
 import { createLookups } from "./domain/lookups.js";
 import { createReferences } from "./domain/references.js";
-import { createRotation, type Rotation, secretValueSource } from "./domain/rotation.js";
-import { createSealer } from "./domain/sealed.js";
-import { createSettings, type Settings, settingsBlobSource } from "./domain/settings.js";
+import { createRotation, type Rotation } from "./crypto/rotation.js";
+import { createSealer } from "./crypto/sealed-tokens.js";
+import { createSettings, type Settings } from "./domain/settings.js";
 import { detectSandbox, type SandboxStatus } from "./domain/executor.js";
 import { isRoot, reapStaleUsers } from "./domain/executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./domain/executor/sandbox.js";
@@ -19,12 +20,13 @@ import { openWorkDir, type WorkDir } from "./domain/work-dir.js";
 import { limitMechanisms } from "./domain/executor.js";
 import { createGateway, type Gateway } from "./egress/gateway.js";
 import type { GatewayIdentity } from "./egress/identity.js";
-import { Keyring } from "./domain/keyring.js";
+import { createBarrier } from "./crypto/barrier.js";
+import { Keyring } from "./crypto/keyring.js";
 import { VeilError } from "./domain/errors.js";
 import { createTokens, type Tokens } from "./domain/tokens.js";
 import { createVault, type Vault } from "./domain/vault.js";
 import type { Logger } from "./log.js";
-import { loadMasterKey } from "./master-key.js";
+import { loadMasterKey } from "./crypto/master-key.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { clearStaleEntries, createRegistry, type Registry } from "./cluster/registry.js";
 import { withForwarding } from "./cluster/forwarding.js";
@@ -36,6 +38,8 @@ import { createAuthInterceptor } from "./rpc/auth.js";
 import { createErrorInterceptor } from "./rpc/errors.js";
 import { createLoggingInterceptor } from "./rpc/logging.js";
 import { createMetricsInterceptor } from "./rpc/metrics.js";
+import { type MethodRule, RPC_RULES } from "./rpc/rules.js";
+import { createValidationInterceptor } from "./rpc/validate.js";
 import { createRoutes } from "./routes.js";
 import type { KvStore } from "./store/kv.js";
 import { checkLayout } from "./store/layout.js";
@@ -45,6 +49,8 @@ import { openConfiguredStore, requireSharedMasterKey } from "./store-config.js";
 export interface VeilApp {
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
+  /** The RPC rules the interceptors read (RPC_RULES); a service served beside `routes` (the bench's) adds its methods' rules here. */
+  rules: Map<DescMethod, MethodRule>;
   store: KvStore;
   keyring: Keyring;
   vault: Vault;
@@ -87,19 +93,23 @@ export async function createApp(
   let keyring: Keyring;
   try {
     // Before anything reads a key: a newer layout may mean something else by the same keys.
-    // Under a store-wide lock: servers starting at once on an empty etcd create one keyring, not two.
+    // Under a store-wide lock: servers starting at once on an empty or older store create one
+    // keyring and migrate the layout once. The keyring then watches its own key, so a generation
+    // another server adds is picked up at once.
     keyring = await store.withLock("startup", async () => {
       await checkLayout(store);
-      return Keyring.open(store, masterKey);
+      return Keyring.open(store, masterKey, { log: (level, msg, fields) => logger.log(level, msg, fields) });
     });
   } catch (error) {
     await closeStore();
     throw error;
   }
+  // The one place values are sealed: the vault and settings hand it plaintext and a store path; rotation walks its families.
+  const barrier = createBarrier(keyring);
   const rotation = createRotation({
     store,
     keyring,
-    sources: [secretValueSource, settingsBlobSource],
+    barrier,
     ratePerSecond: config.reencryptRate,
     log: (msg, fields) => logger.log("info", msg, fields),
   });
@@ -107,16 +117,17 @@ export async function createApp(
     // Picks up a rotation a crash interrupted; refuses to start if a retired generation is still needed.
     await rotation.resume();
   } catch (error) {
+    keyring.close();
     await closeStore();
     throw error;
   }
   const serverId = config.serverId ?? randomServerId();
   const registry = createRegistry(store, serverId);
   if (!sharedStore) await clearStaleEntries(store);
-  const vault = createVault(store, keyring);
+  const vault = createVault(store, barrier);
   const tokens = createTokens(store);
   const audit = countAuditFailures(createAudit(store), metrics);
-  const settings = createSettings(store, keyring);
+  const settings = createSettings(store, barrier);
   const sealer = createSealer(keyring);
   let lookups: ReturnType<typeof createLookups>;
   try {
@@ -170,9 +181,18 @@ export async function createApp(
   });
   logger.log("info", "limits", { ...limitMechanisms() });
 
+  const rules = new Map(RPC_RULES);
   const app: VeilApp = {
     routes: () => {},
-    interceptors: [createMetricsInterceptor(metrics), createLoggingInterceptor(logger), createErrorInterceptor(logger), createAuthInterceptor(tokens), createAuditInterceptor(audit)],
+    interceptors: [
+      createMetricsInterceptor(metrics),
+      createLoggingInterceptor(logger),
+      createErrorInterceptor(logger),
+      createAuthInterceptor(tokens, rules),
+      createAuditInterceptor(audit, rules),
+      createValidationInterceptor(rules),
+    ],
+    rules,
     store,
     keyring,
     vault,
@@ -193,11 +213,13 @@ export async function createApp(
       tokens.close();
       gateway.close();
       await rotation.stop();
+      keyring.close();
       await closeStore();
     },
   };
   metrics.watch({ liveConversations: () => conversations.size, rotation: () => rotation.status() });
   app.routes = createRoutes({
+    rules,
     vault,
     tokens,
     conversations,

@@ -1,7 +1,7 @@
 // Prometheus metrics on a private registry: RPCs, conversations, masking, audit, store and rotation. Labels never carry data.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { ConversationObserver } from "./domain/conversation.js";
-import type { RotationStatus } from "./domain/rotation.js";
+import type { RotationStatus } from "./crypto/rotation.js";
 
 /** What the app reports into, and the registry `/metrics` renders. */
 export interface Metrics {

@@ -5,11 +5,11 @@ import { ConfigError } from "./config.js";
 import { holderPid } from "./data-dir.js";
 import { checkLayout } from "./store/layout.js";
 import { createAudit } from "./domain/audit.js";
-import { Keyring } from "./domain/keyring.js";
+import { Keyring } from "./crypto/keyring.js";
 import { DEFAULT_TENANT } from "./domain/principal.js";
 import { createTokens } from "./domain/tokens.js";
 import { createLogger } from "./log.js";
-import { loadMasterKey } from "./master-key.js";
+import { loadMasterKey } from "./crypto/master-key.js";
 import { openLevelStore } from "./store/level-store.js";
 import type { KvStore } from "./store/kv.js";
 
@@ -63,7 +63,7 @@ export async function resetOperatorToken(options: { dataDir: string; masterKeyFi
   try {
     // Older code must not rewrite a newer layout's tokens.
     await checkLayout(store);
-    await Keyring.open(store, masterKey);
+    await Keyring.open(store, masterKey, { watch: false });
     const audit = createAudit(store);
     const reset = await createTokens(store).resetOperator((fresh, revoked) =>
       audit.ops({

@@ -3,11 +3,12 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import type { AgentDirectory } from "./domain/agents.js";
 import type { Audit } from "./domain/audit.js";
 import type { Lookups } from "./domain/lookups.js";
-import type { Rotation } from "./domain/rotation.js";
-import type { Sealer } from "./domain/sealed.js";
+import type { Rotation } from "./crypto/rotation.js";
+import type { Sealer } from "./crypto/sealed-tokens.js";
 import type { Settings } from "./domain/settings.js";
 import type { Tokens } from "./domain/tokens.js";
 import type { Vault } from "./domain/vault.js";
+import { assertEveryMethodRuled, type RpcRules } from "./rpc/rules.js";
 import type { KvStore } from "./store/kv.js";
 import { type ConversationDeps, createConversationService } from "./services/conversation-service.js";
 import { createAgentService } from "./services/agent-service.js";
@@ -32,6 +33,8 @@ import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
 
 /** What the routes are built from. */
 export interface RouteDeps extends ConversationDeps {
+  /** The interceptors' rules: building the routes throws if a served method has none. */
+  rules: RpcRules;
   vault: Vault;
   tokens: Tokens;
   settings: Settings;
@@ -47,7 +50,7 @@ export interface RouteDeps extends ConversationDeps {
   forwarding?: (service: ReturnType<typeof createConversationService>) => ReturnType<typeof createConversationService>;
 }
 
-/** Builds the route table. */
+/** Builds the route table; a served method without an RPC rule fails the start, naming it. */
 export function createRoutes(deps: RouteDeps) {
   const services = [SecretService, TokenService, ConversationService, SettingsService, AuditService, KeyService, AgentService, BackupService];
   return (router: ConnectRouter) => {
@@ -71,5 +74,6 @@ export function createRoutes(deps: RouteDeps) {
       file_veil_v1_backup,
       file_grpc_health_v1_health,
     ]);
+    assertEveryMethodRuled(deps.rules, router);
   };
 }

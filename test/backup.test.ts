@@ -48,7 +48,7 @@ describe("veil backup and veil restore", () => {
     expect(res.stderr).toBe("");
     expect(res.code).toBe(0);
     const summary = JSON.parse(res.stdout) as { entries: number; layout: number; bytes: number };
-    expect(summary).toMatchObject({ file, layout: 1 });
+    expect(summary).toMatchObject({ file, layout: 2 });
     expect(summary.entries).toBeGreaterThan(10);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const bytes = readFileSync(file);

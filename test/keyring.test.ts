@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { VeilError } from "../server/domain/errors.js";
-import { Keyring } from "../server/domain/keyring.js";
+import { Keyring } from "../server/crypto/keyring.js";
 import type { KvStore } from "../server/store/kv.js";
 import { openLevelStore } from "../server/store/level-store.js";
 import { tempDir } from "./support/temp-dir.js";

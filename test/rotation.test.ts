@@ -2,11 +2,13 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { VeilError } from "../server/domain/errors.js";
-import { Keyring } from "../server/domain/keyring.js";
+import { type Barrier, createBarrier, SEALED_FAMILIES, type SealedFamily } from "../server/crypto/barrier.js";
+import { Keyring } from "../server/crypto/keyring.js";
 import type { Principal } from "../server/domain/principal.js";
-import { type BlobSource, createRotation, type Rotation, type RotationDeps, secretValueSource } from "../server/domain/rotation.js";
-import { blobGeneration } from "../server/domain/seal.js";
+import { createRotation, type Rotation, type RotationDeps } from "../server/crypto/rotation.js";
+import { blobGeneration } from "../server/crypto/blob.js";
 import { VALUE_RANGE, valueKey } from "../server/domain/secret-records.js";
+import { apiKeyKey, createSettings } from "../server/domain/settings.js";
 import { createVault, type Vault } from "../server/domain/vault.js";
 import type { KvStore } from "../server/store/kv.js";
 import { openLevelStore } from "../server/store/level-store.js";
@@ -59,12 +61,13 @@ describe("key rotation", () => {
   let dir: ReturnType<typeof tempDir>;
   let store: KvStore;
   let keyring: Keyring;
+  let barrier: Barrier;
   let vault: Vault;
   const master = randomBytes(32);
   const rotations: Rotation[] = [];
 
   const rotation = (extra: Partial<RotationDeps> = {}) => {
-    const r = createRotation({ store, keyring, sources: [secretValueSource], settleMs: 100, ...extra });
+    const r = createRotation({ store, keyring, barrier, settleMs: 100, ...extra });
     rotations.push(r);
     return r;
   };
@@ -73,7 +76,8 @@ describe("key rotation", () => {
     dir = tempDir();
     store = await openLevelStore(dir.path);
     keyring = await Keyring.open(store, master);
-    vault = createVault(store, keyring);
+    barrier = createBarrier(keyring);
+    vault = createVault(store, barrier);
   });
   afterEach(async () => {
     for (const r of rotations.splice(0)) await r.stop();
@@ -87,7 +91,7 @@ describe("key rotation", () => {
     expect(before.size).toBe(2000);
     expect(new Set(before.values())).toEqual(new Set([1]));
 
-    const r = createRotation({ store, keyring, sources: [secretValueSource] });
+    const r = createRotation({ store, keyring, barrier });
     rotations.push(r);
     const started = await r.rotate();
     expect(started).toMatchObject({ activeGeneration: 2, generations: [1, 2], reencrypting: true, valuesRemaining: 2000 });
@@ -177,7 +181,8 @@ describe("key rotation", () => {
     await store.close();
     store = await openLevelStore(dir.path);
     keyring = await Keyring.open(store, master);
-    vault = createVault(store, keyring);
+    barrier = createBarrier(keyring);
+    vault = createVault(store, barrier);
     const restarted = rotation();
     expect(restarted.status()).toMatchObject({ activeGeneration: 2, generations: [1, 2], reencrypting: false });
     await restarted.resume();
@@ -299,36 +304,24 @@ describe("key rotation", () => {
     await expectAllIntact(vault, names, 1);
   });
 
-  it("re-seals every blob of a registered source whose stored value holds several", async () => {
-    // A made-up layout: JSON with two base64 blobs, each bound to its key and field.
-    const aad = (key: string, field: string) => new TextEncoder().encode(`${key}\0${field}`);
-    const pair: BlobSource = {
-      name: "pairs",
-      range: { gte: "tst\0", lt: "tst\u0001" },
-      generations: (_key, value) => Object.values(JSON.parse(Buffer.from(value).toString()) as Record<string, string>).map((b) => blobGeneration(Buffer.from(b, "base64"))),
-      reseal(key, value, ring) {
-        const blobs = JSON.parse(Buffer.from(value).toString()) as Record<string, string>;
-        const next = Object.fromEntries(
-          Object.entries(blobs).map(([field, b]) => [field, Buffer.from(ring.seal("acme", ring.open("acme", Buffer.from(b, "base64"), aad(key, field)), aad(key, field))).toString("base64")]),
-        );
-        return Buffer.from(JSON.stringify(next));
-      },
-    };
-    const put = (key: string, fields: Record<string, string>) => {
-      const blobs = Object.fromEntries(Object.entries(fields).map(([f, text]) => [f, Buffer.from(keyring.seal("acme", Buffer.from(text), aad(key, f))).toString("base64")]));
-      return store.write([{ type: "put", key, value: Buffer.from(JSON.stringify(blobs)) }]);
-    };
-    await put("tst\0one", { a: "alpha", b: "beta" });
-    await put("tst\0two", { a: "gamma" });
-    await seed(vault, 3, 1);
+  it("walks every sealed family of the barrier: secret values, settings API keys, and one a caller registers", async () => {
+    // A made-up family: every value under tst/ is sealed for acme, bound to its own path.
+    const tst: SealedFamily = { name: "test values", prefix: "tst\0", bind: (path) => ({ tenant: "acme", aad: new TextEncoder().encode(path) }) };
+    barrier = createBarrier(keyring, [...SEALED_FAMILIES, tst]);
+    vault = createVault(store, barrier);
+    const settings = createSettings(store, barrier);
+    await store.write([barrier.sealOp("tst\0one", Buffer.from("alpha")), barrier.sealOp("tst\0two", Buffer.from("beta"))]);
+    await settings.update("acme", { apiKey: `sk-${salt}`, options: {} });
+    const names = await seed(vault, 3, 1);
 
-    const r = rotation({ sources: [secretValueSource, pair] });
-    expect((await r.rotate()).valuesRemaining).toBe(8);
+    const r = rotation();
+    expect((await r.rotate()).valuesRemaining).toBe(9);
     await r.idle();
-    expect(r.status().valuesMoved).toBe(8);
-    const one = JSON.parse(Buffer.from((await store.get("tst\0one"))!).toString()) as Record<string, string>;
-    expect(Object.values(one).map((b) => blobGeneration(Buffer.from(b, "base64")))).toEqual([2, 2]);
-    expect(Buffer.from(keyring.open("acme", Buffer.from(one.b!, "base64"), aad("tst\0one", "b"))).toString()).toBe("beta");
+    expect(r.status().valuesMoved).toBe(9);
+    for (const key of ["tst\0one", "tst\0two", apiKeyKey("acme")]) expect(blobGeneration((await store.get(key))!)).toBe(2);
+    expect(Buffer.from(await barrier.open("tst\0two", (await store.get("tst\0two"))!)).toString()).toBe("beta");
     expect(await r.retireOld()).toEqual([1]);
+    expect((await settings.read("acme")).llm.apiKey).toBe(`sk-${salt}`);
+    await expectAllIntact(vault, names, 1);
   });
 });

@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { VeilError } from "../server/domain/errors.js";
-import { blobGeneration, openBlob, sealBlob } from "../server/domain/seal.js";
+import { blobGeneration, openBlob, sealBlob } from "../server/crypto/blob.js";
 import { valueAad } from "../server/domain/secret-records.js";
 
 const key = randomBytes(32);

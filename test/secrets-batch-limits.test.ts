@@ -4,7 +4,8 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAudit } from "../server/domain/audit.js";
 import { VeilError } from "../server/domain/errors.js";
-import { Keyring } from "../server/domain/keyring.js";
+import { createBarrier } from "../server/crypto/barrier.js";
+import { Keyring } from "../server/crypto/keyring.js";
 import type { Principal } from "../server/domain/principal.js";
 import { createVault } from "../server/domain/vault.js";
 import { etcdLimits } from "../server/store/etcd-store.js";
@@ -21,7 +22,7 @@ const writesOf = (n: number, tag: string) =>
 describe("SetSecrets on a store with etcd's default limits (memory)", () => {
   it("60 secrets (with their audit events) exceed one transaction: refused whole, naming secrets, the count and the limit; 20 work", async () => {
     const store = openMemoryStore({ limits: etcdLimits(128, 1.5 * 1024 * 1024, "veil/") });
-    const vault = createVault(store, await Keyring.open(store, randomBytes(32)));
+    const vault = createVault(store, createBarrier(await Keyring.open(store, randomBytes(32))));
     const audit = createAudit(store);
     const hook = (records: { name: string; version: number }[]) =>
       records.flatMap((r) => audit.ops({ tenant: "acme", tokenId: "t", agent: "", action: "SetSecrets", outcome: "ok", secretName: r.name, version: r.version }));

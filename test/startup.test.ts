@@ -77,16 +77,16 @@ describe("start-up", () => {
     try {
       await (await start()).close();
       let store = await openLevelStore(join(dir.path, "db"));
-      expect(Buffer.from((await store.get("sys\0layout"))!).toString()).toBe("1");
-      // A store from before layouts were recorded is the current layout: written once at start.
+      expect(Buffer.from((await store.get("sys\0layout"))!).toString()).toBe("2");
+      // A store from before layouts were recorded is layout 1: migrated (nothing to move here) and marked at start.
       await store.write([{ type: "del", key: "sys\0layout" }]);
       await store.close();
       await (await start()).close();
       store = await openLevelStore(join(dir.path, "db"));
-      expect(Buffer.from((await store.get("sys\0layout"))!).toString()).toBe("1");
-      await store.write([{ type: "put", key: "sys\0layout", value: Buffer.from("2") }]);
+      expect(Buffer.from((await store.get("sys\0layout"))!).toString()).toBe("2");
+      await store.write([{ type: "put", key: "sys\0layout", value: Buffer.from("3") }]);
       await store.close();
-      await expect(start()).rejects.toThrow("this data dir was written by a newer Veil (layout 2); this server understands up to 1");
+      await expect(start()).rejects.toThrow("this data dir was written by a newer Veil (layout 3); this server understands up to 2");
     } finally {
       dir.cleanup();
     }

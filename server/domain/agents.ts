@@ -1,6 +1,6 @@
-// The agent directory: which agents a tenant knows (tokens and grants) and what one agent may use, answered by the grants policy.
-import { requireAdmin, decide } from "./grants.js";
+// The agent directory: which agents a tenant knows (tokens and grants) and what one agent may use, answered by the access policy.
 import { MAX_PAGE_SIZE } from "./page-token.js";
+import { authorize, decide } from "./policy.js";
 import type { Principal } from "./principal.js";
 import type { SecretRecord } from "./secret-records.js";
 import type { TokenRecord, Tokens } from "./tokens.js";
@@ -57,7 +57,7 @@ export function createAgentDirectory(tokens: Tokens, vault: Vault, now: () => Da
   return {
     /** Every agent named by a token or a grant, in name order. */
     async listAgents(principal: Principal, session: string): Promise<AgentSummary[]> {
-      requireAdmin(principal, "ListAgents");
+      authorize(principal, "agent.list");
       const agents = new Map<string, AgentSummary>();
       const entry = (name: string) => {
         const found = agents.get(name) ?? { name, activeTokens: 0, namedInGrants: 0, allowNetwork: false };
@@ -79,11 +79,11 @@ export function createAgentDirectory(tokens: Tokens, vault: Vault, now: () => Da
 
     /** The secrets `agent` may inject in a conversation in `session`, judged by the same policy a conversation start uses. */
     async agentAccess(principal: Principal, agent: string, session: string): Promise<{ secrets: AgentSecret[]; activeTokens: number }> {
-      requireAdmin(principal, "GetAgentAccess");
+      authorize(principal, "agent.access");
       const asAgent: Principal = { tenant: principal.tenant, role: "agent", agent, tokenId: "", operator: false };
       const secrets = (await layered(principal, session))
-        .filter((record) => decide(asAgent, "inject", record) === "ok")
-        .map((record) => ({ record, read: decide(asAgent, "read", record) === "ok", everyAgent: record.allowedAgents.length === 0 }));
+        .filter((record) => decide(asAgent, "secret.inject", record) === "ok")
+        .map((record) => ({ record, read: decide(asAgent, "secret.read", record) === "ok", everyAgent: record.allowedAgents.length === 0 }));
       const activeTokens = (await allTokens(principal)).filter((t) => t.role === "agent" && t.agent === agent && isActive(t)).length;
       return { secrets, activeTokens };
     },

@@ -7,6 +7,8 @@ import { type EgressFiles, EgressNeedsSandboxError, mountWorkspace, openShellSes
 import { DynamicUsers, isRoot, type RunAs } from "./executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./executor/sandbox.js";
 import { createMaskSet } from "./masker.js";
+import { authorize } from "./policy.js";
+import type { Principal } from "./principal.js";
 import type { WorkDir } from "./work-dir.js";
 import { writeWorkspaceFiles } from "./workspace-files.js";
 
@@ -175,11 +177,15 @@ export function createConversations(limits: ConversationLimits) {
       }
     },
 
-    /** Finds a conversation for its tenant (and agent, for agent callers); anything else is NOT_FOUND. */
-    find(caller: { tenant: string; agent?: string }, id: string): Conversation {
+    /**
+     * Finds a conversation the caller may use (the access policy's conversation.use); anything
+     * else is NOT_FOUND. A caller without a role (not a token) is its tenant, or its agent when set.
+     */
+    find(caller: Principal | { tenant: string; agent?: string }, id: string): Conversation {
       const c = live.get(id);
-      const visible = c !== undefined && c.owner.tenant === caller.tenant && (caller.agent === undefined || caller.agent === c.owner.agent);
-      if (!visible) throw fail.notFound(`conversation_id: no live conversation ${id}`);
+      if (c === undefined) throw fail.notFound(`conversation_id: no live conversation ${id}`);
+      const principal: Principal = { role: caller.agent === undefined ? "admin" : "agent", tokenId: "", operator: false, ...caller };
+      authorize(principal, "conversation.use", { id, owner: c.owner });
       return c;
     },
 

@@ -1,17 +1,18 @@
 // Secrets a conversation carries besides declared ones: opened sealed tokens and the tenant's LLM settings.
 import { type InjectedSecret, injectSecret } from "./injection.js";
 import type { Principal } from "./principal.js";
-import { INJECT_PURPOSE, type Sealer } from "./sealed.js";
+import { INJECT_PURPOSE, type Sealer } from "../crypto/sealed-tokens.js";
 import type { Settings } from "./settings.js";
 
 /** Opens sealed tokens (environment name to token) and, on request, adds LLM_API_KEY, LLM_MODEL, LLM_BASE_URL. */
 export function createExtraSecrets(deps: { sealer: Sealer; settings: Settings }) {
   /** `taken`: the conversation's placeholders so far; tokens and keys with egress hosts become placeholders too. */
   return async (principal: Principal, request: { sealedSecrets: Record<string, string>; injectSettings: boolean }, taken: Set<string> = new Set()): Promise<InjectedSecret[]> => {
-    const extra: InjectedSecret[] = Object.entries(request.sealedSecrets).map(([name, token]) => {
-      const { value, ...egress } = deps.sealer.openWithEgress(principal.tenant, INJECT_PURPOSE, token, `sealed_secrets[${name}]`);
-      return injectSecret(name, { kind: "text", text: value }, egress, taken);
-    });
+    const extra: InjectedSecret[] = [];
+    for (const [name, token] of Object.entries(request.sealedSecrets)) {
+      const { value, ...egress } = await deps.sealer.openWithEgress(principal.tenant, INJECT_PURPOSE, token, `sealed_secrets[${name}]`);
+      extra.push(injectSecret(name, { kind: "text", text: value }, egress, taken));
+    }
     if (request.injectSettings) {
       const { llm } = await deps.settings.read(principal.tenant);
       if (llm.apiKey !== undefined) {

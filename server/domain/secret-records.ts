@@ -46,9 +46,12 @@ export function recordKey(tenant: string, session: string, name: string): string
   return recordPrefix(tenant, session) + name;
 }
 
+/** Prefix of every version's ciphertext (a family the crypto barrier seals). */
+export const VALUE_PREFIX = "val\0";
+
 /** Key of one version's ciphertext; zero-padded so versions sort numerically. */
 export function valueKey(tenant: string, session: string, name: string, version: number): string {
-  return `val\0${tenant}\0${session}\0${name}\0${String(version).padStart(12, "0")}`;
+  return `${VALUE_PREFIX}${tenant}\0${session}\0${name}\0${String(version).padStart(12, "0")}`;
 }
 
 /** Key range of every stored value of every tenant (for re-encryption). */

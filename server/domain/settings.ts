@@ -1,11 +1,11 @@
 // Agent settings per tenant: LLM model, base URL and API key (sealed like a secret), plus free options.
 import { type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import { normalizeHostPattern } from "./egress-binding.js";
-import type { Keyring } from "./keyring.js";
+import type { Barrier } from "../crypto/barrier.js";
 
-/** Settings as stored: the API key only as a keyring blob (base64). */
+/** Settings as stored, in the clear; the API key is its own sealed value (apiKeyKey), never in here. */
 export interface StoredSettings {
-  llm: { model?: string; baseUrl?: string; apiKey?: string; apiKeyEgressHosts?: string[] };
+  llm: { model?: string; baseUrl?: string; apiKeyEgressHosts?: string[] };
   options: Record<string, string>;
   updatedAt?: string;
 }
@@ -27,7 +27,7 @@ export interface SettingsPatch {
   options: Record<string, string>;
 }
 
-/** Key range of every tenant's settings (for re-encryption). */
+/** Key range of every tenant's settings record (the layout migration walks it). */
 export const SETTINGS_RANGE = { gte: "cfg\0", lt: "cfg\u0001" } as const;
 
 const enc = new TextEncoder();
@@ -35,6 +35,12 @@ const dec = new TextDecoder();
 
 /** Where a tenant's settings live. */
 export const settingsKey = (tenant: string) => `cfg\0${tenant}`;
+
+/** Prefix of every tenant's sealed API key (a family the crypto barrier seals). */
+export const API_KEY_PREFIX = "cfgkey\0";
+
+/** Where a tenant's sealed API key lives. */
+export const apiKeyKey = (tenant: string) => `${API_KEY_PREFIX}${tenant}`;
 
 /** Binds the API key blob to its tenant and field. */
 export const settingsAad = (tenant: string) => enc.encode(`veil/v1 settings\0${tenant}\0llm.api_key`);
@@ -49,72 +55,52 @@ export function encodeSettings(settings: StoredSettings): Uint8Array {
   return enc.encode(JSON.stringify(settings));
 }
 
-/** Creates the settings store. */
-export function createSettings(store: KvStore, keyring: Keyring) {
-  function openKey(tenant: string, stored: StoredSettings): string | undefined {
-    if (stored.llm.apiKey === undefined) return undefined;
-    return dec.decode(keyring.open(tenant, Buffer.from(stored.llm.apiKey, "base64"), settingsAad(tenant)));
-  }
-
+/** Creates the settings store; the API key is sealed by the barrier as its own store value. */
+export function createSettings(store: KvStore, barrier: Barrier) {
   return {
     /** Reads a tenant's settings with the API key opened. */
     async read(tenant: string): Promise<PlainSettings> {
-      const stored = decodeSettings(await store.get(settingsKey(tenant)));
-      const { apiKey: _sealed, ...llm } = stored.llm;
-      const apiKey = openKey(tenant, stored);
-      return { llm: { ...llm, ...(apiKey !== undefined ? { apiKey } : {}) }, options: stored.options };
+      const [raw, sealedKey] = await store.getMany([settingsKey(tenant), apiKeyKey(tenant)]);
+      const stored = decodeSettings(raw);
+      const apiKey = sealedKey === undefined ? undefined : dec.decode(await barrier.open(apiKeyKey(tenant), sealedKey));
+      return { llm: { ...stored.llm, ...(apiKey !== undefined ? { apiKey } : {}) }, options: stored.options };
     },
 
-    /** Applies a partial update atomically (guarded against a concurrent update). */
+    /** Applies a partial update atomically (guarded against a concurrent update); the API key rides in the same write. */
     async update(tenant: string, patch: SettingsPatch, extraOps: KvOp[] = []): Promise<void> {
       const key = settingsKey(tenant);
       await retryOnConflict(async () => {
         const raw = await store.get(key);
-        const next = decodeSettings(raw);
-        const llm = { ...next.llm };
-        const apply = (field: "model" | "baseUrl" | "apiKey", value: string | undefined, transform: (v: string) => string = (v) => v) => {
-          if (value === undefined) return;
-          if (value === "") delete llm[field];
-          else llm[field] = transform(value);
-        };
-        apply("model", patch.model);
-        apply("baseUrl", patch.baseUrl);
-        apply("apiKey", patch.apiKey, (v) => Buffer.from(keyring.seal(tenant, enc.encode(v), settingsAad(tenant))).toString("base64"));
-        if (patch.apiKeyEgressHosts !== undefined) {
-          const hosts = [...new Set(patch.apiKeyEgressHosts.map(normalizeHostPattern))].sort();
-          if (hosts.length === 0) delete llm.apiKeyEgressHosts;
-          else llm.apiKeyEgressHosts = hosts;
-        }
-        const options = { ...next.options };
-        for (const [k, v] of Object.entries(patch.options)) {
-          if (v === "") delete options[k];
-          else options[k] = v;
-        }
-        const record: StoredSettings = { llm, options, updatedAt: new Date().toISOString() };
-        await store.write([{ type: "put", key, value: encodeSettings(record) }, ...extraOps], [{ key, value: raw }]);
+        const record = applyPatch(decodeSettings(raw), patch);
+        const ops: KvOp[] = [{ type: "put", key, value: encodeSettings(record) }];
+        if (patch.apiKey === "") ops.push({ type: "del", key: apiKeyKey(tenant) });
+        else if (patch.apiKey !== undefined) ops.push(barrier.sealOp(apiKeyKey(tenant), enc.encode(patch.apiKey)));
+        await store.write([...ops, ...extraOps], [{ key, value: raw }]);
       });
     },
   };
 }
 
+/** The clear part of an update: a field present changes ("" clears it), an option "" is removed. */
+function applyPatch(current: StoredSettings, patch: SettingsPatch): StoredSettings {
+  const llm = { ...current.llm };
+  for (const field of ["model", "baseUrl"] as const) {
+    const value = patch[field];
+    if (value === "") delete llm[field];
+    else if (value !== undefined) llm[field] = value;
+  }
+  if (patch.apiKeyEgressHosts !== undefined) {
+    const hosts = [...new Set(patch.apiKeyEgressHosts.map(normalizeHostPattern))].sort();
+    if (hosts.length === 0) delete llm.apiKeyEgressHosts;
+    else llm.apiKeyEgressHosts = hosts;
+  }
+  const options = { ...current.options };
+  for (const [k, v] of Object.entries(patch.options)) {
+    if (v === "") delete options[k];
+    else options[k] = v;
+  }
+  return { llm, options, updatedAt: new Date().toISOString() };
+}
+
 /** The settings store's operations. */
 export type Settings = ReturnType<typeof createSettings>;
-
-/** Where settings keep keyring blobs, for re-encryption on rotation. */
-export const settingsBlobSource = {
-  name: "settings",
-  range: SETTINGS_RANGE,
-  generations(_key: string, value: Uint8Array): number[] {
-    const apiKey = decodeSettings(value).llm.apiKey;
-    return apiKey === undefined ? [] : [Buffer.from(apiKey, "base64").readUInt32BE(1)];
-  },
-  reseal(key: string, value: Uint8Array, keyring: Keyring): Uint8Array {
-    const tenant = key.slice("cfg\0".length);
-    const stored = decodeSettings(value);
-    if (stored.llm.apiKey === undefined) return value;
-    const plain = keyring.open(tenant, Buffer.from(stored.llm.apiKey, "base64"), settingsAad(tenant));
-    const apiKey = Buffer.from(keyring.seal(tenant, plain, settingsAad(tenant))).toString("base64");
-    plain.fill(0);
-    return encodeSettings({ ...stored, llm: { ...stored.llm, apiKey } });
-  },
-};

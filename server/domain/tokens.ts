@@ -3,6 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { KvConflictError, type KvGuard, type KvOp, type KvStore } from "../store/kv.js";
 import { fail } from "./errors.js";
 import { paginate } from "./page-token.js";
+import { authorize, decide } from "./policy.js";
 import { DEFAULT_TENANT, type Principal, type Role } from "./principal.js";
 
 /** A token as stored: never its plaintext. */
@@ -153,19 +154,15 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
 
     /** Mints a token. A tenant admin mints only for its own tenant; the operator for any. */
     async create(principal: Principal, request: TokenRequest, hook?: TokenHook) {
-      if (principal.role !== "admin") throw fail.denied("CreateToken: agent tokens cannot mint tokens");
       const tenant = request.tenant || principal.tenant;
-      if (tenant !== principal.tenant && !principal.operator) {
-        throw fail.denied("tenant: an admin token mints tokens only for its own tenant");
-      }
+      authorize(principal, "token.create", { tenant });
       return mint({ ...request, tenant }, false, hook);
     },
 
     /** Lists a tenant's tokens (the operator may name any tenant). */
     async list(principal: Principal, options: { tenant: string; pageSize: number; pageToken: string }) {
-      if (principal.role !== "admin") throw fail.denied("ListTokens: agent tokens cannot list tokens");
       const tenant = options.tenant || principal.tenant;
-      if (tenant !== principal.tenant && !principal.operator) throw fail.denied("tenant: an admin token lists only its own tenant");
+      authorize(principal, "token.list", { tenant });
       const page = await paginate(store, idPrefix(tenant), { ...options, namePrefix: "" }, (hash) => hash);
       const raws = await store.getMany(page.items.map((h) => hashKey(dec.decode(h))));
       const records = raws.filter((r): r is Uint8Array => r !== undefined).map(decode);
@@ -179,11 +176,10 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
      * offline with `resetOperator`.
      */
     async revoke(principal: Principal, tokenId: string, hook?: TokenHook): Promise<TokenRecord> {
-      if (principal.role !== "admin") throw fail.denied("RevokeToken: agent tokens cannot revoke tokens");
+      // Before the lookup: an agent token learns nothing about which ids exist.
+      authorize(principal, "token.revoke");
       const found = await findTokenForAdmin(principal, tokenId);
-      if (found.record.operator && !principal.operator) {
-        throw fail.denied(`token_id: ${tokenId} is the operator token; only an operator token revokes it (offline: veil token reset-operator)`);
-      }
+      authorize(principal, "token.revoke", found.record);
       const record = { ...found.record, revoked: true };
       await store.write(
         [{ type: "put", key: hashKey(found.hash), value: enc.encode(JSON.stringify(record)) }, ...(hook?.(record) ?? [])],
@@ -244,7 +240,7 @@ export function createTokens(store: KvStore, now: () => Date = () => new Date())
     try {
       return await findById(principal.tenant, tokenId);
     } catch (error) {
-      if (!principal.operator) throw error;
+      if (decide(principal, "tenant.any") !== "ok") throw error;
       for await (const [key, hash] of store.scan({ gte: "tokid\0", lt: "tokid\u0001" })) {
         if (key.endsWith(`\0${tokenId}`)) {
           const raw = await store.get(hashKey(dec.decode(hash)));

@@ -2,10 +2,10 @@
 import { checkWriteLimits, type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import { normalizeHostPattern } from "./egress-binding.js";
 import { fail } from "./errors.js";
-import { authorizeSecret, decide, requireAdmin } from "./grants.js";
-import type { Keyring } from "./keyring.js";
+import type { Barrier } from "../crypto/barrier.js";
 import { summarize } from "./lookup-source.js";
 import { paginate } from "./page-token.js";
+import { authorize, decide } from "./policy.js";
 import type { Principal } from "./principal.js";
 import {
   decodeRecord,
@@ -18,7 +18,6 @@ import {
   recordPrefix,
   type SecretRecord,
   type StoredValue,
-  valueAad,
   valueKey,
 } from "./secret-records.js";
 
@@ -50,21 +49,18 @@ export interface SecretPage {
 /** Extra work a write carries into its atomic batch (the audit trail uses it). */
 export type WriteHook = (records: SecretRecord[]) => KvOp[];
 
-/** Creates the vault over a store and a keyring. */
-export function createVault(store: KvStore, keyring: Keyring) {
-  function sealValue(tenant: string, record: SecretRecord, value: StoredValue): Uint8Array {
-    return keyring.seal(tenant, encodeValue(value), valueAad(tenant, record.session, record.name, record.version));
-  }
-
+/** Creates the vault over a store and the crypto barrier that seals its values. */
+export function createVault(store: KvStore, barrier: Barrier) {
   async function readRecord(tenant: string, session: string, name: string): Promise<SecretRecord | undefined> {
     const raw = await store.get(recordKey(tenant, session, name));
     return raw === undefined ? undefined : decodeRecord(raw);
   }
 
   async function openVersion(tenant: string, record: SecretRecord, version: number): Promise<StoredValue> {
-    const blob = await store.get(valueKey(tenant, record.session, record.name, version));
+    const path = valueKey(tenant, record.session, record.name, version);
+    const blob = await store.get(path);
     if (blob === undefined) throw fail.dataLoss(`secret ${record.name}: version ${version} has no stored ciphertext`);
-    return decodeValue(keyring.open(tenant, blob, valueAad(tenant, record.session, record.name, version)));
+    return decodeValue(await barrier.open(path, blob));
   }
 
   /** Plans one attempt of a batch against the records as they are now. */
@@ -105,7 +101,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
         updatedAt: now,
       };
       ops.push({ type: "put", key: keys[i]!, value: encodeRecord(record) });
-      ops.push({ type: "put", key: valueKey(tenant, session, write.name, record.version), value: sealValue(tenant, record, value) });
+      ops.push(barrier.sealOp(valueKey(tenant, session, write.name, record.version), encodeValue(value)));
       const expired = record.version - KEPT_VERSIONS;
       if (expired >= 1) ops.push({ type: "del", key: valueKey(tenant, session, write.name, expired) });
       records.push(record);
@@ -121,7 +117,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
      * no update is lost and no two writes get the same version.
      */
     async setSecrets(principal: Principal, session: string, writes: readonly SecretWrite[], hook?: WriteHook): Promise<SecretRecord[]> {
-      requireAdmin(principal, "SetSecrets");
+      authorize(principal, "secret.write");
       const seen = new Set<string>();
       for (const [i, w] of writes.entries()) {
         if (seen.has(w.name)) throw fail.invalid(`secrets[${i}].name: ${w.name} appears more than once in the batch`);
@@ -142,7 +138,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
       const prefix = recordPrefix(principal.tenant, session);
       const page = await paginate(store, prefix, options, (raw) => {
         const record = decodeRecord(raw);
-        return decide(principal, "list", record) === "ok" ? record : undefined;
+        return decide(principal, "secret.list", record) === "ok" ? record : undefined;
       });
       return { records: page.items, nextPageToken: page.nextPageToken };
     },
@@ -155,7 +151,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
     async getSecret(principal: Principal, session: string, name: string, version = 0): Promise<{ record: SecretRecord; value: StoredValue; version: number }> {
       const record = await readRecord(principal.tenant, session, name);
       if (record === undefined) throw fail.notFound(`name: no secret named ${name}`);
-      authorizeSecret(principal, "read", record, "name");
+      authorize(principal, "secret.read", record, "name");
       const wanted = version === 0 ? record.version : version;
       if (!keptVersions(record.version).includes(wanted)) {
         throw fail.notFound(`version: ${name} has no version ${wanted} (versions ${keptVersions(record.version).join(", ")} are kept)`);
@@ -165,7 +161,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
 
     /** Removes every version of a secret for good. */
     async deleteSecret(principal: Principal, session: string, name: string, hook?: WriteHook): Promise<SecretRecord> {
-      requireAdmin(principal, "DeleteSecret");
+      authorize(principal, "secret.delete");
       const key = recordKey(principal.tenant, session, name);
       return retryOnConflict(async () => {
         const raw = await store.get(key);
@@ -193,7 +189,7 @@ export function createVault(store: KvStore, keyring: Keyring) {
       for (const [i, name] of names.entries()) {
         const record = (session !== "" ? await readRecord(principal.tenant, session, name) : undefined) ?? (await readRecord(principal.tenant, "", name));
         if (record === undefined) throw fail.notFound(`${where(i)}: no secret named ${name}`);
-        authorizeSecret(principal, "inject", record, where(i));
+        authorize(principal, "secret.inject", record, where(i));
         resolved.set(name, { record, value: await openVersion(principal.tenant, record, record.version) });
       }
       return resolved;

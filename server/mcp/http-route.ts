@@ -73,7 +73,7 @@ export function createMcpRoute(options: McpRouteOptions): HttpRoute {
     const mcp = createVeilMcpSession({
       client: veil(),
       headers: { authorization: `Bearer ${token}` },
-      endDirectly: async (conversationId) => app.conversations.find({ tenant: principal.tenant, ...(principal.agent !== undefined ? { agent: principal.agent } : {}) }, conversationId).end(),
+      endDirectly: async (conversationId) => app.conversations.find(principal, conversationId).end(),
       log: (msg, fields) => logger.log("info", msg, fields),
     });
     const session: HttpSession = { tokenId: principal.tokenId, mcp, lastSeen: Date.now(), inflight: 0, transport: undefined as never };

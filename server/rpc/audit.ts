@@ -5,34 +5,7 @@ import { VeilError } from "../domain/errors.js";
 import type { KvOp } from "../store/kv.js";
 import { around } from "./around.js";
 import { kPrincipal } from "./context.js";
-
-/**
- * Procedure to audited action; calls not listed (health, reflection, audit listing itself) are
- * not audited. The egress gateway's actions (`egress.use`, `egress.denied`) are not RPCs: see
- * EGRESS_ACTIONS in domain/audit.ts.
- */
-const ACTIONS: Record<string, string> = {
-  "veil.v1.SecretService/SetSecrets": "secret.set",
-  "veil.v1.SecretService/ListSecrets": "secret.list",
-  "veil.v1.SecretService/GetSecret": "secret.get",
-  "veil.v1.SecretService/DeleteSecret": "secret.delete",
-  "veil.v1.TokenService/CreateToken": "token.create",
-  "veil.v1.TokenService/ListTokens": "token.list",
-  "veil.v1.TokenService/RevokeToken": "token.revoke",
-  "veil.v1.ConversationService/StartConversation": "conversation.start",
-  "veil.v1.ConversationService/RunCommand": "conversation.run",
-  "veil.v1.ConversationService/EndConversation": "conversation.end",
-  // That input was sent (and its size), never its bytes: input may hold anything the caller types.
-  "veil.v1.ConversationService/SendInput": "conversation.input",
-  "veil.v1.ConversationService/SignalCommand": "conversation.signal",
-  "veil.v1.SettingsService/GetSettings": "settings.get",
-  "veil.v1.SettingsService/UpdateSettings": "settings.update",
-  "veil.v1.KeyService/RotateKeys": "keys.rotate",
-  "veil.v1.KeyService/RetireKeys": "keys.retire",
-  "veil.v1.AgentService/ListAgents": "agent.list",
-  "veil.v1.AgentService/GetAgentAccess": "agent.access",
-  "veil.v1.BackupService/Backup": "backup.create",
-};
+import { RPC_RULES, type RpcRules, ruleOf } from "./rules.js";
 
 /** The request header a client names itself in (`veil mcp` sends `mcp:<clientInfo.name>`). */
 export const CLIENT_HEADER = "x-veil-client";
@@ -68,12 +41,15 @@ function auditUnavailable(cause: unknown): ConnectError {
   return new ConnectError(`audit trail unavailable${reason}: the action was not answered`, Code.Unavailable, undefined, undefined, cause);
 }
 
-/** Records the audit event of each audited call when it ends (for streams: when they fail or when the handler commits). */
-export function createAuditInterceptor(audit: Audit): Interceptor {
+/**
+ * Records the audit event of each call whose rule names an action, when it ends (for streams:
+ * when they fail or when the handler commits).
+ */
+export function createAuditInterceptor(audit: Audit, rules: RpcRules = RPC_RULES): Interceptor {
   return (next) => async (req) => {
-    const action = ACTIONS[`${req.service.typeName}/${req.method.name}`];
+    const action = ruleOf(rules, req.method).audit;
     const principal = req.contextValues.get(kPrincipal);
-    if (action === undefined || principal === undefined) return next(req);
+    if (action === null || principal === undefined) return next(req);
 
     const message = (req.stream ? undefined : req.message) as { name?: unknown; session?: unknown; conversationId?: unknown } | undefined;
     let details: Details = {

@@ -1,15 +1,13 @@
-// Auth interceptor: bearer token in, principal into the context, or UNAUTHENTICATED.
+// Auth interceptor: bearer token in, principal into the context, or UNAUTHENTICATED; public methods by their rule.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Tokens } from "../domain/tokens.js";
 import { kPrincipal } from "./context.js";
+import { RPC_RULES, type RpcRules, ruleOf } from "./rules.js";
 
-/** Services callable without a token: health checks and schema reflection carry no data. */
-const PUBLIC_SERVICES = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
-
-/** Authenticates every call to a non-public service. */
-export function createAuthInterceptor(tokens: Tokens): Interceptor {
+/** Authenticates every call to a method whose rule is not public; a method without a rule is refused. */
+export function createAuthInterceptor(tokens: Tokens, rules: RpcRules = RPC_RULES): Interceptor {
   return (next) => async (req) => {
-    if (PUBLIC_SERVICES.has(req.service.typeName)) return next(req);
+    if (ruleOf(rules, req.method).public) return next(req);
     const header = req.header.get("authorization") ?? "";
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (match === null) {

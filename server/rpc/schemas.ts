@@ -1,10 +1,11 @@
-// Request validation rules shared by the services: names, sizes and limits from the contract.
+// Request validation rules (the schemas server/rpc/rules.ts names per method): names, sizes and limits from the contract.
 import { z } from "zod";
 import { MAX_EGRESS_HOSTS, parseHostPattern } from "../domain/egress-binding.js";
 import { VeilError } from "../domain/errors.js";
 import { LOOKUP_LIMITS, pointerTokens } from "../domain/lookup-source.js";
 import { AGENT_NAME_PATTERN, AGENT_NAME_RULE, SECRET_NAME_PATTERN, SECRET_NAME_RULE } from "../domain/name-rules.js";
 import { parseTemplate, referencedNames } from "../domain/templates.js";
+import { Role } from "../../gen/veil/v1/token_pb.js";
 
 /** Limits of the contract, in one place. */
 export const LIMITS = {
@@ -187,12 +188,12 @@ export const createTokenRequest = z
     allowNetwork: z.boolean(),
   })
   .superRefine((r, ctx) => {
-    if (r.allowNetwork && r.role !== 2) ctx.addIssue({ code: "custom", path: ["allowNetwork"], message: "is for ROLE_AGENT tokens only (admin tokens always have network)" });
-    if (r.role === 2 && !agentName.safeParse(r.agent).success) {
+    if (r.allowNetwork && r.role !== Role.AGENT) ctx.addIssue({ code: "custom", path: ["allowNetwork"], message: "is for ROLE_AGENT tokens only (admin tokens always have network)" });
+    if (r.role === Role.AGENT && !agentName.safeParse(r.agent).success) {
       ctx.addIssue({ code: "custom", path: ["agent"], message: "is required for ROLE_AGENT and must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$" });
     }
-    if (r.role === 1 && r.agent !== "") ctx.addIssue({ code: "custom", path: ["agent"], message: "must be empty for ROLE_ADMIN" });
-    if (r.role !== 1 && r.role !== 2) ctx.addIssue({ code: "custom", path: ["role"], message: "must be ROLE_ADMIN or ROLE_AGENT" });
+    if (r.role === Role.ADMIN && r.agent !== "") ctx.addIssue({ code: "custom", path: ["agent"], message: "must be empty for ROLE_ADMIN" });
+    if (r.role !== Role.ADMIN && r.role !== Role.AGENT) ctx.addIssue({ code: "custom", path: ["role"], message: "must be ROLE_ADMIN or ROLE_AGENT" });
   });
 
 export const listTokensRequest = z.object({ tenant: z.union([z.literal(""), tenantName]), pageSize, pageToken: z.string().max(4096) });

@@ -1,6 +1,7 @@
-// Turns a zod failure into INVALID_ARGUMENT naming the field and the rule, never the value.
-import { Code, ConnectError } from "@connectrpc/connect";
+// Validation at the edge: each request against its method's schema; a failure is INVALID_ARGUMENT naming the field and the rule, never the value.
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { z } from "zod";
+import { RPC_RULES, type RpcRules, ruleOf } from "./rules.js";
 
 /**
  * Formats a zod path the way the proto fields read: `secrets[2].name`, and a map's key in
@@ -29,4 +30,30 @@ export function validate<S extends z.ZodType>(schema: S, input: unknown): z.outp
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => `${fieldPath(issue.path, input) || "request"}: ${issue.message}`);
   throw new ConnectError(problems.join("; "), Code.InvalidArgument);
+}
+
+/**
+ * Validates every request against its rule's schema before the handler sees it. Innermost of
+ * the interceptors, as the handlers' own checks were: an invalid call is authenticated first
+ * and leaves its audit event. A server stream's one request is checked as the handler reads it.
+ */
+export function createValidationInterceptor(rules: RpcRules = RPC_RULES): Interceptor {
+  return (next) => (req) => {
+    const schema = ruleOf(rules, req.method).request;
+    if (schema === null) return next(req);
+    if (!req.stream) {
+      validate(schema, req.message);
+      return next(req);
+    }
+    const messages = req.message;
+    return next({
+      ...req,
+      message: (async function* () {
+        for await (const message of messages) {
+          validate(schema, message);
+          yield message;
+        }
+      })(),
+    });
+  };
 }

@@ -3,20 +3,16 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { AgentDirectory } from "../domain/agents.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
-import { getAgentAccessRequest, listAgentsRequest } from "../rpc/schemas.js";
-import { validate } from "../rpc/validate.js";
 import type { AgentService } from "../../gen/veil/v1/agent_pb.js";
 
 /** Builds the AgentService handlers over the agent directory. */
 export function createAgentService({ agents }: { agents: AgentDirectory }): ServiceImpl<typeof AgentService> {
   return {
     async listAgents(req, ctx) {
-      validate(listAgentsRequest, req);
       return { agents: await agents.listAgents(principalOf(ctx), req.session) };
     },
 
     async getAgentAccess(req, ctx) {
-      validate(getAgentAccessRequest, req);
       auditTrail(ctx).note({ session: req.session, detail: `agent ${req.agent}` });
       const access = await agents.agentAccess(principalOf(ctx), req.agent, req.session);
       return {

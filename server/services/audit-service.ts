@@ -3,10 +3,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Audit, AuditEvent as DomainEvent } from "../domain/audit.js";
-import { fail } from "../domain/errors.js";
+import { authorize } from "../domain/policy.js";
 import { principalOf } from "../rpc/context.js";
-import { listAuditEventsRequest } from "../rpc/schemas.js";
-import { validate } from "../rpc/validate.js";
 import { type AuditEvent, AuditEventSchema, type AuditService, Outcome } from "../../gen/veil/v1/audit_pb.js";
 
 const OUTCOMES = { ok: Outcome.OK, denied: Outcome.DENIED, not_found: Outcome.NOT_FOUND, failed: Outcome.FAILED } as const;
@@ -36,9 +34,8 @@ function toMessage(event: DomainEvent): AuditEvent {
 export function createAuditService({ audit }: { audit: Audit }): ServiceImpl<typeof AuditService> {
   return {
     async listAuditEvents(req, ctx) {
-      validate(listAuditEventsRequest, req);
       const principal = principalOf(ctx);
-      if (principal.role !== "admin") throw fail.denied("ListAuditEvents: only admin tokens read the audit trail");
+      authorize(principal, "audit.read");
       const page = await audit.list(principal.tenant, {
         secretName: req.secretName,
         action: req.action,

@@ -5,15 +5,13 @@ import type { ConversationEvent as DomainEvent } from "../domain/conversation.js
 import type { Conversations } from "../domain/conversations.js";
 import { normalizeHostPattern } from "../domain/egress-binding.js";
 import { fail, VeilError } from "../domain/errors.js";
-import { authorizeNetwork } from "../domain/grants.js";
 import type { InjectedSecret } from "../domain/injection.js";
+import { authorize } from "../domain/policy.js";
 import type { Principal } from "../domain/principal.js";
 import type { References } from "../domain/references.js";
 import type { Vault } from "../domain/vault.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
-import { endConversationRequest, runCommandRequest, sendInputRequest, signalCommandRequest, startConversationRequest } from "../rpc/schemas.js";
-import { validate } from "../rpc/validate.js";
 import { type ConversationEventSchema, type ConversationService, Inject, NetworkMode, Stream } from "../../gen/veil/v1/conversation_pb.js";
 
 /** Extra secrets a conversation may carry besides declared ones (sealed tokens, LLM settings). */
@@ -63,16 +61,8 @@ function toMessage(event: DomainEvent): EventMessage {
 
 /** The agent a call acts as: an agent token only as itself; an admin as whichever it names. */
 function actingAgent(principal: Principal, requested: string): string {
-  if (principal.role !== "agent") return requested;
-  if (requested !== "" && requested !== principal.agent) {
-    throw fail.denied(`agent: this token acts only as agent ${principal.agent}`);
-  }
-  return principal.agent!;
-}
-
-/** Who may reach a conversation on this call: the tenant, narrowed to its agent for agent tokens. */
-function callerOf(principal: Principal): { tenant: string; agent?: string } {
-  return principal.role === "agent" ? { tenant: principal.tenant, agent: principal.agent! } : { tenant: principal.tenant };
+  authorize(principal, "conversation.act_as", { agent: requested });
+  return principal.role === "agent" ? principal.agent! : requested;
 }
 
 /** Every environment name must come from one secret only, or a command would see the wrong value. */
@@ -109,13 +99,13 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
 
   return {
     async *startConversation(req, ctx) {
-      validate(startConversationRequest, req);
       // Before any secret is resolved or decrypted: without a usable sandbox nothing would run anyway.
       deps.conversations.assertCanRun();
       const principal = principalOf(ctx);
+      authorize(principal, "conversation.start");
       // Before any secret is opened or any shell spawned. NETWORK_MODE_EGRESS needs no grant:
       // it is the safe network (only the gateway, which swaps values for each secret's own hosts).
-      authorizeNetwork(principal, req.network);
+      if (req.network) authorize(principal, "network");
       const agent = actingAgent(principal, req.agent);
       // Grants are checked for the agent the conversation acts as, also when an admin starts it.
       const grantee: Principal = agent === "" ? principal : { ...principal, role: "agent", agent };
@@ -178,9 +168,8 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
     },
 
     async *runCommand(req, ctx) {
-      validate(runCommandRequest, req);
       const principal = principalOf(ctx);
-      const conversation = deps.conversations.find(callerOf(principal), req.conversationId);
+      const conversation = deps.conversations.find(principal, req.conversationId);
       await auditTrail(ctx).commit();
       try {
         yield* stream(conversation.run(req.command, { signal: ctx.signal, stdin: req.stdin, ...(req.timeoutMs > 0 ? { timeoutMs: req.timeoutMs } : {}) }));
@@ -190,8 +179,7 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
     },
 
     async sendInput(req, ctx) {
-      validate(sendInputRequest, req);
-      const conversation = deps.conversations.find(callerOf(principalOf(ctx)), req.conversationId);
+      const conversation = deps.conversations.find(principalOf(ctx), req.conversationId);
       // That input was sent and how much, never what it was.
       auditTrail(ctx).note({ detail: `command=${req.commandId} bytes=${req.data.length}${req.eof ? " eof" : ""}` });
       conversation.sendInput(req.commandId, req.data, req.eof);
@@ -199,17 +187,15 @@ export function createConversationService(deps: ConversationDeps): ServiceImpl<t
     },
 
     async signalCommand(req, ctx) {
-      validate(signalCommandRequest, req);
-      const conversation = deps.conversations.find(callerOf(principalOf(ctx)), req.conversationId);
+      const conversation = deps.conversations.find(principalOf(ctx), req.conversationId);
       auditTrail(ctx).note({ detail: `command=${req.commandId} signal=${req.signal}` });
       conversation.signal(req.commandId, req.signal as NodeJS.Signals);
       return {};
     },
 
     async endConversation(req, ctx) {
-      validate(endConversationRequest, req);
       const principal = principalOf(ctx);
-      const conversation = deps.conversations.find(callerOf(principal), req.conversationId);
+      const conversation = deps.conversations.find(principal, req.conversationId);
       await conversation.end();
       return {};
     },

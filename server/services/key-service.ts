@@ -1,9 +1,9 @@
 // KeyService: rotates and retires keyring generations (operator only), and reports progress.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { fail } from "../domain/errors.js";
-import type { Rotation, RotationStatus } from "../domain/rotation.js";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { authorize } from "../domain/policy.js";
+import type { Rotation, RotationStatus } from "../crypto/rotation.js";
 import { principalOf } from "../rpc/context.js";
 import { type KeyService, type KeyStatus, KeyStatusSchema } from "../../gen/veil/v1/keys_pb.js";
 
@@ -18,28 +18,23 @@ function toStatus(status: RotationStatus): KeyStatus {
   });
 }
 
-/** Keys are server-wide, so only the operator token (not a tenant admin) manages them. */
-function requireOperator(ctx: HandlerContext) {
-  if (!principalOf(ctx).operator) throw fail.denied("keys: only the operator token manages key generations");
-}
-
 /** Builds the KeyService handlers over the rotation controller. */
 export function createKeyService({ rotation }: { rotation: Rotation }): ServiceImpl<typeof KeyService> {
   return {
     async rotateKeys(req, ctx) {
-      requireOperator(ctx);
+      authorize(principalOf(ctx), "key.rotate");
       await rotation.rotate();
       if (req.wait) await rotation.idle();
       return { status: toStatus(rotation.status()) };
     },
 
     async getKeyStatus(_req, ctx) {
-      requireOperator(ctx);
+      authorize(principalOf(ctx), "key.status");
       return { status: toStatus(rotation.status()) };
     },
 
     async retireKeys(_req, ctx) {
-      requireOperator(ctx);
+      authorize(principalOf(ctx), "key.retire");
       const retired = await rotation.retireOld();
       return { retired, status: toStatus(rotation.status()) };
     },

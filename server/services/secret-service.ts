@@ -1,11 +1,9 @@
-// SecretService: validates requests, calls the vault, answers metadata and values.
+// SecretService: calls the vault with requests validated at the edge, answers metadata and values.
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Lookups } from "../domain/lookups.js";
 import type { Vault } from "../domain/vault.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
-import { deleteSecretRequest, getSecretRequest, listSecretsRequest, setSecretsRequest } from "../rpc/schemas.js";
-import { validate } from "../rpc/validate.js";
 import type { SecretService } from "../../gen/veil/v1/secret_pb.js";
 import { toSecretMeta, toSecretWrite, valueFields } from "./secret-messages.js";
 
@@ -13,7 +11,6 @@ import { toSecretMeta, toSecretWrite, valueFields } from "./secret-messages.js";
 export function createSecretService({ vault, lookups }: { vault: Vault; lookups: Lookups }): ServiceImpl<typeof SecretService> {
   return {
     async setSecrets(req, ctx) {
-      validate(setSecretsRequest, req);
       const trail = auditTrail(ctx);
       const records = await vault.setSecrets(principalOf(ctx), req.session, req.secrets.map(toSecretWrite), (written) =>
         trail.batch(written.map((r) => ({ secretName: r.name, version: r.version }))),
@@ -22,13 +19,11 @@ export function createSecretService({ vault, lookups }: { vault: Vault; lookups:
     },
 
     async listSecrets(req, ctx) {
-      validate(listSecretsRequest, req);
       const page = await vault.listSecrets(principalOf(ctx), req.session, req);
       return { secrets: page.records.map(toSecretMeta), nextPageToken: page.nextPageToken };
     },
 
     async getSecret(req, ctx) {
-      validate(getSecretRequest, req);
       const principal = principalOf(ctx);
       const { record, value: stored, version } = await vault.getSecret(principal, req.session, req.name, Number(req.version));
       auditTrail(ctx).note({ version });
@@ -37,7 +32,6 @@ export function createSecretService({ vault, lookups }: { vault: Vault; lookups:
     },
 
     async deleteSecret(req, ctx) {
-      validate(deleteSecretRequest, req);
       const trail = auditTrail(ctx);
       await vault.deleteSecret(principalOf(ctx), req.session, req.name, ([record]) => trail.batch([{ version: record!.version }]));
       return {};

@@ -1,12 +1,11 @@
 // SettingsService: agent settings whose secret fields are only ever answered redacted or sealed.
 import type { ServiceImpl } from "@connectrpc/connect";
-import { fail } from "../domain/errors.js";
-import { INJECT_PURPOSE, type Sealer } from "../domain/sealed.js";
+import { authorize } from "../domain/policy.js";
+import { INJECT_PURPOSE, type Sealer } from "../crypto/sealed-tokens.js";
 import type { PlainSettings, Settings } from "../domain/settings.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
-import { splitHostList, updateSettingsRequest } from "../rpc/schemas.js";
-import { validate } from "../rpc/validate.js";
+import { splitHostList } from "../rpc/schemas.js";
 import { Expose, type SettingsService } from "../../gen/veil/v1/settings_pb.js";
 
 /** What a set secret field reads as in the redacted view. */
@@ -39,13 +38,13 @@ export function createSettingsService(deps: { settings: Settings; sealer: Sealer
   return {
     async getSettings(req, ctx) {
       const principal = principalOf(ctx);
+      authorize(principal, "settings.read");
       return { settings: answer(principal.tenant, await deps.settings.read(principal.tenant), req.expose) };
     },
 
     async updateSettings(req, ctx) {
-      validate(updateSettingsRequest, req);
       const principal = principalOf(ctx);
-      if (principal.role !== "admin") throw fail.denied("UpdateSettings: agent tokens cannot change settings");
+      authorize(principal, "settings.write");
       const llm = req.settings!.llm;
       await deps.settings.update(
         principal.tenant,

@@ -5,8 +5,6 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { TokenRecord, Tokens } from "../domain/tokens.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
-import { createTokenRequest, listTokensRequest, revokeTokenRequest } from "../rpc/schemas.js";
-import { validate } from "../rpc/validate.js";
 import { Role, type TokenInfo, TokenInfoSchema, type TokenService } from "../../gen/veil/v1/token_pb.js";
 
 /** A stored token as TokenInfo. */
@@ -29,7 +27,6 @@ export function toTokenInfo(record: TokenRecord): TokenInfo {
 export function createTokenService({ tokens }: { tokens: Tokens }): ServiceImpl<typeof TokenService> {
   return {
     async createToken(req, ctx) {
-      validate(createTokenRequest, req);
       const { token, record } = await tokens.create(principalOf(ctx), {
         tenant: req.tenant,
         role: req.role === Role.AGENT ? "agent" : "admin",
@@ -46,13 +43,11 @@ export function createTokenService({ tokens }: { tokens: Tokens }): ServiceImpl<
     },
 
     async listTokens(req, ctx) {
-      validate(listTokensRequest, req);
       const page = await tokens.list(principalOf(ctx), req);
       return { tokens: page.records.map(toTokenInfo), nextPageToken: page.nextPageToken };
     },
 
     async revokeToken(req, ctx) {
-      validate(revokeTokenRequest, req);
       await tokens.revoke(principalOf(ctx), req.tokenId, (record) => auditTrail(ctx).batch([{ detail: `${record.id} tenant ${record.tenant}` }]));
       return {};
     },

@@ -88,7 +88,7 @@ Options:
     const { values } = parse(argv, { "data-dir": { type: "string" }, "master-key-file": { type: "string" }, "new-master-key-file": { type: "string" }, json: { type: "boolean" } }, false);
     const newFile = values["new-master-key-file"];
     if (newFile === undefined) throw new UsageError("--new-master-key-file: required");
-    const { rekeyDataDir } = await import("../../../server/rekey.js");
+    const { rekeyDataDir } = await import("../../../server/crypto/rekey.js");
     const dataDir = values["data-dir"] ?? process.env.VEIL_DATA_DIR ?? "./.veil";
     await rekeyDataDir({ dataDir, newKeyFile: newFile, ...(values["master-key-file"] !== undefined ? { masterKeyFile: values["master-key-file"] } : {}) });
     if (values.json) process.stdout.write(`${JSON.stringify({ dataDir, rewrapped: true })}\n`);

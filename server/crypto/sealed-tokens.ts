@@ -1,5 +1,6 @@
 // Sealed tokens: opaque `veil:sealed:v1:` strings only this server can open, bound to a tenant and a purpose.
-import { fail } from "./errors.js";
+import { fail } from "../domain/errors.js";
+import { blobGeneration } from "./blob.js";
 import type { Keyring } from "./keyring.js";
 
 /** Every sealed token starts with this. */
@@ -17,12 +18,16 @@ function aad(tenant: string, purpose: string): Uint8Array {
 
 /** Seals and opens tokens under the tenant's active key generation. */
 export function createSealer(keyring: Keyring, now: () => number = () => Date.now()) {
-  /** Opens a token with the egress hosts it carries (none for tokens sealed without). */
-  function openWithEgress(tenant: string, purpose: string, token: string, field: string): { value: string } & SealedEgress {
+  /**
+   * Opens a token with the egress hosts it carries (none for tokens sealed without). A token
+   * sealed by another server under a generation this one has not loaded yet reloads the keyring once.
+   */
+  async function openWithEgress(tenant: string, purpose: string, token: string, field: string): Promise<{ value: string } & SealedEgress> {
     const invalid = () => fail.invalid(`${field}: not a valid sealed token for this tenant`);
     if (!token.startsWith(SEALED_PREFIX)) throw invalid();
     try {
       const blob = Buffer.from(token.slice(SEALED_PREFIX.length), "base64url");
+      if (!keyring.hasGeneration(blobGeneration(blob))) await keyring.reload();
       const payload = JSON.parse(dec.decode(keyring.open(tenant, blob, aad(tenant, purpose)))) as { v: string; e?: number; h?: string[]; b?: boolean };
       if (typeof payload.v !== "string" || (payload.e !== undefined && payload.e <= now())) throw invalid();
       return { value: payload.v, hosts: Array.isArray(payload.h) ? payload.h.filter((h) => typeof h === "string") : [], body: payload.b === true };
@@ -50,8 +55,8 @@ export function createSealer(keyring: Keyring, now: () => number = () => Date.no
      * Opens a token. Tampered, expired, another tenant's or another purpose's: all the
      * same INVALID_ARGUMENT, so the answer tells a prober nothing about why.
      */
-    open(tenant: string, purpose: string, token: string, field: string): string {
-      return openWithEgress(tenant, purpose, token, field).value;
+    async open(tenant: string, purpose: string, token: string, field: string): Promise<string> {
+      return (await openWithEgress(tenant, purpose, token, field)).value;
     },
   };
 }

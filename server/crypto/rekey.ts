@@ -1,11 +1,11 @@
 // Offline master-key replacement: re-wraps a stopped server's keyring under a new master key.
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ConfigError } from "./config.js";
-import { Keyring } from "./domain/keyring.js";
-import { createLogger } from "./log.js";
+import { ConfigError } from "../config.js";
+import { Keyring } from "./keyring.js";
+import { createLogger } from "../log.js";
 import { loadMasterKey } from "./master-key.js";
-import { openLevelStore } from "./store/level-store.js";
+import { openLevelStore } from "../store/level-store.js";
 
 /**
  * Opens the data dir with the current master key (refused if it does not match) and
@@ -22,7 +22,7 @@ export async function rekeyDataDir(options: { dataDir: string; newKeyFile: strin
     throw new ConfigError(`--data-dir: cannot open ${dataDir} (is a server running on it?)`, { cause });
   });
   try {
-    const keyring = await Keyring.open(store, current);
+    const keyring = await Keyring.open(store, current, { watch: false });
     await keyring.rekey(new Uint8Array(next));
   } finally {
     await store.close();

@@ -2,8 +2,8 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "./log.js";
-import { ConfigError } from "./config.js";
+import type { Logger } from "../log.js";
+import { ConfigError } from "../config.js";
 
 /** Decodes base64 of exactly 32 bytes, or says which source was wrong. */
 function decodeKey(text: string, source: string): Uint8Array {
