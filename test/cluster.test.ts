@@ -115,6 +115,7 @@ describe("several servers on one store", () => {
     const trail = await a.audit.listAuditEvents({ action: "conversation.run", pageSize: 100 });
     expect(trail.events.map((e) => e.detail)).toContain("forwarded_by=s2");
     expect(trail.events.map((e) => e.detail)).toContain("forwarded_to=s1");
+    expect(c.nodes[0]!.logs.some((l) => /"msg":"forwarded call"/.test(l) && l.includes(`"conversationId":"${id}"`) && l.includes('"forwardedBy":"s2"'))).toBe(true);
     const input = await a.audit.listAuditEvents({ action: "conversation.input", pageSize: 100 });
     expect(input.events.map((e) => e.detail)).toContain(`command=${commandId} bytes=6 forwarded_by=s2`);
     await b.conversations.endConversation({ conversationId: id });
