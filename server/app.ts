@@ -126,7 +126,7 @@ export async function createApp(
   if (!sharedStore) await clearStaleEntries(store);
   const vault = createVault(store, barrier);
   const tokens = createTokens(store);
-  const audit = countAuditFailures(createAudit(store), metrics);
+  const audit = countAuditFailures(createAudit(store, { node: serverId }), metrics);
   const settings = createSettings(store, barrier);
   const sealer = createSealer(keyring);
   let lookups: ReturnType<typeof createLookups>;

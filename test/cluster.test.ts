@@ -185,6 +185,13 @@ describe("several servers on one store", () => {
     await expectCode(b.exec("conv_S1_nope", "true"), Code.InvalidArgument, /conversation_id/);
   });
 
+  it("refuses to start a second live server with the same id, and keys each server's audit events by its id", async () => {
+    await expect(c.add(["--server-id", "s1"])).rejects.toThrow(/--server-id s1: a server with this id is registered at http:\/\/127\.0\.0\.1:\d+/);
+    const keys: string[] = [];
+    for await (const [key] of c.store.scan({ gte: "aud\0", lt: "aud\u0001" })) keys.push(key);
+    for (const id of ["s1", "s2", "s3"]) expect(keys.some((k) => k.endsWith(id))).toBe(true);
+  });
+
   it("reports a server that is registered but not answering as UNAVAILABLE, naming it", async () => {
     // A crashed server's entry lingers until its lease lapses (etcd): simulate one at a dead port.
     await c.store.write([{ type: "put", key: "srv\0s9", value: new TextEncoder().encode(JSON.stringify({ id: "s9", url: "http://127.0.0.1:1", startedAt: "" })) }]);

@@ -1,4 +1,5 @@
 // The server registry: each live server's id and advertise URL under `srv\0<id>`, kept by an ephemeral key (gone when the server is).
+import { VeilError } from "../domain/errors.js";
 import type { KvEphemeral, KvStore } from "../store/kv.js";
 
 /** What a server registers about itself. */
@@ -28,9 +29,18 @@ export interface Registry {
 /** Creates the registry for server `selfId`. */
 export function createRegistry(store: KvStore, selfId: string): Registry {
   let entry: KvEphemeral | undefined;
-  return {
+  const registry: Registry = {
     async register(url) {
       await entry?.close();
+      // Two live servers with one id would take each other's conversations (and audit keys).
+      // The same id at the same URL is this server restarted before its old lease lapsed.
+      const live = await registry.lookup(selfId);
+      if (live !== undefined && live.url !== url) {
+        throw new VeilError(
+          "failed_precondition",
+          `--server-id ${selfId}: a server with this id is registered at ${live.url} (live, or died less than its lease ago): give each server its own id`,
+        );
+      }
       const value: ServerEntry = { id: selfId, url, startedAt: new Date().toISOString() };
       entry = await store.putEphemeral(PREFIX + selfId, enc.encode(JSON.stringify(value)));
     },
@@ -49,6 +59,7 @@ export function createRegistry(store: KvStore, selfId: string): Registry {
       await current?.close();
     },
   };
+  return registry;
 }
 
 /**

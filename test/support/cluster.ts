@@ -46,7 +46,10 @@ export async function startMemoryCluster(count: number, extraFlags: string[] = [
     const env = { VEIL_MASTER_KEY: TEST_MASTER_KEY };
     const logs: string[] = [];
     const config = parseServerConfig(["--host", "127.0.0.1", "--port", "0", "--data-dir", dir.path, "--server-id", id, ...extraFlags, ...more], env);
-    const server = await startServer(config, { logger: createLogger((line) => logs.push(line)), env, store });
+    const server = await startServer(config, { logger: createLogger((line) => logs.push(line)), env, store }).catch((error: unknown) => {
+      dir.cleanup();
+      throw error;
+    });
     if (server.app.operatorToken !== undefined) token = server.app.operatorToken;
     const node: ClusterNode = {
       server,
