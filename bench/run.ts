@@ -17,6 +17,7 @@ const SECTIONS: Record<string, () => Promise<BenchTable | string>> = {
   },
   egress: async () => (await import("./egress.js")).runEgressBench(),
   store: async () => (await import("./store.js")).runStoreBench(),
+  scale: async () => (await import("./scale.js")).runScaleBench(),
 };
 
 const USAGE = `usage: npm run bench [-- --only SECTION[,SECTION...]] [--check]

@@ -28,6 +28,11 @@ import { createVault, type Vault } from "./domain/vault.js";
 import type { Logger } from "./log.js";
 import { loadMasterKey } from "./crypto/master-key.js";
 import { createMetrics, type Metrics } from "./metrics.js";
+import { clearStaleEntries, createRegistry, type Registry } from "./cluster/registry.js";
+import { withForwarding } from "./cluster/forwarding.js";
+import { createPeerProof } from "./cluster/peer-proof.js";
+import { peerTls } from "./cluster/peer-tls.js";
+import { randomServerId } from "./domain/conversation-id.js";
 import { createAuditInterceptor } from "./rpc/audit.js";
 import { createAuthInterceptor } from "./rpc/auth.js";
 import { createErrorInterceptor } from "./rpc/errors.js";
@@ -60,11 +65,16 @@ export interface VeilApp {
   operatorToken: string | undefined;
   /** False once shutdown began: health then answers NOT_SERVING. */
   serving: boolean;
+  /** This server among the servers sharing its store: its id, and its registration once it listens. */
+  cluster: { serverId: string; registry: Registry; sharedStore: boolean };
   close(): Promise<void>;
 }
 
 /** Opens the data dir and builds the app. A wrong master key or an unusable data dir throws. */
-export async function createApp(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv; metrics?: Metrics }): Promise<VeilApp> {
+export async function createApp(
+  config: ServerConfig,
+  options: { logger: Logger; env?: NodeJS.ProcessEnv; metrics?: Metrics; /** Shared with other apps (tests: one memory store as several servers' etcd). */ store?: KvStore },
+): Promise<VeilApp> {
   const { logger } = options;
   const metrics = options.metrics ?? createMetrics();
   // Without a usable bubblewrap the server still serves the vault; only commands are refused (and it says so once, here).
@@ -77,7 +87,9 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
   const env = options.env ?? process.env;
   requireSharedMasterKey(config, env);
   const masterKey = loadMasterKey({ env, dataDir: config.dataDir, logger, ...(config.masterKeyFile !== undefined ? { file: config.masterKeyFile } : {}) });
-  const { store, close: closeStore } = await openConfiguredStore(config, { env, onBatch: metrics.storeBatch });
+  // An injected store (tests: one memory store as several servers' etcd) is its owner's to close.
+  const sharedStore = options.store !== undefined || config.store === "etcd";
+  const { store, close: closeStore } = options.store !== undefined ? { store: options.store, close: async () => {} } : await openConfiguredStore(config, { env, onBatch: metrics.storeBatch });
   let keyring: Keyring;
   try {
     // Before anything reads a key: a newer layout may mean something else by the same keys.
@@ -109,9 +121,12 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     await closeStore();
     throw error;
   }
+  const serverId = config.serverId ?? randomServerId();
+  const registry = createRegistry(store, serverId);
+  if (!sharedStore) await clearStaleEntries(store);
   const vault = createVault(store, barrier);
   const tokens = createTokens(store);
-  const audit = countAuditFailures(createAudit(store), metrics);
+  const audit = countAuditFailures(createAudit(store, { node: serverId }), metrics);
   const settings = createSettings(store, barrier);
   const sealer = createSealer(keyring);
   let lookups: ReturnType<typeof createLookups>;
@@ -156,6 +171,7 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     idleTimeoutMs: config.idleTimeoutMs,
     observer: metrics.conversations,
     maxPerTenant: config.maxConversationsPerTenant,
+    serverId,
     resources: {
       maxProcesses: config.maxProcesses,
       memoryBytes: config.memoryLimitBytes,
@@ -188,9 +204,13 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     metrics,
     operatorToken,
     serving: true,
+    cluster: { serverId, registry, sharedStore },
     async close() {
       app.serving = false;
+      // Out of the registry first: peers then answer for its conversations at once, with a clear error.
+      await registry.close().catch(() => {});
       await conversations.closeAll();
+      tokens.close();
       gateway.close();
       await rotation.stop();
       keyring.close();
@@ -215,8 +235,14 @@ export async function createApp(config: ServerConfig, options: { logger: Logger;
     defaultTimeoutMs: config.commandTimeoutMs,
     outputLimitBytes: config.outputLimitBytes,
     isServing: () => app.serving,
+    forwarding: (service) => withForwarding(service, { selfId: serverId, registry, proof: createPeerProof(masterKey, serverId), logger, ...withTls(peerTls(config)) }),
   });
   return app;
+}
+
+/** `{ tls }` when there is TLS to use (exactOptionalPropertyTypes: never `tls: undefined`). */
+function withTls<T>(tls: T | undefined): { tls?: T } {
+  return tls === undefined ? {} : { tls };
 }
 
 /** One line at start saying where commands run; a warning whenever that is not a working bubblewrap as an unprivileged user. */

@@ -2,6 +2,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { SERVER_ID_PATTERN } from "./domain/conversation-id.js";
 import { defaultWorkDir } from "./domain/work-dir.js";
 
 /** Everything `veil serve` can be told. */
@@ -52,6 +53,10 @@ export interface ServerConfig {
   corsOrigins: string[];
   /** On SIGTERM: how long /healthz answers 503 while the port still serves, before it closes. */
   drainMs: number;
+  /** This server's id among the servers sharing a store (conversation ids name it); undefined: random at start. */
+  serverId?: string;
+  /** The URL other servers reach this one at (forwarded conversation calls); undefined: derived from --host and the port. */
+  advertiseUrl?: string;
   /** Where state lives: an embedded LevelDB in the data dir, or an etcd cluster several servers share. */
   store: "leveldb" | "etcd";
   /** Set exactly when store is "etcd". */
@@ -112,6 +117,12 @@ const schema = z.object({
     .transform((list) => (list ?? "").split(",").map((o) => o.trim()).filter((o) => o !== ""))
     .pipe(z.array(z.string().refine((o) => o === "*" || isOrigin(o), "must be * or an origin such as https://app.example.com[:port] (no path, no trailing slash)"))),
   drainMs: integer(0, 10 * 60 * 1000),
+  serverId: z.string().regex(SERVER_ID_PATTERN, "must be 1-32 lowercase letters, digits and inner hyphens").optional(),
+  advertiseUrl: z
+    .string()
+    .refine(isBaseUrl, "must be http:// or https:// with a host and port and no path, such as https://veil-1.internal:8443")
+    .transform((url) => new URL(url).origin)
+    .optional(),
   store: z.enum(["leveldb", "etcd"], { error: "must be leveldb or etcd" }),
   etcdEndpoints: z
     .string()
@@ -133,6 +144,16 @@ function isEtcdUrl(text: string): boolean {
   try {
     const url = new URL(text);
     return (url.protocol === "http:" || url.protocol === "https:") && url.port !== "" && (url.pathname === "/" || url.pathname === "") && url.search === "";
+  } catch {
+    return false;
+  }
+}
+
+/** A server base URL: http(s)://host[:port], nothing after it. */
+function isBaseUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.origin === text.replace(/\/$/, "");
   } catch {
     return false;
   }
@@ -179,6 +200,8 @@ const OPTIONS = {
   // Repeatable; the variable takes a comma-separated list.
   corsOrigins: { flag: "cors-origin", env: "VEIL_CORS_ORIGINS", default: undefined, multiple: true },
   drainMs: { flag: "drain-ms", env: "VEIL_DRAIN_MS", default: "5000" },
+  serverId: { flag: "server-id", env: "VEIL_SERVER_ID", default: undefined },
+  advertiseUrl: { flag: "advertise-url", env: "VEIL_ADVERTISE_URL", default: undefined },
   store: { flag: "store", env: "VEIL_STORE", default: "leveldb" },
   etcdEndpoints: { flag: "etcd-endpoints", env: "VEIL_ETCD_ENDPOINTS", default: undefined },
   etcdPrefix: { flag: "etcd-prefix", env: "VEIL_ETCD_PREFIX", default: "veil/" },
@@ -221,7 +244,7 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     const option = OPTIONS[issue.path[0] as keyof typeof OPTIONS];
     throw new ConfigError(`--${option.flag} (or ${option.env}): ${issue.message}`);
   }
-  const { masterKeyFile, bwrap, workDir, egressCaFile, lookupCaFile, consoleDir, tlsCert, tlsKey, tlsClientCa, ...withEtcd } = result.data;
+  const { masterKeyFile, bwrap, workDir, egressCaFile, lookupCaFile, consoleDir, tlsCert, tlsKey, tlsClientCa, serverId, advertiseUrl, ...withEtcd } = result.data;
   const { etcdEndpoints, etcdPrefix, etcdCaFile, etcdCertFile, etcdKeyFile, etcdUsername, etcdPasswordFile, etcdMaxTxnOps, etcdMaxRequestBytes, ...rest } = withEtcd;
   checkTls(rest.host, rest.insecureListen, tlsCert, tlsKey, tlsClientCa);
   const given = (key: keyof typeof OPTIONS) => values[OPTIONS[key].flag] !== undefined || (env[OPTIONS[key].env] ?? "") !== "";
@@ -240,6 +263,8 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     ...(tlsCert !== undefined ? { tlsCert: resolve(tlsCert) } : {}),
     ...(tlsKey !== undefined ? { tlsKey: resolve(tlsKey) } : {}),
     ...(tlsClientCa !== undefined ? { tlsClientCa: resolve(tlsClientCa) } : {}),
+    ...(serverId !== undefined ? { serverId } : {}),
+    ...(advertiseUrl !== undefined ? { advertiseUrl } : {}),
     ...(etcd !== undefined ? { etcd } : {}),
   };
 }

@@ -46,6 +46,8 @@ export interface RouteDeps extends ConversationDeps {
   /** Read whole, as one snapshot, by backups. */
   store: KvStore;
   isServing: () => boolean;
+  /** Routes conversation calls to the server that runs the conversation (several servers on one store). */
+  forwarding?: (service: ReturnType<typeof createConversationService>) => ReturnType<typeof createConversationService>;
 }
 
 /** Builds the route table; a served method without an RPC rule fails the start, naming it. */
@@ -54,7 +56,7 @@ export function createRoutes(deps: RouteDeps) {
   return (router: ConnectRouter) => {
     router.service(SecretService, createSecretService(deps));
     router.service(TokenService, createTokenService(deps));
-    router.service(ConversationService, createConversationService(deps));
+    router.service(ConversationService, (deps.forwarding ?? ((service) => service))(createConversationService(deps)));
     router.service(SettingsService, createSettingsService(deps));
     router.service(AuditService, createAuditService(deps));
     router.service(KeyService, createKeyService(deps));

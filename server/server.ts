@@ -1,6 +1,8 @@
 // The network server: the app's routes behind the Connect adapter on one port (TLS when configured), with graceful shutdown.
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createApp, type VeilApp } from "./app.js";
+import { advertiseUrl, checkAdvertisable } from "./cluster/advertise.js";
+import type { KvStore } from "./store/kv.js";
 import type { ServerConfig } from "./config.js";
 import { DataDirInUseError, dataDirBefore, rollbackDataDir } from "./data-dir.js";
 import { createConsoleRoute, defaultConsoleDir, loadConsoleFiles } from "./net/console-route.js";
@@ -33,8 +35,9 @@ export interface VeilServer {
 }
 
 /** Starts Veil on `config.host:config.port` (port 0 picks a free one). */
-export async function startServer(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv }): Promise<VeilServer> {
+export async function startServer(config: ServerConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv; store?: KvStore }): Promise<VeilServer> {
   const logger = atLevel(options.logger, config.logLevel);
+  if (options.store !== undefined || config.store === "etcd") checkAdvertisable(config);
   // Read before anything is created: a missing or unreadable file is a start-up error, not a half-made data dir.
   const tls = readTlsFiles(config);
   warnIfInsecure(config, logger);
@@ -73,6 +76,13 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     await app.close();
     throw rollback(error);
   }
+  try {
+    await register(app, config, listener.url, logger);
+  } catch (error) {
+    await listener.close();
+    await app.close();
+    throw rollback(error);
+  }
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -82,6 +92,8 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
       closing ??= (async () => {
         app.serving = false;
         if ((closeOptions.announceMs ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, closeOptions.announceMs));
+        // Out of the registry as its conversations end: peers then answer for them with a clear error.
+        await app.cluster.registry.close().catch(() => {});
         // Conversations first: a long-running command would otherwise hold the drain until its deadline.
         await app.conversations.closeAll();
         await listener.close(closeOptions.drainMs !== undefined ? { drainMs: closeOptions.drainMs } : {});
@@ -94,6 +106,14 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
       listener.reloadTls(readTlsFiles(config)!);
     },
   };
+}
+
+/** Announces this server (id and advertise URL) to the others sharing its store, once it listens. */
+async function register(app: VeilApp, config: ServerConfig, listenerUrl: string, logger: Logger): Promise<void> {
+  const url = advertiseUrl(config, listenerUrl);
+  if (url === undefined) return;
+  await app.cluster.registry.register(url);
+  logger.log("info", "server registered", { serverId: app.cluster.serverId, advertiseUrl: url });
 }
 
 /** `--cors-origin`: "*" alone means any origin; else the listed ones (the server's own is always allowed). */

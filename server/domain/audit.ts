@@ -61,12 +61,15 @@ export function outcomeOf(error: unknown): AuditOutcome {
   return "failed";
 }
 
-/** Creates the trail over a store. */
-export function createAudit(store: KvStore) {
+/**
+ * Creates the trail over a store. `node` ends every event key: the server's id where several
+ * servers share the store (ids are unique among live servers, so their keys never collide);
+ * random per process otherwise.
+ */
+export function createAudit(store: KvStore, options: { node?: string } = {}) {
   let last = 0;
   let seq = 0;
-  // A per-process suffix keeps keys unique when several servers share one store later.
-  const node = randomBytes(3).toString("hex");
+  const node = options.node ?? randomBytes(3).toString("hex");
 
   /** Time-ordered, unique key suffix: ms since epoch, a sequence within the ms, the node. */
   function nextId(now: number): string {

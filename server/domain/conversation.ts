@@ -1,5 +1,5 @@
 // One conversation: a shell session with a frozen secret snapshot, whose output leaves only masked.
-import { randomBytes } from "node:crypto";
+import { newConversationId } from "./conversation-id.js";
 import { type EgressBinding, type NetworkMode, newEgressId } from "./egress-binding.js";
 import { fail } from "./errors.js";
 import { CommandControl, INPUT_BUFFER_BYTES, type LimitName, type ShellSession } from "./executor.js";
@@ -52,6 +52,8 @@ export interface ConversationSettings {
   defaultTimeoutMs: number;
   outputLimitBytes: number;
   keepOnDisconnect: boolean;
+  /** The id, when the registry chose it (naming this server); else a fresh `conv_<hex>`. */
+  id?: string;
 }
 
 /**
@@ -60,7 +62,8 @@ export interface ConversationSettings {
  * so a cut can never leave half a secret unmasked.
  */
 export class Conversation {
-  readonly id = `conv_${randomBytes(12).toString("hex")}`;
+  /** `conv_<serverId>_<hex>` when the registry names its server (settings.id), else `conv_<hex>`. */
+  readonly id: string;
   lastActive = Date.now();
   running = 0;
   private commandCount = 0;
@@ -90,6 +93,7 @@ export class Conversation {
     network: ConversationNetwork = { networkMode: "none", egressAllow: [], tokenId: "" },
     private readonly observer: ConversationObserver = UNOBSERVED,
   ) {
+    this.id = settings.id ?? newConversationId();
     this.maskers = { stdout: masks.stream(), stderr: masks.stream() };
     const substitutions = settings.secrets.flatMap((s) => s.substitutions ?? []);
     this.egress =

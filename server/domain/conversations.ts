@@ -1,5 +1,6 @@
 // The registry of live conversations: start, find by owner, idle expiry, per-tenant cap, shutdown.
 import type { Server } from "node:net";
+import { newConversationId } from "./conversation-id.js";
 import { Conversation, type ConversationNetwork, type ConversationObserver, type ConversationOwner, type ConversationSettings } from "./conversation.js";
 import { fail } from "./errors.js";
 import { type EgressFiles, EgressNeedsSandboxError, mountWorkspace, openShellSession, type ResourceLimits, type SandboxStatus } from "./executor.js";
@@ -31,6 +32,8 @@ export interface ConversationLimits {
   egress?: { files: EgressFiles; attach(binding: unknown, listener: Server): () => void };
   /** Counts commands and masked output for metrics. */
   observer?: ConversationObserver;
+  /** This server's id: every conversation id names it, so other servers can route calls here. */
+  serverId?: string;
 }
 
 /** What a new conversation needs besides its settings. */
@@ -146,7 +149,7 @@ export function createConversations(limits: ConversationLimits) {
         const network: ConversationNetwork = { networkMode: request.networkMode ?? "none", egressAllow: request.egressAllow ?? [], tokenId: request.tokenId ?? "" };
         const conversation = new Conversation(
           request.owner,
-          request,
+          { ...request, id: newConversationId(limits.serverId) },
           shellSandbox.kind,
           shell,
           masks,

@@ -241,7 +241,7 @@ export const startConversationRequest = z.object({
 });
 
 export const runCommandRequest = z.object({
-  conversationId: z.string().regex(/^conv_[0-9a-f]{24}$/, "must be a conversation id from `started`"),
+  conversationId: z.string().regex(/^conv_(?:[a-z0-9-]{1,32}_)?[0-9a-f]{24}$/, "must be a conversation id from `started`"),
   command,
   timeoutMs,
   stdin: z.boolean(),
@@ -253,20 +253,20 @@ const commandId = z.string().regex(/^cmd_[1-9][0-9]{0,9}$/, "must be a command i
 export const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2"] as const;
 
 export const sendInputRequest = z.object({
-  conversationId: z.string().regex(/^conv_[0-9a-f]{24}$/, "must be a conversation id from `started`"),
+  conversationId: z.string().regex(/^conv_(?:[a-z0-9-]{1,32}_)?[0-9a-f]{24}$/, "must be a conversation id from `started`"),
   commandId,
   data: z.instanceof(Uint8Array).refine((d) => d.length <= 64 * 1024, "must be at most 64 KiB per call"),
   eof: z.boolean(),
 });
 
 export const signalCommandRequest = z.object({
-  conversationId: z.string().regex(/^conv_[0-9a-f]{24}$/, "must be a conversation id from `started`"),
+  conversationId: z.string().regex(/^conv_(?:[a-z0-9-]{1,32}_)?[0-9a-f]{24}$/, "must be a conversation id from `started`"),
   commandId,
   signal: z.enum(SIGNALS, { error: `must be one of ${SIGNALS.join(", ")}` }),
 });
 
 export const endConversationRequest = z.object({
-  conversationId: z.string().regex(/^conv_[0-9a-f]{24}$/, "must be a conversation id from `started`"),
+  conversationId: z.string().regex(/^conv_(?:[a-z0-9-]{1,32}_)?[0-9a-f]{24}$/, "must be a conversation id from `started`"),
 });
 
 export const updateSettingsRequest = z.object({
