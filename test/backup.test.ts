@@ -93,7 +93,7 @@ describe("veil backup and veil restore", () => {
     expect(res.stderr).toContain("reset-operator");
     expect(statSync(restored).mode & 0o777).toBe(0o700);
     expect(existsSync(join(restored, "admin.token"))).toBe(false);
-    await expect(spawnServer(restored, { VEIL_MASTER_KEY: OTHER_KEY })).rejects.toThrow(/master key does not match this data dir/);
+    await expect(spawnServer(restored, { VEIL_MASTER_KEY: OTHER_KEY })).rejects.toThrow(/master key does not match this store/);
   });
 
   it("serves every value, version, session, setting, token and audit event back with the same key", async () => {

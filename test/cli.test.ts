@@ -126,7 +126,7 @@ describe("veil keys rekey", () => {
         env: { PATH: process.env.PATH ?? "", VEIL_MASTER_KEY: oldKey },
       });
       expect(rekey.status, rekey.stderr).toBe(0);
-      await expect(spawnServer(dir.path, { VEIL_MASTER_KEY: oldKey })).rejects.toThrow(/master key does not match this data dir/);
+      await expect(spawnServer(dir.path, { VEIL_MASTER_KEY: oldKey })).rejects.toThrow(/master key does not match this store/);
       const second = await spawnServer(dir.path, { VEIL_MASTER_KEY: newKey });
       try {
         const got = spawnSync(process.execPath, [VEIL_BIN, "secret", "get", "KEPT"], { encoding: "utf8", env: { ...env, VEIL_URL: second.url } });

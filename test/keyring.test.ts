@@ -37,7 +37,7 @@ describe("keyring", () => {
     const error = await Keyring.open(store, randomBytes(32)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(VeilError);
     expect((error as VeilError).kind).toBe("failed_precondition");
-    expect((error as Error).message).toMatch(/master key does not match this data dir/);
+    expect((error as Error).message).toMatch(/master key does not match this store/);
   });
 
   it("derives a different key per tenant: one tenant's blob does not open as another's", async () => {

@@ -135,7 +135,7 @@ describe("network: restarts", () => {
       await second.close();
 
       const wrongKey = Buffer.alloc(32, 9).toString("base64");
-      await expect(startTestServer({ dataDir: dir.path, masterKey: wrongKey })).rejects.toThrow(/master key does not match this data dir/);
+      await expect(startTestServer({ dataDir: dir.path, masterKey: wrongKey })).rejects.toThrow(/master key does not match this store/);
     } finally {
       dir.cleanup();
     }

@@ -66,7 +66,7 @@ describe("veil token reset-operator", () => {
 
         const wrongKey = run(["token", "reset-operator", "--data-dir", dir.path], { VEIL_MASTER_KEY: Buffer.alloc(32, 9).toString("base64") });
         expect(wrongKey.code).not.toBe(0);
-        expect(wrongKey.stderr).toMatch(/master key does not match this data dir/);
+        expect(wrongKey.stderr).toMatch(/master key does not match this store/);
         expect(wrongKey.stdout).toBe("");
         expect(readFileSync(join(dir.path, "admin.token"), "utf8").trim()).toBe(first.token);
         expect(run(["token", "reset-operator", "--data-dir", `${dir.path}/nowhere`]).stderr).toMatch(/holds no Veil data/);

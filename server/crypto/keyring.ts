@@ -33,7 +33,7 @@ export interface TenantKey {
 export type KeyringLog = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 
 const MISMATCH =
-  "master key does not match this data dir (key check failed): start with the key this data dir was created with";
+  "master key does not match this store (key check failed): start with the key this data dir (or etcd prefix) was created with";
 
 /**
  * Holds the unwrapped generation keys in memory and derives per-tenant keys
