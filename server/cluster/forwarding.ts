@@ -60,7 +60,7 @@ export function withForwarding(impl: Conversations, deps: ForwardingDeps): Conve
     const timeoutMs = ctx.timeoutMs();
     // The caller's cancellation and deadline are the forwarded call's: cancelling here cancels there.
     const options: CallOptions = { headers, signal: ctx.signal, ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
-    auditTrail(ctx).note({ detail: `forwarded_to=${owner}` });
+    auditTrail(ctx).tag(`forwarded_to=${owner}`);
     return { owner, url: entry.url, client: clientFor(entry.url), options };
   }
 
@@ -136,22 +136,5 @@ function acceptForwarded(deps: ForwardingDeps, header: string, call: { procedure
     throw new ConnectError(`${PEER_HEADER}: the peer proof ${reason === "does not verify" ? "does not verify" : `is ${reason}`}; only Veil servers sharing this store's master key send it`, Code.Unauthenticated);
   }
   deps.logger.log("info", "forwarded call", { requestId: ctx.requestHeader.get(REQUEST_ID_HEADER) ?? "", procedure: call.procedure, conversationId: call.conversationId, forwardedBy: from });
-  noteForwardedBy(ctx, from);
-}
-
-/** Every detail the handler notes on the trail keeps `forwarded_by=<server>` beside it. */
-function noteForwardedBy(ctx: HandlerContext, from: string): void {
-  const trail = auditTrail(ctx);
-  const tag = `forwarded_by=${from}`;
-  trail.note({ detail: tag });
-  const tagged = {
-    ...trail,
-    note: (details: Parameters<typeof trail.note>[0]) => trail.note(details.detail !== undefined ? { ...details, detail: `${details.detail} ${tag}`.trim() } : details),
-  };
-  const values = ctx.values;
-  const get = values.get.bind(values);
-  // The trail is found by its value (its context key is the audit module's own).
-  Object.defineProperty(ctx, "values", {
-    value: { ...values, get: (key: Parameters<typeof get>[0]) => (get(key) === trail ? tagged : get(key)), set: values.set.bind(values), delete: values.delete.bind(values) },
-  });
+  auditTrail(ctx).tag(`forwarded_by=${from}`);
 }

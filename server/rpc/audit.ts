@@ -22,6 +22,8 @@ type Details = Omit<Partial<AuditInput>, "tenant" | "tokenId" | "action" | "outc
 export interface AuditTrail {
   /** Adds details (secret name, version, conversation id) to the call's event. */
   note(details: Details): void;
+  /** Adds a word to the detail of every event of this call, whatever else notes it (how the call arrived: forwarded_by=S). */
+  tag(word: string): void;
   /** Ops writing this call's events inside the handler's own atomic write: recorded if and only if the write lands. */
   batch(events?: Details[]): KvOp[];
   /** Records the event now (before a stream starts its work): if this fails, the work must not start. */
@@ -32,7 +34,7 @@ const kAuditTrail = createContextKey<AuditTrail | undefined>(undefined, { descri
 
 /** The trail of the current call (a no-op trail for calls that are not audited). */
 export function auditTrail(ctx: HandlerContext): AuditTrail {
-  return ctx.values.get(kAuditTrail) ?? { note() {}, batch: () => [], commit: async () => {} };
+  return ctx.values.get(kAuditTrail) ?? { note() {}, tag() {}, batch: () => [], commit: async () => {} };
 }
 
 function auditUnavailable(cause: unknown): ConnectError {
@@ -61,17 +63,26 @@ export function createAuditInterceptor(audit: Audit, rules: RpcRules = RPC_RULES
     };
     let recorded = false;
     const base = { tenant: principal.tenant, tokenId: principal.tokenId, action };
+    const tags: string[] = [];
+    /** One event: the call's details, then the event's own, with the call's tags after its detail. */
+    const event = (own: Details, outcome: AuditInput["outcome"]): AuditInput => {
+      const merged = { ...base, ...details, ...own, outcome };
+      return tags.length === 0 ? merged : { ...merged, detail: [merged.detail ?? "", ...tags].join(" ").trim() };
+    };
     const trail: AuditTrail = {
       note(more) {
         details = { ...details, ...more };
       },
+      tag(word) {
+        tags.push(word);
+      },
       batch(events = [{}]) {
         recorded = true;
-        return events.flatMap((e) => audit.ops({ ...base, ...details, ...e, outcome: "ok" }));
+        return events.flatMap((e) => audit.ops(event(e, "ok")));
       },
       async commit() {
         recorded = true;
-        await audit.record({ ...base, ...details, outcome: "ok" }).catch((cause: unknown) => {
+        await audit.record(event({}, "ok")).catch((cause: unknown) => {
           throw auditUnavailable(cause);
         });
       },
@@ -83,7 +94,7 @@ export function createAuditInterceptor(audit: Audit, rules: RpcRules = RPC_RULES
         if (recorded) return;
         recorded = true;
         const detail = error instanceof ConnectError ? Code[error.code] : ((error as { kind?: string }).kind ?? "error");
-        await audit.record({ ...base, ...details, outcome: outcomeOf(error), detail }).catch((cause: unknown) => {
+        await audit.record(event({ detail }, outcomeOf(error))).catch((cause: unknown) => {
           throw auditUnavailable(cause);
         });
       },
