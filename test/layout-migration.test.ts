@@ -1,11 +1,12 @@
 // Layout 1 -> 2 at start: a data dir whose settings embed the API-key blob is migrated once, the blob moved as it is.
+import { settingsAad } from "../server/crypto/sealed-paths.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { encodeBackup } from "../server/backup/backup-file.js";
 import { restoreBackup } from "../server/backup/restore.js";
 import { Keyring } from "../server/crypto/keyring.js";
-import { settingsAad } from "../server/domain/settings.js";
+
 import type { KvStore } from "../server/store/kv.js";
 import { openLevelStore } from "../server/store/level-store.js";
 import { startTestApp, TEST_MASTER_KEY } from "./support/app.js";

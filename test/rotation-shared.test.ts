@@ -1,4 +1,5 @@
 // Key rotation and the keyring on a store shared by several servers (the memory store stands in for etcd), and batching within store limits.
+import { VALUE_RANGE, valueKey } from "../server/crypto/sealed-paths.js";
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { createBarrier } from "../server/crypto/barrier.js";
@@ -8,7 +9,7 @@ import { createSealer } from "../server/crypto/sealed-tokens.js";
 import { createRotation, ROTATION_LOCK } from "../server/crypto/rotation.js";
 import { VeilError } from "../server/domain/errors.js";
 import type { Principal } from "../server/domain/principal.js";
-import { VALUE_RANGE, valueKey } from "../server/domain/secret-records.js";
+
 import { createSettings } from "../server/domain/settings.js";
 import { createVault } from "../server/domain/vault.js";
 import { type KvLimits, type KvStore, writeSize } from "../server/store/kv.js";

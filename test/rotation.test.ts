@@ -1,4 +1,5 @@
 // Key rotation over real LevelDB: re-encryption to the new generation, online under load, resumable, and safe retirement.
+import { VALUE_RANGE, apiKeyKey, valueKey } from "../server/crypto/sealed-paths.js";
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { VeilError } from "../server/domain/errors.js";
@@ -7,8 +8,8 @@ import { Keyring } from "../server/crypto/keyring.js";
 import type { Principal } from "../server/domain/principal.js";
 import { createRotation, type Rotation, type RotationDeps } from "../server/crypto/rotation.js";
 import { blobGeneration } from "../server/crypto/blob.js";
-import { VALUE_RANGE, valueKey } from "../server/domain/secret-records.js";
-import { apiKeyKey, createSettings } from "../server/domain/settings.js";
+
+import { createSettings } from "../server/domain/settings.js";
 import { createVault, type Vault } from "../server/domain/vault.js";
 import type { KvStore } from "../server/store/kv.js";
 import { openLevelStore } from "../server/store/level-store.js";

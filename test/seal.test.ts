@@ -1,9 +1,9 @@
 // The sealed blob format: round trip, and every kind of tampering or misplacement is DATA_LOSS.
+import { valueAad } from "../server/crypto/sealed-paths.js";
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { VeilError } from "../server/domain/errors.js";
 import { blobGeneration, openBlob, sealBlob } from "../server/crypto/blob.js";
-import { valueAad } from "../server/domain/secret-records.js";
 
 const key = randomBytes(32);
 const plaintext = new TextEncoder().encode("sk-canary-seal-0123456789");

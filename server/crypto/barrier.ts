@@ -1,7 +1,7 @@
 // The crypto barrier: the one place stored values are sealed and opened, each bound to its store path.
+import { API_KEY_PREFIX, VALUE_PREFIX, parseValueKey, settingsAad, valueAad } from "./sealed-paths.js";
 import { VeilError } from "../domain/errors.js";
-import { parseValueKey, VALUE_PREFIX, valueAad } from "../domain/secret-records.js";
-import { API_KEY_PREFIX, settingsAad } from "../domain/settings.js";
+
 import type { KvOp } from "../store/kv.js";
 import { blobGeneration } from "./blob.js";
 import type { Keyring } from "./keyring.js";

@@ -46,31 +46,6 @@ export function recordKey(tenant: string, session: string, name: string): string
   return recordPrefix(tenant, session) + name;
 }
 
-/** Prefix of every version's ciphertext (a family the crypto barrier seals). */
-export const VALUE_PREFIX = "val\0";
-
-/** Key of one version's ciphertext; zero-padded so versions sort numerically. */
-export function valueKey(tenant: string, session: string, name: string, version: number): string {
-  return `${VALUE_PREFIX}${tenant}\0${session}\0${name}\0${String(version).padStart(12, "0")}`;
-}
-
-/** Key range of every stored value of every tenant (for re-encryption). */
-export const VALUE_RANGE = { gte: "val\0", lt: "val\u0001" } as const;
-
-/** Parses a value key back into its parts. */
-export function parseValueKey(key: string): { tenant: string; session: string; name: string; version: number } {
-  const [, tenant = "", session = "", name = "", version = "0"] = key.split("\0");
-  return { tenant, session, name, version: Number(version) };
-}
-
-/**
- * Associated data binds a ciphertext to its place: copied to another tenant,
- * session, name or version it fails to open.
- */
-export function valueAad(tenant: string, session: string, name: string, version: number): Uint8Array {
-  return enc.encode(`veil/v1 secret\0${tenant}\0${session}\0${name}\0${version}`);
-}
-
 /** The versions still kept for a secret at `version`. */
 export function keptVersions(version: number): number[] {
   const first = Math.max(1, version - KEPT_VERSIONS + 1);

@@ -2,6 +2,7 @@
 import { type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import { normalizeHostPattern } from "./egress-binding.js";
 import type { Barrier } from "../crypto/barrier.js";
+import { apiKeyKey } from "../crypto/sealed-paths.js";
 
 /** Settings as stored, in the clear; the API key is its own sealed value (apiKeyKey), never in here. */
 export interface StoredSettings {
@@ -36,14 +37,6 @@ const dec = new TextDecoder();
 /** Where a tenant's settings live. */
 export const settingsKey = (tenant: string) => `cfg\0${tenant}`;
 
-/** Prefix of every tenant's sealed API key (a family the crypto barrier seals). */
-export const API_KEY_PREFIX = "cfgkey\0";
-
-/** Where a tenant's sealed API key lives. */
-export const apiKeyKey = (tenant: string) => `${API_KEY_PREFIX}${tenant}`;
-
-/** Binds the API key blob to its tenant and field. */
-export const settingsAad = (tenant: string) => enc.encode(`veil/v1 settings\0${tenant}\0llm.api_key`);
 
 /** Decodes a stored settings record. */
 export function decodeSettings(bytes: Uint8Array | undefined): StoredSettings {

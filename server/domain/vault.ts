@@ -3,6 +3,7 @@ import { checkWriteLimits, type KvOp, type KvStore, retryOnConflict } from "../s
 import { normalizeHostPattern } from "./egress-binding.js";
 import { fail } from "./errors.js";
 import type { Barrier } from "../crypto/barrier.js";
+import { valueKey } from "../crypto/sealed-paths.js";
 import { summarize } from "./lookup-source.js";
 import { paginate } from "./page-token.js";
 import { authorize, decide } from "./policy.js";
@@ -18,7 +19,6 @@ import {
   recordPrefix,
   type SecretRecord,
   type StoredValue,
-  valueKey,
 } from "./secret-records.js";
 
 /**
