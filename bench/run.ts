@@ -16,6 +16,7 @@ const SECTIONS: Record<string, () => Promise<BenchTable | string>> = {
     return masker.formatMaskerTable(await masker.runMaskerBench());
   },
   egress: async () => (await import("./egress.js")).runEgressBench(),
+  gap: async () => (await import("./gap.js")).runGapBench(),
 };
 
 const USAGE = `usage: npm run bench [-- --only SECTION[,SECTION...]] [--check]
