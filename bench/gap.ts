@@ -24,6 +24,8 @@ export interface GapBenchOptions {
   progress?: (line: string) => void;
   /** Run only the unary or only the streaming phases (e.g. to profile one path); default both. */
   part?: "unary" | "stream";
+  /** Serve unary gRPC through Connect's adapter alone (the code before the lean path), for a before/after pair. */
+  connectOnly?: boolean;
 }
 
 /** The targets. */
@@ -122,7 +124,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
   try {
     const ref = await forkChild<FromGrpcJsServer>("./lib/grpcjs-server.ts", [LOG_LINE]);
     children.push(ref.handle as Child<never>);
-    const veil = await forkChild<FromConversationServer>("./conversation-server.ts", ["off", String(OUTPUT_LIMIT_BYTES), LOG_LINE]);
+    const veil = await forkChild<FromConversationServer>("./conversation-server.ts", ["off", String(OUTPUT_LIMIT_BYTES), LOG_LINE, options.connectOnly === true ? "connect" : "lean"]);
     children.push(veil.handle as Child<never>);
     const token = veil.ready.token;
     const veilPort = Number(new URL(veil.ready.url).port);
@@ -290,5 +292,5 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const quick = process.argv.includes("--quick");
   const part = process.argv.includes("--unary") ? "unary" : process.argv.includes("--stream") ? "stream" : undefined;
   const sizes = quick ? { rounds: 3, roundMs: 700, streamBytes: 32 * MiB, streamRounds: 2 } : {};
-  console.log(formatTable(await runGapBench({ ...sizes, ...(part !== undefined ? { part } : {}) })));
+  console.log(formatTable(await runGapBench({ ...sizes, ...(part !== undefined ? { part } : {}), connectOnly: process.argv.includes("--connect-only") })));
 }
