@@ -170,7 +170,8 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
           const result = await run();
           const c = process.cpuUsage(c0);
           const s = (await cpuOf(serverOf(name))) - s0;
-          const sum = (cpu[name] ??= { server: 0, client: 0, calls: 0 });
+          cpu[name] ??= { server: 0, client: 0, calls: 0 };
+          const sum = cpu[name];
           sum.server += s;
           sum.client += c.user + c.system;
           sum.calls += result.requests;
