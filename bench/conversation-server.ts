@@ -12,7 +12,7 @@ import { parseServerConfig } from "../server/config.js";
 import { createLogger } from "../server/log.js";
 import { withCors } from "../server/net/cors.js";
 import { withSpecGrpcMessage } from "../server/net/grpc-message.js";
-import { createGrpcUnaryPath } from "../server/net/grpc-unary.js";
+import { createGrpcLeanPath } from "../server/net/grpc-lean.js";
 import { listen } from "../server/net/listener.js";
 import { withRequestId } from "../server/net/request-id.js";
 import { guardDecoding } from "../server/rpc/decode-guard.js";
@@ -66,7 +66,7 @@ try {
   if (token === undefined) throw new Error(`fresh data dir ${dir} did not create an operator token`);
   // Not a Veil RPC: it needs a token (the app's own) and is neither validated nor audited.
   app.rules.set(BenchService.method.stream, { request: null, audit: null, public: false });
-  const unary = createGrpcUnaryPath({ interceptors: app.interceptors, readMaxBytes: LIMITS.messageBytes });
+  const unary = createGrpcLeanPath({ interceptors: app.interceptors, readMaxBytes: LIMITS.messageBytes });
   const routes = (router: ConnectRouter) => {
     app.routes(unary.record(router));
     router.service(BenchService, benchService(logLine));

@@ -8,7 +8,7 @@ import { atLevel, type Logger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { withCors } from "./net/cors.js";
 import { withSpecGrpcMessage } from "./net/grpc-message.js";
-import { createGrpcUnaryPath } from "./net/grpc-unary.js";
+import { createGrpcLeanPath } from "./net/grpc-lean.js";
 import { type HttpRoute, withHttpRoutes } from "./net/http-routes.js";
 import { listen } from "./net/listener.js";
 import { createMcpRoute } from "./mcp/http-route.js";
@@ -49,8 +49,8 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
   const app = await createApp(config, { ...options, logger, metrics: createMetrics({ processMetrics: true }) }).catch((error: unknown) => {
     throw rollback(error);
   });
-  // Unary gRPC over HTTP/2 on a lean path in front of the adapter (server/net/grpc-unary.ts); everything else is the adapter's.
-  const unary = createGrpcUnaryPath({ interceptors: app.interceptors, readMaxBytes: LIMITS.messageBytes });
+  // Unary gRPC over HTTP/2 on a lean path in front of the adapter (server/net/grpc-lean.ts); everything else is the adapter's.
+  const unary = createGrpcLeanPath({ interceptors: app.interceptors, readMaxBytes: LIMITS.messageBytes });
   const handler = connectNodeAdapter({
     routes: (router) => {
       app.routes(unary.record(router));

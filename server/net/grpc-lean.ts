@@ -1,4 +1,4 @@
-// A lean path for unary gRPC over HTTP/2: Connect's own implementations, interceptors and status encoding, without its per-call stream machinery.
+// A lean path for unary and server-streaming gRPC over HTTP/2: Connect's own implementations, interceptors and status encoding, without its per-call stream machinery.
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import {
   Code,
@@ -10,7 +10,15 @@ import {
   type Interceptor,
   type MethodImplSpec,
 } from "@connectrpc/connect";
-import { createMethodSerializationLookup, createMethodUrl, invokeUnaryImplementation, type UniversalHandler, validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
+import {
+  createAsyncIterable,
+  createMethodSerializationLookup,
+  createMethodUrl,
+  invokeUnaryImplementation,
+  transformInvokeImplementation,
+  type UniversalHandler,
+  validateUniversalHandlerOptions,
+} from "@connectrpc/connect/protocol";
 import { contentTypeProto, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
@@ -22,17 +30,18 @@ import type { NodeRequest, NodeResponse, RequestHandler } from "./listener.js";
  * iterables (request body, envelope split, parse, implementation, serialize, join), with two
  * AbortControllers, a linked signal, a DOMException per call for the abort at its end, and web
  * Headers copied in and out. Profiled (bench/README.md), that machinery is most of a no-op
- * call's server CPU. Here a unary call with the common framing (HTTP/2, `application/grpc` or
- * `+proto`, no compression, no deadline, one uncompressed message that parses) is read whole,
- * handed to Connect's own `invokeUnaryImplementation` with the same interceptors, and answered
- * with Connect's own trailer encoding (`setTrailerStatus`). Anything else, and any body that is
+ * call's server CPU. Here a unary or server-streaming call with the common framing (HTTP/2,
+ * `application/grpc` or `+proto`, no compression, no deadline, one uncompressed message that
+ * parses) is read whole, handed to Connect's own `invokeUnaryImplementation` or
+ * `transformInvokeImplementation` with the same interceptors, and answered with Connect's own
+ * trailer encoding (`setTrailerStatus`), headers sent once the first message (or the error) is known. Anything else, and any body that is
  * not exactly one such message, goes to Connect's handler for the path, body replayed unchanged:
  * framing errors, decode errors (the decode guard), limits and deadlines keep their exact answers.
  */
 
 /** A unary method as served: its implementation, descriptors and (de)serializers, built once. */
 interface UnaryRoute {
-  spec: Extract<MethodImplSpec, { kind: "unary" }>;
+  spec: Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
   method: DescMethod;
   service: DescService;
   parse: (data: Uint8Array) => unknown;
@@ -40,13 +49,13 @@ interface UnaryRoute {
 }
 
 /** Options: the adapter's interceptors and read limit, so both paths enforce the same. */
-export interface GrpcUnaryOptions {
+export interface GrpcLeanOptions {
   interceptors: Interceptor[];
   readMaxBytes: number;
 }
 
 /** Builds the lean path; `record` wraps the router the routes register on, `seal` takes the final handlers, `wrap` puts it in front of the adapter. */
-export function createGrpcUnaryPath(options: GrpcUnaryOptions) {
+export function createGrpcLeanPath(options: GrpcLeanOptions) {
   const opt = validateUniversalHandlerOptions({ interceptors: options.interceptors, readMaxBytes: options.readMaxBytes, acceptCompression: [] });
   const routes = new Map<string, UnaryRoute>();
   const connectHandlers = new Map<string, UniversalHandler>();
@@ -55,7 +64,7 @@ export function createGrpcUnaryPath(options: GrpcUnaryOptions) {
   const addService = (service: DescService, impl: object) => {
     const spec = createServiceImplSpec(service, impl as never);
     for (const m of Object.values(spec.methods)) {
-      if (m.kind !== "unary") continue;
+      if (m.kind !== "unary" && m.kind !== "server_streaming") continue;
       const serialization = createMethodSerializationLookup(m.method, opt.binaryOptions, opt.jsonOptions, opt);
       const i = serialization.getI(true);
       const o = serialization.getO(true);
@@ -99,7 +108,8 @@ export function createGrpcUnaryPath(options: GrpcUnaryOptions) {
         readBody(req as Http2ServerRequest, envelopeMax, (chunks, size, whole) => {
           const message = whole ? singleMessage(chunks, size, route) : undefined;
           if (message === undefined) replayToConnect(connectHandlers.get(req.url!)!, req, res, chunks);
-          else void serveUnary(route, opt.interceptors, req as Http2ServerRequest, res as Http2ServerResponse, message);
+          else if (route.spec.kind === "unary") void serveUnary(route, opt.interceptors, req as Http2ServerRequest, res as Http2ServerResponse, message);
+          else void serveStream(route, opt.interceptors, req as Http2ServerRequest, res as Http2ServerResponse, message);
         });
       };
     },
@@ -190,24 +200,89 @@ async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], req: H
   let error: unknown;
   let body: Buffer | undefined;
   try {
-    const output = await invokeUnaryImplementation(route.spec, context, input as never, interceptors);
-    const data = route.serialize(output);
-    body = Buffer.allocUnsafe(5 + data.length);
-    body[0] = 0;
-    body.writeUInt32BE(data.length, 1);
-    body.set(data, 5);
+    const output = await invokeUnaryImplementation(route.spec as Extract<MethodImplSpec, { kind: "unary" }>, context, input as never, interceptors);
+    body = envelope(route.serialize(output));
   } catch (e) {
     error = e;
   }
   over = true;
   req.off("close", onClose);
   controller.abort(error ?? CALL_OVER);
-  if (error !== undefined) setTrailerStatus(context.responseTrailer, error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error));
-  if (res.destroyed || res.writableEnded) return;
+  if (error !== undefined) setErrorStatus(context.responseTrailer, error);
+  if (res.stream.destroyed || res.writableEnded) return;
   res.writeHead(200, nodeHeaders(context.responseHeader));
   if (body !== undefined) res.write(body);
   res.addTrailers(nodeHeaders(context.responseTrailer));
   res.end();
+}
+
+/**
+ * Runs one server-streaming call: Connect's own stream invocation (interceptors see the same
+ * stream request), each message enveloped and written as it comes, waiting on the client's
+ * flow control like Connect's adapter. A client that goes away aborts the call's signal and
+ * ends the implementation's iterator, as Connect's failed write does.
+ */
+async function serveStream(route: UnaryRoute, interceptors: Interceptor[], req: Http2ServerRequest, res: Http2ServerResponse, input: unknown): Promise<void> {
+  const controller = new AbortController();
+  let over = false;
+  const onClose = () => {
+    if (!over) controller.abort(resetError(req.stream.rstCode) ?? new DOMException("This operation was aborted", "AbortError"));
+  };
+  req.once("close", onClose);
+  const context = handlerContext(route, req, controller);
+  const output = transformInvokeImplementation(route.spec, context, interceptors)(createAsyncIterable([input as never]))[Symbol.asyncIterator]();
+  let error: unknown;
+  try {
+    for (let r = await output.next(); r.done !== true; r = await output.next()) {
+      if (controller.signal.aborted || res.stream.destroyed) break;
+      if (!res.headersSent) res.writeHead(200, nodeHeaders(context.responseHeader));
+      if (!res.write(envelope(route.serialize(r.value)))) await drained(res);
+    }
+  } catch (e) {
+    error = e;
+  }
+  over = true;
+  req.off("close", onClose);
+  if (controller.signal.aborted || res.stream.destroyed) {
+    // Gone: the call is cancelled and the implementation ended (its finally blocks run); nothing left to answer.
+    if (!controller.signal.aborted) controller.abort(resetError(req.stream.rstCode) ?? new DOMException("This operation was aborted", "AbortError"));
+    await output.return?.(undefined).catch(() => {});
+    return;
+  }
+  controller.abort(error ?? CALL_OVER);
+  if (error !== undefined) setErrorStatus(context.responseTrailer, error);
+  if (res.stream.destroyed || res.writableEnded) return;
+  if (!res.headersSent) res.writeHead(200, nodeHeaders(context.responseHeader));
+  res.addTrailers(nodeHeaders(context.responseTrailer));
+  res.end();
+}
+
+/** Resolves when the response can take more, or is gone. */
+function drained(res: Http2ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    if (res.stream.destroyed) return resolve();
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
+
+/** One gRPC message frame: flag 0 (uncompressed), big-endian length, the bytes. */
+function envelope(data: Uint8Array): Buffer {
+  const body = Buffer.allocUnsafe(5 + data.length);
+  body[0] = 0;
+  body.writeUInt32BE(data.length, 1);
+  body.set(data, 5);
+  return body;
+}
+
+/** The trailer status Connect's gRPC handler sets for an error: a ConnectError as it is, anything else INTERNAL. */
+function setErrorStatus(trailer: Headers, error: unknown): void {
+  setTrailerStatus(trailer, error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error));
 }
 
 /** The HandlerContext Connect's gRPC handler would build, minus the deadline timer (calls with a deadline take Connect's path). */
