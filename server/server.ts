@@ -69,7 +69,7 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     createConsoleRoute(loadConsoleFiles(config.consoleDir ?? defaultConsoleDir())),
     createMcpRoute({ app, logger }),
   ];
-  const served = withRequestId(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(handler), { allowedOrigins: corsOrigins(config) })));
+  const served = withRequestId(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(unary.wrap(handler)), { allowedOrigins: corsOrigins(config) })));
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
     listener = await listen(served, { host: config.host, port: config.port, ...(tls !== undefined ? { tls: { ...tls, anonymous: isAnonymousRequest } } : {}) });
