@@ -1,4 +1,4 @@
-// A lean path for unary and server-streaming gRPC over HTTP/2: Connect's own implementations, interceptors and status encoding, without its per-call stream machinery.
+// A lean path for unary gRPC over HTTP/2: Connect's own implementations, interceptors and status encoding, without its per-call stream machinery.
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import {
   Code,
@@ -10,15 +10,7 @@ import {
   type Interceptor,
   type MethodImplSpec,
 } from "@connectrpc/connect";
-import {
-  createAsyncIterable,
-  createMethodSerializationLookup,
-  createMethodUrl,
-  invokeUnaryImplementation,
-  transformInvokeImplementation,
-  type UniversalHandler,
-  validateUniversalHandlerOptions,
-} from "@connectrpc/connect/protocol";
+import { createMethodSerializationLookup, createMethodUrl, invokeUnaryImplementation, type UniversalHandler, validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { contentTypeProto, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
@@ -30,18 +22,18 @@ import type { NodeRequest, NodeResponse, RequestHandler } from "./listener.js";
  * iterables (request body, envelope split, parse, implementation, serialize, join), with two
  * AbortControllers, a linked signal, a DOMException per call for the abort at its end, and web
  * Headers copied in and out. Profiled (bench/README.md), that machinery is most of a no-op
- * call's server CPU. Here a unary or server-streaming call with the common framing (HTTP/2,
- * `application/grpc` or `+proto`, no compression, no deadline, one uncompressed message that
- * parses) is read whole, handed to Connect's own `invokeUnaryImplementation` or
- * `transformInvokeImplementation` with the same interceptors, and answered with Connect's own
- * trailer encoding (`setTrailerStatus`), headers sent once the first message (or the error) is known. Anything else, and any body that is
+ * call's server CPU. Here a unary call with the common framing (HTTP/2, `application/grpc` or
+ * `+proto`, no compression, no deadline, one uncompressed message that parses) is read whole,
+ * handed to Connect's own `invokeUnaryImplementation` with the same interceptors, and answered
+ * with Connect's own trailer encoding (`setTrailerStatus`). Server streams stay on Connect's
+ * path: a lean variant of them measured no better (bench/README.md). Anything else, and any body that is
  * not exactly one such message, goes to Connect's handler for the path, body replayed unchanged:
  * framing errors, decode errors (the decode guard), limits and deadlines keep their exact answers.
  */
 
 /** A unary method as served: its implementation, descriptors and (de)serializers, built once. */
 interface UnaryRoute {
-  spec: Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
+  spec: Extract<MethodImplSpec, { kind: "unary" }>;
   method: DescMethod;
   service: DescService;
   parse: (data: Uint8Array) => unknown;
@@ -64,7 +56,7 @@ export function createGrpcLeanPath(options: GrpcLeanOptions) {
   const addService = (service: DescService, impl: object) => {
     const spec = createServiceImplSpec(service, impl as never);
     for (const m of Object.values(spec.methods)) {
-      if (m.kind !== "unary" && m.kind !== "server_streaming") continue;
+      if (m.kind !== "unary") continue;
       const serialization = createMethodSerializationLookup(m.method, opt.binaryOptions, opt.jsonOptions, opt);
       const i = serialization.getI(true);
       const o = serialization.getO(true);
@@ -108,8 +100,7 @@ export function createGrpcLeanPath(options: GrpcLeanOptions) {
         readBody(req as Http2ServerRequest, envelopeMax, (chunks, size, whole) => {
           const message = whole ? singleMessage(chunks, size, route) : undefined;
           if (message === undefined) replayToConnect(connectHandlers.get(req.url!)!, req, res, chunks);
-          else if (route.spec.kind === "unary") void serveUnary(route, opt.interceptors, req as Http2ServerRequest, res as Http2ServerResponse, message);
-          else void serveStream(route, opt.interceptors, req as Http2ServerRequest, res as Http2ServerResponse, message);
+          else void serveUnary(route, opt.interceptors, req as Http2ServerRequest, res as Http2ServerResponse, message);
         });
       };
     },
@@ -200,7 +191,7 @@ async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], req: H
   let error: unknown;
   let body: Buffer | undefined;
   try {
-    const output = await invokeUnaryImplementation(route.spec as Extract<MethodImplSpec, { kind: "unary" }>, context, input as never, interceptors);
+    const output = await invokeUnaryImplementation(route.spec, context, input as never, interceptors);
     body = envelope(route.serialize(output));
   } catch (e) {
     error = e;
@@ -214,61 +205,6 @@ async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], req: H
   if (body !== undefined) res.write(body);
   res.addTrailers(nodeHeaders(context.responseTrailer));
   res.end();
-}
-
-/**
- * Runs one server-streaming call: Connect's own stream invocation (interceptors see the same
- * stream request), each message enveloped and written as it comes, waiting on the client's
- * flow control like Connect's adapter. A client that goes away aborts the call's signal and
- * ends the implementation's iterator, as Connect's failed write does.
- */
-async function serveStream(route: UnaryRoute, interceptors: Interceptor[], req: Http2ServerRequest, res: Http2ServerResponse, input: unknown): Promise<void> {
-  const controller = new AbortController();
-  let over = false;
-  const onClose = () => {
-    if (!over) controller.abort(resetError(req.stream.rstCode) ?? new DOMException("This operation was aborted", "AbortError"));
-  };
-  req.once("close", onClose);
-  const context = handlerContext(route, req, controller);
-  const output = transformInvokeImplementation(route.spec, context, interceptors)(createAsyncIterable([input as never]))[Symbol.asyncIterator]();
-  let error: unknown;
-  try {
-    for (let r = await output.next(); r.done !== true; r = await output.next()) {
-      if (controller.signal.aborted || res.stream.destroyed) break;
-      if (!res.headersSent) res.writeHead(200, nodeHeaders(context.responseHeader));
-      if (!res.write(envelope(route.serialize(r.value)))) await drained(res);
-    }
-  } catch (e) {
-    error = e;
-  }
-  over = true;
-  req.off("close", onClose);
-  if (controller.signal.aborted || res.stream.destroyed) {
-    // Gone: the call is cancelled and the implementation ended (its finally blocks run); nothing left to answer.
-    if (!controller.signal.aborted) controller.abort(resetError(req.stream.rstCode) ?? new DOMException("This operation was aborted", "AbortError"));
-    await output.return?.(undefined).catch(() => {});
-    return;
-  }
-  controller.abort(error ?? CALL_OVER);
-  if (error !== undefined) setErrorStatus(context.responseTrailer, error);
-  if (res.stream.destroyed || res.writableEnded) return;
-  if (!res.headersSent) res.writeHead(200, nodeHeaders(context.responseHeader));
-  res.addTrailers(nodeHeaders(context.responseTrailer));
-  res.end();
-}
-
-/** Resolves when the response can take more, or is gone. */
-function drained(res: Http2ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    if (res.stream.destroyed) return resolve();
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
-  });
 }
 
 /** One gRPC message frame: flag 0 (uncompressed), big-endian length, the bytes. */
