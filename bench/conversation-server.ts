@@ -12,7 +12,10 @@ import { parseServerConfig } from "../server/config.js";
 import { createLogger } from "../server/log.js";
 import { withCors } from "../server/net/cors.js";
 import { withSpecGrpcMessage } from "../server/net/grpc-message.js";
+import { createGrpcLeanPath } from "../server/net/grpc-lean.js";
 import { listen } from "../server/net/listener.js";
+import { withRequestId } from "../server/net/request-id.js";
+import { guardDecoding } from "../server/rpc/decode-guard.js";
 import { LIMITS } from "../server/rpc/schemas.js";
 
 /** Messages the parent sends. */
@@ -46,7 +49,8 @@ const send = (message: FromConversationServer) => process.send?.(message);
 // From the parent (argv, so this module exports only types and the parent never runs its top level):
 // the sandbox mode, the output cap, and the line the ceiling repeats (the text the bench's command prints).
 // Everything else is `veil serve` with its defaults.
-const [sandbox = "off", outputLimitBytes = "", logLine = ""] = process.argv.slice(2);
+// The fourth, "connect", serves unary gRPC through the adapter alone (no lean path), to compare the two.
+const [sandbox = "off", outputLimitBytes = "", logLine = "", unaryPath = "lean"] = process.argv.slice(2);
 const dir = mkdtempSync(join(tmpdir(), "veil-bench-conv-"));
 // A master key in the environment: the embedded default would write a key file and warn.
 const env = { VEIL_MASTER_KEY: randomBytes(32).toString("base64") };
@@ -62,13 +66,16 @@ try {
   if (token === undefined) throw new Error(`fresh data dir ${dir} did not create an operator token`);
   // Not a Veil RPC: it needs a token (the app's own) and is neither validated nor audited.
   app.rules.set(BenchService.method.stream, { request: null, audit: null, public: false });
+  const unary = createGrpcLeanPath({ interceptors: app.interceptors, readMaxBytes: LIMITS.messageBytes });
   const routes = (router: ConnectRouter) => {
-    app.routes(router);
+    app.routes(unary.record(router));
     router.service(BenchService, benchService(logLine));
+    guardDecoding(router, { readMaxBytes: LIMITS.messageBytes, logger: createLogger(() => {}) });
+    unary.seal(router);
   };
   // The options and wrappers of server/server.ts's startServer, so both RPCs share one transport path.
   const handler = connectNodeAdapter({ routes, interceptors: app.interceptors, readMaxBytes: LIMITS.messageBytes, acceptCompression: [] });
-  const listener = await listen(withCors(withSpecGrpcMessage(handler)), { host: config.host, port: 0 });
+  const listener = await listen(withRequestId(withCors(withSpecGrpcMessage(unaryPath === "connect" ? handler : unary.wrap(handler)))), { host: config.host, port: 0 });
   closeServer = async () => {
     app.serving = false;
     await app.conversations.closeAll();

@@ -18,6 +18,7 @@ const SECTIONS: Record<string, () => Promise<BenchTable | string>> = {
   egress: async () => (await import("./egress.js")).runEgressBench(),
   store: async () => (await import("./store.js")).runStoreBench(),
   scale: async () => (await import("./scale.js")).runScaleBench(),
+  gap: async () => (await import("./gap.js")).runGapBench(),
 };
 
 const USAGE = `usage: npm run bench [-- --only SECTION[,SECTION...]] [--check]

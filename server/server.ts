@@ -10,6 +10,7 @@ import { atLevel, type Logger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { withCors } from "./net/cors.js";
 import { withSpecGrpcMessage } from "./net/grpc-message.js";
+import { createGrpcLeanPath } from "./net/grpc-lean.js";
 import { type HttpRoute, withHttpRoutes } from "./net/http-routes.js";
 import { listen } from "./net/listener.js";
 import { createMcpRoute } from "./mcp/http-route.js";
@@ -51,10 +52,13 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
   const app = await createApp(config, { ...options, logger, metrics: createMetrics({ processMetrics: true }) }).catch((error: unknown) => {
     throw rollback(error);
   });
+  // Unary gRPC over HTTP/2 on a lean path in front of the adapter (server/net/grpc-lean.ts); everything else is the adapter's.
+  const unary = createGrpcLeanPath({ interceptors: app.interceptors, readMaxBytes: LIMITS.messageBytes });
   const handler = connectNodeAdapter({
     routes: (router) => {
-      app.routes(router);
+      app.routes(unary.record(router));
       guardDecoding(router, { readMaxBytes: LIMITS.messageBytes, logger });
+      unary.seal(router);
     },
     interceptors: app.interceptors,
     readMaxBytes: LIMITS.messageBytes,
@@ -68,7 +72,7 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     createConsoleRoute(loadConsoleFiles(config.consoleDir ?? defaultConsoleDir())),
     createMcpRoute({ app, logger }),
   ];
-  const served = withRequestId(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(handler), { allowedOrigins: corsOrigins(config) })));
+  const served = withRequestId(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(unary.wrap(handler)), { allowedOrigins: corsOrigins(config) })));
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
     listener = await listen(served, { host: config.host, port: config.port, ...(tls !== undefined ? { tls: { ...tls, anonymous: isAnonymousRequest } } : {}) });

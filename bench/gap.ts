@@ -1,0 +1,297 @@
+// The framework-gap bench (issue 14): Veil's unary and streaming paths as same-run ratios against bare grpc-js, one independent grpc-js client for all.
+import { fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import { createVeilClient } from "../client/index.js";
+import type { FromConversationServer, ToConversationServer } from "./conversation-server.js";
+import { waitForChildMessage } from "./lib/child-message.js";
+import { type FromGrpcJsServer, loadGapProtos, type ToGrpcJsServer } from "./lib/grpcjs-server.js";
+import { type LoadResult, runInterleaved } from "./lib/load.js";
+import { atLeast, type BenchRow, type BenchTable, formatTable } from "./lib/table.js";
+
+/** Knobs; the defaults are what bench/README.md's tables used. */
+export interface GapBenchOptions {
+  /** Unary: rounds of each phase, alternating (default 5), and their length (default 1 s). */
+  rounds?: number;
+  roundMs?: number;
+  /** Streaming: bytes per run (default 64 MiB) and runs of each kind, alternating (default 4). */
+  streamBytes?: number;
+  streamRounds?: number;
+  progress?: (line: string) => void;
+  /** Run only the unary or only the streaming phases (e.g. to profile one path); default both. */
+  part?: "unary" | "stream";
+  /** Serve unary gRPC through Connect's adapter alone (the code before the lean path), for a before/after pair. */
+  connectOnly?: boolean;
+}
+
+/** The issue's targets. */
+export const GAP_TARGETS = { noop: 0.8, getSecret: 0.6, conversation: 0.9, ceiling: 0.8, dense: 0.9 } as const;
+
+const MiB = 1024 * 1024;
+const CONCURRENCY = 32;
+const CHUNK_BYTES = 64 * 1024;
+const LOG_LINE = "2026-11-25T10:00:00Z INFO request served path=/api/v1/items status=200";
+const OUTPUT_LIMIT_BYTES = 1024 * 1024 * 1024;
+const GET_NAME = "BENCH_GET";
+const DENSE_SECRETS = 100;
+/** One secret every this many bytes of the dense logs. */
+const DENSE_EVERY = 80;
+
+type Child<From> = { pid: number; send(m: unknown): void; waitFor<T extends string>(type: T): Promise<Extract<From, { type: T }>>; close(): Promise<void> };
+
+/** Forks a bench child (tsx loader and --cpu-prof carry over) and waits for its "ready". */
+async function forkChild<From extends { type: string }>(module: string, args: string[]) {
+  const execArgv = process.execArgv.some((a) => a.includes("tsx")) ? process.execArgv : [...process.execArgv, "--import", "tsx"];
+  const child = fork(fileURLToPath(new URL(module, import.meta.url)), args, { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const handle: Child<From> = {
+    pid: child.pid ?? 0,
+    send: (m) => child.send(m as object),
+    waitFor: (type) => waitForChildMessage(child, type as never, module) as never,
+    async close() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      child.send({ type: "close" });
+      await exited;
+    },
+  };
+  const ready = await handle.waitFor("ready").catch((error: unknown) => {
+    child.kill();
+    throw error;
+  });
+  return { handle, ready: ready as Extract<From, { type: "ready" }> };
+}
+
+async function cpuOf(child: Child<{ type: "cpu"; usage: NodeJS.CpuUsage }>): Promise<number> {
+  const reply = child.waitFor("cpu");
+  child.send({ type: "cpu" } satisfies ToGrpcJsServer & ToConversationServer);
+  const { usage } = await reply;
+  return usage.user + usage.system;
+}
+
+type Unary = (method: string, request: unknown) => Promise<unknown>;
+type Streamer = (method: string, request: unknown, onMessage: (m: Record<string, unknown>) => void) => Promise<void>;
+
+/** A grpc-js client of one service at `port`, the bearer token in metadata on every call (grpc-js ignores it). */
+function grpcJs(ctor: grpc.ServiceClientConstructor, port: number, token: string) {
+  const client = new ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 64 * MiB });
+  const md = () => {
+    const m = new grpc.Metadata();
+    m.set("authorization", `Bearer ${token}`);
+    return m;
+  };
+  const raw = client as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const unary: Unary = (method, request) =>
+    new Promise((resolve, reject) => raw[method]!.call(client, request, md(), (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))));
+  const stream: Streamer = (method, request, onMessage) =>
+    new Promise((resolve, reject) => {
+      const call = raw[method]!.call(client, request, md()) as grpc.ClientReadableStream<Record<string, unknown>>;
+      call.on("data", onMessage);
+      call.on("error", reject);
+      call.on("end", () => resolve());
+    });
+  return { unary, stream, close: () => client.close() };
+}
+
+/** Log lines of ~80 bytes each holding one of `secrets` (or, for the clean twin, a same-length non-secret). */
+function denseLogs(secrets: readonly string[], size: number, clean: boolean): Buffer {
+  const lines: string[] = [];
+  let length = 0;
+  for (let i = 0; length < size; i++) {
+    const s = secrets[i % secrets.length]!;
+    const value = clean ? "z".repeat(s.length) : s;
+    const head = `2026-11-25T10:00:${String(i % 60).padStart(2, "0")}Z INFO auth ok key=`;
+    const line = `${head}${value} n=${i}`.padEnd(DENSE_EVERY - 1, ".");
+    lines.push(line);
+    length += line.length + 1;
+  }
+  return Buffer.from(`${lines.join("\n")}\n`).subarray(0, size);
+}
+
+/** Runs the section and returns its table. */
+export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchTable> {
+  const rounds = options.rounds ?? 5;
+  const roundMs = options.roundMs ?? 1000;
+  const streamBytes = options.streamBytes ?? 64 * MiB;
+  const streamRounds = options.streamRounds ?? 4;
+  const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const started = performance.now();
+  const scratch = mkdtempSync(join(tmpdir(), "veil-bench-gap-"));
+  const children: Child<never>[] = [];
+  try {
+    const ref = await forkChild<FromGrpcJsServer>("./lib/grpcjs-server.ts", [LOG_LINE]);
+    children.push(ref.handle as Child<never>);
+    const veil = await forkChild<FromConversationServer>("./conversation-server.ts", ["off", String(OUTPUT_LIMIT_BYTES), LOG_LINE, options.connectOnly === true ? "connect" : "lean"]);
+    children.push(veil.handle as Child<never>);
+    const token = veil.ready.token;
+    const veilPort = Number(new URL(veil.ready.url).port);
+    progress(`gap: servers up: grpc-js in pid ${ref.handle.pid}, Veil in pid ${veil.handle.pid}`);
+
+    const dense = Array.from({ length: DENSE_SECRETS }, (_, i) => `sk-${i}-${randomBytes(14).toString("hex")}`);
+    const names = dense.map((_, i) => `DENSE_${i}`);
+    const typed = await createVeilClient({ baseUrl: veil.ready.url, token, protocol: "grpc" });
+    await typed.secrets.setSecrets({ secrets: [{ name: GET_NAME, text: `v-${randomBytes(16).toString("hex")}` }, ...dense.map((text, i) => ({ name: names[i]!, text }))] });
+    const fileBytes = 4 * MiB;
+    // Commands run as the server's unprivileged user: the files must be readable by it.
+    chmodSync(scratch, 0o755);
+    writeFileSync(join(scratch, "dense.log"), denseLogs(dense, fileBytes, false), { mode: 0o644 });
+    writeFileSync(join(scratch, "clean.log"), denseLogs(dense, fileBytes, true), { mode: 0o644 });
+
+    const protos = loadGapProtos();
+    const refHealth = grpcJs(protos.grpc.health.v1.Health, ref.ready.port, token);
+    const veilHealth = grpcJs(protos.grpc.health.v1.Health, veilPort, token);
+    const secrets = grpcJs(protos.veil.v1.SecretService!, veilPort, token);
+    const refBench = grpcJs(protos.veil.bench.v1.BenchService, ref.ready.port, token);
+    const veilBench = grpcJs(protos.veil.bench.v1.BenchService, veilPort, token);
+    const conv = grpcJs(protos.veil.v1.ConversationService!, veilPort, token);
+
+    progress(`gap: unary, ${CONCURRENCY} in flight, ${rounds} rounds of ${roundMs} ms each, alternating ...`);
+    const cpu: Record<string, { server: number; client: number; calls: number }> = {};
+    const serverOf = (name: string) => (name.startsWith("grpc-js") ? ref.handle : veil.handle) as Child<never>;
+    const skip = { op: async () => {}, concurrency: 1 };
+    const unaryOnly = options.part === "stream" ? skip : undefined;
+    const unary = await runInterleaved(
+      {
+        "grpc-js no-op": unaryOnly ?? { op: () => refHealth.unary("Check", {}) },
+        "Veil no-op": unaryOnly ?? { op: () => veilHealth.unary("Check", {}) },
+        "Veil GetSecret": unaryOnly ?? { op: () => secrets.unary("GetSecret", { name: GET_NAME }) },
+      },
+      {
+        concurrency: CONCURRENCY,
+        rounds,
+        roundMs,
+        warmupMs: 1000,
+        around: async (name, run) => {
+          const s0 = await cpuOf(serverOf(name));
+          const c0 = process.cpuUsage();
+          const result = await run();
+          const c = process.cpuUsage(c0);
+          const s = (await cpuOf(serverOf(name))) - s0;
+          cpu[name] ??= { server: 0, client: 0, calls: 0 };
+          const sum = cpu[name];
+          sum.server += s;
+          sum.client += c.user + c.system;
+          sum.calls += result.requests;
+          return result;
+        },
+      },
+    );
+
+    progress(`gap: streaming, ${streamBytes / MiB} MiB per run, ${streamRounds} runs of each kind, alternating ...`);
+    const outputBytes = (m: Record<string, unknown>) => {
+      // BenchService wraps the event (StreamResponse.event); StartConversation sends it bare (`event` is then the oneof's case name).
+      const event = typeof m.event === "object" && m.event !== null ? (m.event as Record<string, unknown>) : m;
+      const out = event.output as { data?: Buffer } | undefined;
+      return out?.data?.length ?? 0;
+    };
+    const benchRun = (client: typeof refBench) => async (total: number) => {
+      let bytes = 0;
+      await client.stream("Stream", { total_bytes: String(total), chunk_bytes: CHUNK_BYTES }, (m) => {
+        bytes += outputBytes(m);
+      });
+      if (bytes !== total) throw new Error(`stream sent ${bytes} of ${total} bytes`);
+      return total;
+    };
+    const convRun = (command: (total: number) => string, declare: readonly string[], exact: boolean) => async (total: number) => {
+      let bytes = 0;
+      let head = "";
+      let exited: { exit_code?: number; truncated?: boolean } | undefined;
+      await conv.stream("StartConversation", { secrets: declare, commands: [command(total)], end_when_done: true }, (m) => {
+        bytes += outputBytes(m);
+        if (head.length < 300 && outputBytes(m) > 0) head += String((m.output as { data: Buffer }).data).slice(0, 300);
+        if (m.command_exited !== undefined) exited = m.command_exited as typeof exited;
+      });
+      // Masked output is shorter or longer than what was printed; the rate counts what the command printed.
+      if (exited === undefined || (exited.exit_code ?? 0) !== 0 || exited.truncated === true || (exact && bytes !== total)) {
+        throw new Error(`conversation streamed ${bytes} of ${total} bytes (exit ${exited?.exit_code}, truncated ${exited?.truncated}): ${head}`);
+      }
+      return total;
+    };
+    const cats = (file: string) => (total: number) => `set -o pipefail; for i in $(seq ${Math.ceil(total / fileBytes)}); do cat '${join(scratch, file)}'; done | head -c ${total}`;
+    const streams = await alternateRuns(
+      {
+        "grpc-js stream": benchRun(refBench),
+        "Veil stream from memory": benchRun(veilBench),
+        "Veil conversation": convRun((total) => `yes '${LOG_LINE}' | head -c ${total}`, [names[0]!], true),
+        "conversation, clean logs": convRun(cats("clean.log"), names, true),
+        "conversation, secret-dense logs": convRun(cats("dense.log"), names, false),
+      },
+      streamBytes,
+      options.part === "unary" ? 0 : streamRounds,
+      async (name) => cpuOf(name.startsWith("grpc-js") ? (ref.handle as Child<never>) : (veil.handle as Child<never>)),
+    );
+    for (const c of [refHealth, veilHealth, secrets, refBench, veilBench, conv]) c.close();
+
+    const r = (a: LoadResult, b: LoadResult) => a.perSecond / b.perSecond;
+    const s = (a: string, b: string) => streams[a]!.mbPerSec / streams[b]!.mbPerSec;
+    const noop = r(unary["Veil no-op"], unary["grpc-js no-op"]);
+    const get = r(unary["Veil GetSecret"], unary["grpc-js no-op"]);
+    const ceiling = s("Veil stream from memory", "grpc-js stream");
+    const conversation = s("Veil conversation", "Veil stream from memory");
+    const denseRatio = s("conversation, secret-dense logs", "conversation, clean logs");
+    const u = (name: keyof typeof unary) => ({ perSecond: unary[name].perSecond, p50Ms: unary[name].p50Ms, p99Ms: unary[name].p99Ms });
+    const rows: BenchRow[] = [
+      { what: "grpc-js no-op server, Health/Check: the reference", ...u("grpc-js no-op"), ratio: 1 },
+      { what: "Veil no-op (Health/Check)", ...u("Veil no-op"), ratio: noop, ...atLeast(noop, GAP_TARGETS.noop, `>= ${GAP_TARGETS.noop} of grpc-js`) },
+      { what: "Veil GetSecret", ...u("Veil GetSecret"), ratio: get, ...atLeast(get, GAP_TARGETS.getSecret, `>= ${GAP_TARGETS.getSecret} of grpc-js`) },
+      { what: `grpc-js stream of ${streamBytes / MiB} MiB from memory, 64 KiB chunks [MB/s]`, perSecond: streams["grpc-js stream"]!.mbPerSec, ratio: 1 },
+      { what: "Veil stream from memory (the ceiling) [MB/s]", perSecond: streams["Veil stream from memory"]!.mbPerSec, ratio: ceiling, ...atLeast(ceiling, GAP_TARGETS.ceiling, `>= ${GAP_TARGETS.ceiling} of grpc-js`) },
+      { what: "Veil conversation, yes | head, 1 secret masked [MB/s]", perSecond: streams["Veil conversation"]!.mbPerSec, ratio: conversation, ...atLeast(conversation, GAP_TARGETS.conversation, `>= ${GAP_TARGETS.conversation} of ceiling`) },
+      { what: `conversation, logs without secrets, ${DENSE_SECRETS} declared [MB/s]`, perSecond: streams["conversation, clean logs"]!.mbPerSec, ratio: 1 },
+      { what: `conversation, one of ${DENSE_SECRETS} secrets every ~${DENSE_EVERY} bytes [MB/s]`, perSecond: streams["conversation, secret-dense logs"]!.mbPerSec, ratio: denseRatio, ...atLeast(denseRatio, GAP_TARGETS.dense, `>= ${GAP_TARGETS.dense} of clean`) },
+    ];
+    const perCall = Object.entries(cpu).map(([name, c]) => `${name} ${Math.round(c.server / c.calls)} + ${Math.round(c.client / c.calls)}`);
+    return {
+      title: "Framework gap: Veil vs bare grpc-js, one grpc-js client",
+      rows,
+      notes: [
+        `One independent @grpc/grpc-js client (proto-loader, no generated code) for every row, one HTTP/2 connection per server; servers in child processes: bare grpc-js (\`bench/lib/grpcjs-server.ts\`) and Veil (\`bench/conversation-server.ts\`: the app's routes, interceptors and listener plus BenchService), sandbox off.`,
+        `Unary: ${CONCURRENCY} in flight, ${rounds} alternating rounds of ${roundMs} ms after 1 s warm-up each. CPU µs per call, server + client: ${perCall.join(", ")}.`,
+        `Streaming: ${streamRounds} runs of ${streamBytes / MiB} MiB per kind, alternating (order reversed every other round); per run MB/s: ${Object.entries(streams).map(([k, v]) => `${k} ${v.runs.map((x) => x.toFixed(0)).join(", ")}`).join("; ")}. Server CPU µs per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.serverUsPerMiB}`).join(", ")}.`,
+        `Dense pair: the same ${DENSE_SECRETS} secrets declared in both, \`cat\` of a ${fileBytes / MiB} MiB file of ${DENSE_EVERY}-byte log lines, one secret value in every line vs the same lines with a same-length non-secret; rate = bytes printed / time.`,
+        `Load average at the end: ${(await import("node:os")).loadavg().map((l) => l.toFixed(1)).join(", ")} (ratios only: rounds alternate so load hits every phase alike). The section took ${Math.round((performance.now() - started) / 1000)} s.`,
+      ],
+    };
+  } finally {
+    await Promise.all(children.map((c) => c.close()));
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Alternates the kinds run by run and sums each kind's bytes, time and server CPU. */
+async function alternateRuns(kinds: Record<string, (total: number) => Promise<number>>, total: number, rounds: number, serverCpu: (name: string) => Promise<number>) {
+  const names = Object.keys(kinds);
+  const sums = new Map(names.map((k) => [k, { bytes: 0, ms: 0, cpu: 0, runs: [] as number[] }]));
+  if (rounds === 0) return Object.fromEntries(names.map((k) => [k, { mbPerSec: Number.NaN, runs: [] as number[], serverUsPerMiB: 0 }]));
+  for (const name of names) await kinds[name]!(Math.min(total, 16 * MiB));
+  for (let r = 0; r < rounds; r++) {
+    for (const name of r % 2 === 0 ? names : [...names].reverse()) {
+      const c0 = await serverCpu(name);
+      const t0 = performance.now();
+      const bytes = await kinds[name]!(total);
+      const ms = performance.now() - t0;
+      const sum = sums.get(name)!;
+      sum.cpu += (await serverCpu(name)) - c0;
+      sum.bytes += bytes;
+      sum.ms += ms;
+      sum.runs.push(bytes / 1e6 / (ms / 1000));
+    }
+  }
+  return Object.fromEntries(
+    names.map((k) => {
+      const s = sums.get(k)!;
+      return [k, { mbPerSec: s.bytes / 1e6 / (s.ms / 1000), runs: s.runs, serverUsPerMiB: Math.round(s.cpu / (s.bytes / MiB)) }];
+    }),
+  );
+}
+
+// Run directly: print this section's table alone.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const quick = process.argv.includes("--quick");
+  const part = process.argv.includes("--unary") ? "unary" : process.argv.includes("--stream") ? "stream" : undefined;
+  const sizes = quick ? { rounds: 3, roundMs: 700, streamBytes: 32 * MiB, streamRounds: 2 } : {};
+  console.log(formatTable(await runGapBench({ ...sizes, ...(part !== undefined ? { part } : {}), connectOnly: process.argv.includes("--connect-only") })));
+}

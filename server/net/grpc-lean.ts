@@ -1,0 +1,281 @@
+// A lean path for unary gRPC over HTTP/2: Connect's own implementations, interceptors and status encoding, without its per-call stream machinery.
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createContextValues,
+  createServiceImplSpec,
+  type HandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+} from "@connectrpc/connect";
+import { createMethodSerializationLookup, createMethodUrl, invokeUnaryImplementation, type UniversalHandler, validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
+import { contentTypeProto, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { NodeRequest, NodeResponse, RequestHandler } from "./listener.js";
+
+/**
+ * Why this exists: Connect serves every gRPC call, unary ones too, as a pipeline of async
+ * iterables (request body, envelope split, parse, implementation, serialize, join), with two
+ * AbortControllers, a linked signal, a DOMException per call for the abort at its end, and web
+ * Headers copied in and out. Profiled (bench/README.md), that machinery is most of a no-op
+ * call's server CPU. Here a unary call with the common framing (HTTP/2, `application/grpc` or
+ * `+proto`, no compression, no deadline, one uncompressed message that parses) is read whole,
+ * handed to Connect's own `invokeUnaryImplementation` with the same interceptors, and answered
+ * with Connect's own trailer encoding (`setTrailerStatus`). Server streams stay on Connect's
+ * path: a lean variant of them measured no better (bench/README.md). Anything else, and any body that is
+ * not exactly one such message, goes to Connect's handler for the path, body replayed unchanged:
+ * framing errors, decode errors (the decode guard), limits and deadlines keep their exact answers.
+ */
+
+/** A unary method as served: its implementation, descriptors and (de)serializers, built once. */
+interface UnaryRoute {
+  spec: Extract<MethodImplSpec, { kind: "unary" }>;
+  method: DescMethod;
+  service: DescService;
+  parse: (data: Uint8Array) => unknown;
+  serialize: (message: unknown) => Uint8Array;
+}
+
+/** Options: the adapter's interceptors and read limit, so both paths enforce the same. */
+export interface GrpcLeanOptions {
+  interceptors: Interceptor[];
+  readMaxBytes: number;
+}
+
+/** Builds the lean path; `record` wraps the router the routes register on, `seal` takes the final handlers, `wrap` puts it in front of the adapter. */
+export function createGrpcLeanPath(options: GrpcLeanOptions) {
+  const opt = validateUniversalHandlerOptions({ interceptors: options.interceptors, readMaxBytes: options.readMaxBytes, acceptCompression: [] });
+  const routes = new Map<string, UnaryRoute>();
+  const connectHandlers = new Map<string, UniversalHandler>();
+  const envelopeMax = opt.readMaxBytes + 5;
+
+  const addService = (service: DescService, impl: object) => {
+    const spec = createServiceImplSpec(service, impl as never);
+    for (const m of Object.values(spec.methods)) {
+      if (m.kind !== "unary") continue;
+      const serialization = createMethodSerializationLookup(m.method, opt.binaryOptions, opt.jsonOptions, opt);
+      const i = serialization.getI(true);
+      const o = serialization.getO(true);
+      routes.set(createMethodUrl("/", m.method), { spec: m, method: m.method, service, parse: (d) => i.parse(d), serialize: (x) => o.serialize(x as never) });
+    }
+  };
+
+  return {
+    /** A router that registers on `router` and remembers each service's implementation. */
+    record(router: ConnectRouter): ConnectRouter {
+      const recording: ConnectRouter = {
+        get handlers() {
+          return router.handlers;
+        },
+        service(service, impl, serviceOptions) {
+          // Service-level options (other interceptors, protocols off) would change what the lean path must do: not taken.
+          if (serviceOptions === undefined) addService(service, impl);
+          router.service(service, impl, serviceOptions);
+          return recording;
+        },
+        rpc(method, impl, rpcOptions) {
+          router.rpc(method, impl, rpcOptions);
+          return recording;
+        },
+      };
+      return recording;
+    },
+    /** Takes Connect's handlers as finally registered (decode guard in front), for the fallback. */
+    seal(router: ConnectRouter): void {
+      for (const h of router.handlers) connectHandlers.set(h.requestPath, h);
+      for (const path of routes.keys()) if (!connectHandlers.has(path)) routes.delete(path);
+    },
+    /** Serves eligible calls on the lean path and hands every other request to `handler` (the Connect adapter). */
+    wrap(handler: RequestHandler): RequestHandler {
+      return (req, res) => {
+        const route = req.httpVersionMajor === 2 && req.method === "POST" ? routes.get(req.url ?? "") : undefined;
+        if (route === undefined || !eligible(req.headers)) {
+          handler(req, res);
+          return;
+        }
+        readBody(req as Http2ServerRequest, envelopeMax, (chunks, size, whole) => {
+          const message = whole ? singleMessage(chunks, size, route) : undefined;
+          if (message === undefined) replayToConnect(connectHandlers.get(req.url!)!, req, res, chunks);
+          else void serveUnary(route, opt.interceptors, req as Http2ServerRequest, res as Http2ServerResponse, message);
+        });
+      };
+    },
+  };
+}
+
+/** The framing the lean path serves; everything else is Connect's to answer. */
+function eligible(headers: IncomingHttpHeaders): boolean {
+  const type = headers["content-type"];
+  if (type === undefined) return false;
+  const ct = type.length === 16 || type.length === 22 ? type.toLowerCase() : "";
+  if (ct !== "application/grpc" && ct !== "application/grpc+proto") return false;
+  const encoding = headers["grpc-encoding"];
+  return headers["grpc-timeout"] === undefined && (encoding === undefined || encoding === "identity");
+}
+
+/** Reads the body up to `max` bytes; `whole` is false when it was larger (the rest is left unread for Connect). */
+function readBody(req: Http2ServerRequest, max: number, done: (chunks: Buffer[], size: number, whole: boolean) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const onData = (chunk: Buffer) => {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size > max) {
+      cleanup();
+      req.pause();
+      done(chunks, size, false);
+    }
+  };
+  const onEnd = () => {
+    cleanup();
+    done(chunks, size, true);
+  };
+  // A reset or a dropped connection before the end: nothing to answer.
+  const onClose = () => cleanup();
+  const cleanup = () => {
+    req.off("data", onData);
+    req.off("end", onEnd);
+    req.off("close", onClose);
+  };
+  req.on("data", onData);
+  req.once("end", onEnd);
+  req.once("close", onClose);
+}
+
+/** The request message when the body is exactly one uncompressed envelope that parses; else undefined. */
+function singleMessage(chunks: Buffer[], size: number, route: UnaryRoute): unknown {
+  if (size < 5) return undefined;
+  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  if (body[0] !== 0 || body.readUInt32BE(1) !== size - 5) return undefined;
+  try {
+    return route.parse(body.subarray(5));
+  } catch {
+    // Connect (behind the decode guard) gives the exact INVALID_ARGUMENT or limit error.
+    return undefined;
+  }
+}
+
+/** Connect's own handler for the path, as the adapter would call it, with the bytes already read put back in front. */
+function replayToConnect(uHandler: UniversalHandler, req: NodeRequest, res: NodeResponse, chunks: Buffer[]): void {
+  const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+  uHandler({ ...uReq, body: replayed(chunks, req) })
+    .then((uRes) => universalResponseToNodeResponse(uRes, res))
+    .catch((reason: unknown) => {
+      if (ConnectError.from(reason).code === Code.Aborted) return;
+      console.error(`handler for rpc ${uHandler.method.name} of ${uHandler.service.typeName} failed`, reason);
+    });
+}
+
+async function* replayed(chunks: Buffer[], req: NodeRequest): AsyncGenerator<Uint8Array> {
+  yield* chunks;
+  if (!req.readableEnded) for await (const chunk of req) yield chunk as Buffer;
+}
+
+/** Shared by every call: the reason the signal carries once a call is over (Connect makes a new DOMException each time). */
+const CALL_OVER = new DOMException("This operation was aborted", "AbortError");
+
+/** Runs one unary call through the interceptors and implementation and writes the gRPC answer. */
+async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], req: Http2ServerRequest, res: Http2ServerResponse, input: unknown): Promise<void> {
+  const controller = new AbortController();
+  let over = false;
+  // A client that resets the stream cancels the call, as Connect's adapter signals it.
+  const onClose = () => {
+    if (!over) controller.abort(resetError(req.stream.rstCode));
+  };
+  req.once("close", onClose);
+  const context = handlerContext(route, req, controller);
+  let error: unknown;
+  let body: Buffer | undefined;
+  try {
+    const output = await invokeUnaryImplementation(route.spec, context, input as never, interceptors);
+    body = envelope(route.serialize(output));
+  } catch (e) {
+    error = e;
+  }
+  over = true;
+  req.off("close", onClose);
+  controller.abort(error ?? CALL_OVER);
+  if (error !== undefined) setErrorStatus(context.responseTrailer, error);
+  if (res.stream.destroyed || res.writableEnded) return;
+  res.writeHead(200, nodeHeaders(context.responseHeader));
+  if (body !== undefined) res.write(body);
+  res.addTrailers(nodeHeaders(context.responseTrailer));
+  res.end();
+}
+
+/** One gRPC message frame: flag 0 (uncompressed), big-endian length, the bytes. */
+function envelope(data: Uint8Array): Buffer {
+  const body = Buffer.allocUnsafe(5 + data.length);
+  body[0] = 0;
+  body.writeUInt32BE(data.length, 1);
+  body.set(data, 5);
+  return body;
+}
+
+/** The trailer status Connect's gRPC handler sets for an error: a ConnectError as it is, anything else INTERNAL. */
+function setErrorStatus(trailer: Headers, error: unknown): void {
+  setTrailerStatus(trailer, error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error));
+}
+
+/** The HandlerContext Connect's gRPC handler would build, minus the deadline timer (calls with a deadline take Connect's path). */
+function handlerContext(route: UnaryRoute, req: Http2ServerRequest, controller: AbortController): HandlerContext {
+  // As Connect's adapter converts them (nodeHeaderToWebHeader): pseudo-headers left out, x-request-id as withRequestId set it.
+  const requestHeader = new Headers();
+  const headers = req.headers;
+  for (const key in headers) {
+    if (key.charCodeAt(0) === 58 /* ":" */) continue;
+    const value = headers[key];
+    if (typeof value === "string") requestHeader.append(key, value);
+    else if (Array.isArray(value)) for (const v of value) requestHeader.append(key, v);
+    else if (typeof value === "number") requestHeader.append(key, String(value));
+  }
+  const secure = "encrypted" in req.socket && (req.socket as { encrypted?: boolean }).encrypted === true;
+  return {
+    method: route.method,
+    service: route.service,
+    requestMethod: "POST",
+    protocolName: "grpc",
+    url: `${secure ? "https" : "http"}://${req.authority}${req.url}`,
+    signal: controller.signal,
+    timeoutMs: () => undefined,
+    requestHeader,
+    responseHeader: new Headers({ "content-type": contentTypeProto }),
+    responseTrailer: new Headers({ "grpc-status": "0" }),
+    values: createContextValues(),
+  };
+}
+
+/** Web headers as Node's outgoing headers (repeated names as arrays), as Connect's adapter writes them. */
+function nodeHeaders(headers: Headers): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = Object.create(null);
+  headers.forEach((value, key) => {
+    const existing = out[key];
+    out[key] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [String(existing), value];
+  });
+  return out;
+}
+
+/** The error Connect's adapter aborts a call with when its HTTP/2 stream was reset; undefined for a plain close. */
+function resetError(rstCode: number): ConnectError | undefined {
+  const name = RESET_CODES[rstCode];
+  return name === undefined ? undefined : new ConnectError(`http/2 stream closed with error code ${name[0]} (0x${rstCode.toString(16)})`, name[1]);
+}
+
+const RESET_CODES: Record<number, [string, Code]> = {
+  1: ["PROTOCOL_ERROR", Code.Internal],
+  2: ["INTERNAL_ERROR", Code.Internal],
+  3: ["FLOW_CONTROL_ERROR", Code.Internal],
+  4: ["SETTINGS_TIMEOUT", Code.Internal],
+  6: ["FRAME_SIZE_ERROR", Code.Internal],
+  7: ["REFUSED_STREAM", Code.Unavailable],
+  8: ["CANCEL", Code.Canceled],
+  9: ["COMPRESSION_ERROR", Code.Internal],
+  10: ["CONNECT_ERROR", Code.Internal],
+  11: ["ENHANCE_YOUR_CALM", Code.ResourceExhausted],
+  12: ["INADEQUATE_SECURITY", Code.PermissionDenied],
+  13: ["HTTP_1_1_REQUIRED", Code.PermissionDenied],
+};
