@@ -8,23 +8,10 @@ import { VEIL_BIN } from "./support/child-server.js";
 import { type ClusterProcess, spawnEtcdServer } from "./support/cluster.js";
 import { type EtcdCluster, etcdMissing, etcdSkipNote, startEtcd } from "./support/etcd.js";
 import { expectCode } from "./support/expect-code.js";
+import { within } from "./support/within.js";
 import { tempDir } from "./support/temp-dir.js";
 
 const CANARY = "sk-canary-EtcdCluster-5b1c7e";
-
-/** Polls `check` until it stops throwing; resolves to how long that took. */
-async function within(ms: number, check: () => Promise<void>): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      await check();
-      return Date.now() - started;
-    } catch (error) {
-      if (Date.now() - started > ms) throw error;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 describe.skipIf(etcdMissing !== undefined)(`three Veil servers on a 3-member etcd cluster${etcdSkipNote}`, () => {
   let etcd: EtcdCluster;

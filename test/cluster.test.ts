@@ -7,22 +7,9 @@ import { ConfigError, parseServerConfig } from "../server/config.js";
 import { TEST_MASTER_KEY } from "./support/app.js";
 import { type MemoryCluster, startMemoryCluster } from "./support/cluster.js";
 import { expectCode } from "./support/expect-code.js";
+import { within } from "./support/within.js";
 
 const CANARY = "sk-canary-Cluster-7d3e9f01a2b4";
-
-/** Polls `check` until it stops throwing; resolves to how long that took. */
-async function within(ms: number, check: () => Promise<void>): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      await check();
-      return Date.now() - started;
-    } catch (error) {
-      if (Date.now() - started > ms) throw error;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
 
 async function startOn(client: VeilClient, request: Parameters<VeilClient["startConversation"]>[0] = {}) {
   const run = await collect(client.startConversation({ secrets: ["API_KEY"], ...request }));

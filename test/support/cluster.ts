@@ -1,5 +1,5 @@
 // Several real Veil servers in this process, each on its own loopback port, sharing one memory store as servers share etcd.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createVeilClient, type VeilClient } from "../../client/index.js";
 import { parseServerConfig } from "../../server/config.js";
@@ -8,7 +8,7 @@ import { startServer, type VeilServer } from "../../server/server.js";
 import type { KvStore } from "../../server/store/kv.js";
 import { openMemoryStore } from "../../server/store/memory-store.js";
 import { TEST_MASTER_KEY } from "./app.js";
-import { VEIL_BIN } from "./child-server.js";
+import { spawnServe } from "./child-server.js";
 import { tempDir } from "./temp-dir.js";
 
 /** One server of the cluster. */
@@ -96,40 +96,16 @@ export interface ClusterProcess {
 /** Starts `veil serve --store etcd` (id `id`, port 0, its own data dir) on the given etcd endpoints and waits until it listens. */
 export async function spawnEtcdServer(id: string, endpoints: readonly string[], dataDir: string, extraArgs: string[] = []): Promise<ClusterProcess> {
   const args = ["serve", "--port", "0", "--data-dir", dataDir, "--store", "etcd", "--etcd-endpoints", endpoints.join(","), "--server-id", id, ...extraArgs];
-  const proc = spawn(process.execPath, [VEIL_BIN, ...args], {
-    env: { PATH: process.env.PATH ?? "", VEIL_MASTER_KEY: TEST_MASTER_KEY, VEIL_DRAIN_MS: "0" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let err = "";
-  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server ${id} did not start: ${err}`)), 30_000);
-    proc.stdout!.resume();
-    proc.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      const match = /"msg":"listening","url":"([^"]+)"/.exec(err);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    void exited.then((code) => reject(new Error(`server ${id} exited with ${code}: ${err}`)));
-  });
+  const server = await spawnServe(args, {}, { label: id, timeoutMs: 30_000 });
   const tokenFile = `${dataDir}/admin.token`;
   return {
-    proc,
-    url,
+    proc: server.proc,
+    url: server.url,
     id,
     dataDir,
     token: existsSync(tokenFile) ? readFileSync(tokenFile, "utf8").trim() : undefined,
-    stderr: () => err,
-    stop() {
-      proc.kill("SIGTERM");
-      return exited;
-    },
-    async kill9() {
-      proc.kill("SIGKILL");
-      await exited;
-    },
+    stderr: server.stderr,
+    stop: server.stop,
+    kill9: server.kill9,
   };
 }
