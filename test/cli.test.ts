@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildServer, spawnServer, VEIL_BIN } from "./support/child-server.js";
 import { cliFor } from "./support/cli.js";
 import { tempDir } from "./support/temp-dir.js";
+import { within } from "./support/within.js";
 
 const CANARY = "canary-CLI-b81d44e0";
 
@@ -23,8 +24,9 @@ describe("veil CLI", () => {
 
   const veil = cliFor(() => ({ url: server.url, dataDir: dir.path }));
 
-  it("prints the operator token once on first start", () => {
-    expect(server.stdout()).toContain(server.token);
+  it("prints the operator token once on first start", async () => {
+    // stdout and stderr are separate pipes: the token may arrive just after the "listening" line.
+    await within(5000, async () => expect(server.stdout()).toContain(server.token));
   });
 
   it("sets a value from stdin and reads it back; the value never appears in argv", () => {
