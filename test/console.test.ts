@@ -120,8 +120,11 @@ describe("web console: sign-in and secrets", () => {
     const { page } = cp;
     await signIn(page, admin.token);
     await api.tokens.revokeToken({ tokenId: admin.tokenId });
-    await page.getByRole("tab", { name: "Tokens" }).click();
-    await page.getByRole("button", { name: "Sign in" }).waitFor();
+    // The revocation takes effect at once, so a call the page still had in flight may sign it out
+    // before the click lands (the tab is gone then); otherwise the click's call does.
+    const signInShown = page.getByRole("button", { name: "Sign in" }).waitFor();
+    await Promise.race([page.getByRole("tab", { name: "Tokens" }).click({ timeout: 10_000 }).catch(() => {}), signInShown]);
+    await signInShown;
     expect(await page.getByRole("alert").textContent()).toContain("This token is not valid: it is wrong, expired or revoked");
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     cp.errors.splice(0, cp.errors.length, ...cp.errors.filter((e) => !/status of 401/.test(e)));
