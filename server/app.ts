@@ -22,7 +22,7 @@ import { createGateway, type Gateway } from "./egress/gateway.js";
 import type { GatewayIdentity } from "./egress/identity.js";
 import { createBarrier } from "./crypto/barrier.js";
 import { Keyring } from "./crypto/keyring.js";
-import { VeilError } from "./domain/errors.js";
+import { VeilError } from "./errors.js";
 import { createTokens, type Tokens } from "./domain/tokens.js";
 import { createVault, type Vault } from "./domain/vault.js";
 import type { Logger } from "./log.js";
@@ -42,7 +42,7 @@ import { type MethodRule, RPC_RULES } from "./rpc/rules.js";
 import { createValidationInterceptor } from "./rpc/validate.js";
 import { createRoutes } from "./routes.js";
 import type { KvStore } from "./store/kv.js";
-import { checkLayout } from "./store/layout.js";
+import { checkLayout } from "./layout.js";
 import { openConfiguredStore, requireSharedMasterKey } from "./store-config.js";
 
 /** A running Veil core, transport-free: what tests wrap in a router transport or a real server. */

@@ -1,7 +1,7 @@
 // The data dir's life cycle: one server at a time (LevelDB's lock, and a pid file saying whose), and undoing a failed first start.
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { VeilError } from "./domain/errors.js";
+import { VeilError } from "./errors.js";
 import type { KvStore } from "./store/kv.js";
 import { type LevelStoreOptions, openLevelStore } from "./store/level-store.js";
 

@@ -3,7 +3,7 @@ import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ConfigError } from "./config.js";
 import { holderPid } from "./data-dir.js";
-import { checkLayout } from "./store/layout.js";
+import { checkLayout } from "./layout.js";
 import { createAudit } from "./domain/audit.js";
 import { Keyring } from "./crypto/keyring.js";
 import { DEFAULT_TENANT } from "./domain/principal.js";

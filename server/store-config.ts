@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { ConfigError, type EtcdConfig, type ServerConfig } from "./config.js";
 import { openDataDirStore, releasePidFile } from "./data-dir.js";
-import { VeilError } from "./domain/errors.js";
+import { VeilError } from "./errors.js";
 import type { KvStore } from "./store/kv.js";
 import { openEtcdStore } from "./store/etcd-store.js";
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect, createVeilClient, type VeilClient } from "../client/index.js";
 import { nodeTransport } from "../client/node-transport.js";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../gen/grpc/health/v1/health_pb.js";
-import { VeilError } from "../server/domain/errors.js";
+import { VeilError } from "../server/errors.js";
 import { createLogger } from "../server/log.js";
 import { toConnectError } from "../server/rpc/errors.js";
 import { storeError } from "../server/store/level-store.js";

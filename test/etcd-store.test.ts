@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createVeilClient } from "../client/index.js";
 import { restoreBackup } from "../server/backup/restore.js";
 import { ConfigError, parseServerConfig } from "../server/config.js";
-import { VeilError } from "../server/domain/errors.js";
+import { VeilError } from "../server/errors.js";
 import { createLogger } from "../server/log.js";
 import { startServer, type VeilServer } from "../server/server.js";
 import { openEtcdStore } from "../server/store/etcd-store.js";

@@ -1,7 +1,7 @@
 // The keyring: generations wrapped by the master key, per-tenant derivation, wrong-key refusal.
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { VeilError } from "../server/domain/errors.js";
+import { VeilError } from "../server/errors.js";
 import { Keyring } from "../server/crypto/keyring.js";
 import type { KvStore } from "../server/store/kv.js";
 import { openLevelStore } from "../server/store/level-store.js";

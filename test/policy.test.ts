@@ -1,7 +1,7 @@
 // The access policy, tested directly: every role against every action, the decisions, codes and messages callers depend on.
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { VeilError } from "../server/domain/errors.js";
+import { VeilError } from "../server/errors.js";
 import { type Action, authorize, type Decision, decide, type PolicyRecords } from "../server/domain/policy.js";
 import type { Principal } from "../server/domain/principal.js";
 import type { SecretRecord } from "../server/domain/secret-records.js";

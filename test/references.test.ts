@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { collect, createVeilClient, Role, type VeilClient } from "../client/index.js";
 import type { StartConversationRequestSchema } from "../gen/veil/v1/conversation_pb.js";
-import { VeilError } from "../server/domain/errors.js";
+import { VeilError } from "../server/errors.js";
 import { detectSandbox } from "../server/domain/executor.js";
 import { writeWorkspaceFiles } from "../server/domain/workspace-files.js";
 import { startTestServer, type TestServer } from "./support/server.js";

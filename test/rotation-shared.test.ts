@@ -7,7 +7,7 @@ import { blobGeneration } from "../server/crypto/blob.js";
 import { Keyring } from "../server/crypto/keyring.js";
 import { createSealer } from "../server/crypto/sealed-tokens.js";
 import { createRotation, ROTATION_LOCK } from "../server/crypto/rotation.js";
-import { VeilError } from "../server/domain/errors.js";
+import { VeilError } from "../server/errors.js";
 import type { Principal } from "../server/domain/principal.js";
 
 import { createSettings } from "../server/domain/settings.js";

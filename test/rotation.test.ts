@@ -2,7 +2,7 @@
 import { VALUE_RANGE, apiKeyKey, valueKey } from "../server/crypto/sealed-paths.js";
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { VeilError } from "../server/domain/errors.js";
+import { VeilError } from "../server/errors.js";
 import { type Barrier, createBarrier, SEALED_FAMILIES, type SealedFamily } from "../server/crypto/barrier.js";
 import { Keyring } from "../server/crypto/keyring.js";
 import type { Principal } from "../server/domain/principal.js";

@@ -2,7 +2,7 @@
 import { valueAad } from "../server/crypto/sealed-paths.js";
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { VeilError } from "../server/domain/errors.js";
+import { VeilError } from "../server/errors.js";
 import { blobGeneration, openBlob, sealBlob } from "../server/crypto/blob.js";
 
 const key = randomBytes(32);

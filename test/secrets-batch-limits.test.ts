@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAudit } from "../server/domain/audit.js";
-import { VeilError } from "../server/domain/errors.js";
+import { VeilError } from "../server/errors.js";
 import { createBarrier } from "../server/crypto/barrier.js";
 import { Keyring } from "../server/crypto/keyring.js";
 import type { Principal } from "../server/domain/principal.js";

@@ -1,6 +1,6 @@
 // Parsing and rendering of secret references and template expressions: what users write in env values, files and `veil inject` templates.
 import { describe, expect, it } from "vitest";
-import { VeilError } from "../server/domain/errors.js";
+import { VeilError } from "../server/errors.js";
 import { parseEnvValue, parseTemplate, referencedNames, renderTemplate, type TemplateValue } from "../server/domain/templates.js";
 
 const values: Record<string, TemplateValue> = {

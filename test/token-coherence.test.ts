@@ -1,6 +1,6 @@
 // Token records cached per server stay coherent through the store's watch: dropped on change, read through while the watch is down.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { VeilError } from "../server/domain/errors.js";
+import { VeilError } from "../server/errors.js";
 import { createTokens } from "../server/domain/tokens.js";
 import type { KvStore, KvWatchHandlers } from "../server/store/kv.js";
 import { openMemoryStore } from "../server/store/memory-store.js";

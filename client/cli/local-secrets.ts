@@ -1,7 +1,7 @@
 // Secrets read by the CLI itself (`run --local`, `inject`): each named one fetched with GetSecret, refusals naming it.
 import { ConnectError } from "@connectrpc/connect";
 import type { SecretValue } from "../../server/domain/secret-records.js";
-import { VeilError } from "../../server/domain/errors.js";
+import { VeilError } from "../../server/errors.js";
 import { parseEnvValue, referencedNames, renderTemplate, type TemplatePart } from "../../server/domain/templates.js";
 import type { VeilClient } from "../index.js";
 import { CliFailure, codeName, EXIT } from "./io.js";

@@ -1,7 +1,7 @@
 // The backup file format: a header, the store's raw entries, and a SHA-256 checksum over both.
 import { createHash } from "node:crypto";
 import { type FileHandle, open } from "node:fs/promises";
-import { VeilError } from "../domain/errors.js";
+import { VeilError } from "../errors.js";
 import type { KvSnapshot } from "../store/kv.js";
 
 /**

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ConfigError } from "../config.js";
 import type { KvOp } from "../store/kv.js";
-import { assertLayoutSupported } from "../store/layout.js";
+import { assertLayoutSupported } from "../layout.js";
 import { openLevelStore } from "../store/level-store.js";
 import { type BackupHeader, openBackupFile } from "./backup-file.js";
 

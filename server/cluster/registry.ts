@@ -1,5 +1,5 @@
 // The server registry: each live server's id and advertise URL under `srv\0<id>`, kept by an ephemeral key (gone when the server is).
-import { VeilError } from "../domain/errors.js";
+import { VeilError } from "../errors.js";
 import type { KvEphemeral, KvStore } from "../store/kv.js";
 
 /** What a server registers about itself. */

@@ -1,6 +1,6 @@
 // The crypto barrier: the one place stored values are sealed and opened, each bound to its store path.
 import { API_KEY_PREFIX, VALUE_PREFIX, parseValueKey, settingsAad, valueAad } from "./sealed-paths.js";
-import { VeilError } from "../domain/errors.js";
+import { VeilError } from "../errors.js";
 
 import type { KvOp } from "../store/kv.js";
 import { blobGeneration } from "./blob.js";

@@ -1,6 +1,6 @@
 // Sealed blob format: AES-256-GCM ciphertext that names its format and key generation.
 import { createCipheriv, createDecipheriv, randomFillSync } from "node:crypto";
-import { fail } from "../domain/errors.js";
+import { fail } from "../errors.js";
 
 /** Format byte of the current blob layout. */
 const FORMAT_V1 = 1;

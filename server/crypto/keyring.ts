@@ -1,7 +1,7 @@
 // The keyring: key generations wrapped by the master key, per-tenant keys derived from them, kept coherent across servers.
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import { type KvStore, KvConflictError, retryOnConflict, sameBytes } from "../store/kv.js";
-import { fail, VeilError } from "../domain/errors.js";
+import { fail, VeilError } from "../errors.js";
 import { blobGeneration, openBlob, sealBlob } from "./blob.js";
 
 /** Where the keyring lives in the store (watched: another server may change it). */

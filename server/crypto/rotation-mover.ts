@@ -1,5 +1,5 @@
 // Re-sealing for rotation: stale values cut into batches within the store's limits, each moved in one guarded write.
-import { fail, VeilError } from "../domain/errors.js";
+import { fail, VeilError } from "../errors.js";
 import { type KvGuard, type KvLimits, type KvOp, type KvStore, KvConflictError } from "../store/kv.js";
 import type { Barrier, SealedFamily } from "./barrier.js";
 import type { Keyring } from "./keyring.js";

@@ -1,6 +1,6 @@
 // Finding stale blobs for rotation: walks the barrier's sealed families page by page, reading only blob headers.
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { fail } from "../domain/errors.js";
+import { fail } from "../errors.js";
 import type { KvStore } from "../store/kv.js";
 import { familyRange, type SealedFamily } from "./barrier.js";
 import { blobGeneration } from "./blob.js";

@@ -1,6 +1,6 @@
 // Key rotation's controller: adds a keyring generation and re-encrypts every sealed value to it online (rotate, resume, status, idle, retire).
 import { setImmediate as yieldToLoop, setTimeout as sleep } from "node:timers/promises";
-import { fail } from "../domain/errors.js";
+import { fail } from "../errors.js";
 import type { KvStore } from "../store/kv.js";
 import type { Barrier } from "./barrier.js";
 import type { Keyring } from "./keyring.js";

@@ -1,5 +1,5 @@
 // Sealed tokens: opaque `veil:sealed:v1:` strings only this server can open, bound to a tenant and a purpose.
-import { fail } from "../domain/errors.js";
+import { fail } from "../errors.js";
 import { blobGeneration } from "./blob.js";
 import type { Keyring } from "./keyring.js";
 

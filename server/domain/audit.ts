@@ -1,7 +1,7 @@
 // The audit trail: one time-ordered event per action, stored beside the data, never carrying a value.
 import { randomBytes } from "node:crypto";
 import type { KvOp, KvStore } from "../store/kv.js";
-import { fail, VeilError } from "./errors.js";
+import { fail, VeilError } from "../errors.js";
 import { paginate } from "./page-token.js";
 
 /**

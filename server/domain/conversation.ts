@@ -1,7 +1,7 @@
 // One conversation: a shell session with a frozen secret snapshot, whose output leaves only masked.
 import { newConversationId } from "./conversation-id.js";
 import { type EgressBinding, type NetworkMode, newEgressId } from "./egress-binding.js";
-import { fail } from "./errors.js";
+import { fail } from "../errors.js";
 import { CommandControl, INPUT_BUFFER_BYTES, type LimitName, type ShellSession } from "./executor.js";
 import { type InjectedSecret, referencedEnv } from "./injection.js";
 import type { MaskSet, StreamMasker } from "./masker.js";

@@ -2,7 +2,7 @@
 import type { Server } from "node:net";
 import { newConversationId } from "./conversation-id.js";
 import { Conversation, type ConversationNetwork, type ConversationObserver, type ConversationOwner, type ConversationSettings } from "./conversation.js";
-import { fail } from "./errors.js";
+import { fail } from "../errors.js";
 import { type EgressFiles, EgressNeedsSandboxError, mountWorkspace, openShellSession, type ResourceLimits, type SandboxStatus } from "./executor.js";
 import { DynamicUsers, isRoot, type RunAs } from "./executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./executor/sandbox.js";

@@ -2,7 +2,7 @@
 import * as http from "node:http";
 import * as https from "node:https";
 import { rootCertificates } from "node:tls";
-import { checkLiteral, guardedLookup, PrivateAddressError } from "../egress/address-guard.js";
+import { checkLiteral, guardedLookup, PrivateAddressError } from "./address-guard.js";
 import { LOOKUP_LIMITS, type LookupSpec, pointerTokens, selectPointer } from "./lookup-source.js";
 
 /** How the server dials lookups. */

@@ -1,5 +1,5 @@
 // Resolving lookup secrets: header expressions from other secrets, the per-tenant cache, failures as FAILED_PRECONDITION.
-import { fail, VeilError } from "./errors.js";
+import { fail, VeilError } from "../errors.js";
 import { fetchLookup, LookupFailure, type LookupFetchOptions } from "./lookup-fetch.js";
 import type { LookupSpec } from "./lookup-source.js";
 import type { Principal } from "./principal.js";

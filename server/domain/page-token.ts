@@ -1,6 +1,6 @@
 // Opaque page tokens and the scan that fills one page of a prefix listing.
 import type { KvStore } from "../store/kv.js";
-import { fail } from "./errors.js";
+import { fail } from "../errors.js";
 
 /** Upper bound of page_size; 0 means the default. */
 export const MAX_PAGE_SIZE = 1000;

@@ -1,5 +1,5 @@
 // The access policy: one table of who may do what, and the one function every allow/deny decision goes through.
-import { fail } from "./errors.js";
+import { fail } from "../errors.js";
 import type { Principal } from "./principal.js";
 import type { SecretRecord } from "./secret-records.js";
 

@@ -1,5 +1,5 @@
 // Secret references (`veil://NAME[/FIELD]`) and template expressions (`{{ secrets.NAME[.FIELD] }}`): parsing and rendering, no I/O.
-import { fail } from "./errors.js";
+import { fail } from "../errors.js";
 
 /** One secret a template or reference names; `field` selects one field of a key/value secret. */
 export interface SecretRef {

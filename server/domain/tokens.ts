@@ -1,7 +1,7 @@
 // Bearer tokens: minted at random, stored only as SHA-256 hashes, expiring and revocable.
 import { createHash, randomBytes } from "node:crypto";
 import { KvConflictError, type KvGuard, type KvOp, type KvStore } from "../store/kv.js";
-import { fail } from "./errors.js";
+import { fail } from "../errors.js";
 import { paginate } from "./page-token.js";
 import { authorize, decide } from "./policy.js";
 import { DEFAULT_TENANT, type Principal, type Role } from "./principal.js";

@@ -1,7 +1,7 @@
 // The vault: secrets sealed per tenant, versioned, check-and-set, granted to agents.
 import { checkWriteLimits, type KvOp, type KvStore, retryOnConflict } from "../store/kv.js";
 import { normalizeHostPattern } from "./egress-binding.js";
-import { fail } from "./errors.js";
+import { fail } from "../errors.js";
 import type { Barrier } from "../crypto/barrier.js";
 import { valueKey } from "../crypto/sealed-paths.js";
 import { summarize } from "./lookup-source.js";

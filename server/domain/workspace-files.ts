@@ -1,7 +1,7 @@
 // Rendered `files` in a workspace: which paths are acceptable, and writing them 0600 (folders 0700) without following symlinks.
 import { chownSync, closeSync, constants, fchmodSync, fchownSync, lstatSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { fail } from "./errors.js";
+import { fail } from "../errors.js";
 
 /** The rule a `files` key breaks, or undefined when it is a plain workspace-relative path. */
 function pathProblem(path: string): string | undefined {

@@ -5,7 +5,7 @@ import * as https from "node:https";
 import { isIP, type Server, type Socket } from "node:net";
 import { createSecureContext, rootCertificates, TLSSocket } from "node:tls";
 import { describeError, type Logger } from "../log.js";
-import { checkLiteral, guardedLookup, PrivateAddressError } from "./address-guard.js";
+import { checkLiteral, guardedLookup, PrivateAddressError } from "../domain/address-guard.js";
 import { type EgressCa, loadOrCreateCa, type SandboxTrustFiles, writeSandboxTrust } from "./ca.js";
 import type { GatewayIdentity } from "./identity.js";
 import { LeafCache } from "./leaves.js";

@@ -1,7 +1,7 @@
 // Audit interceptor: every audited call leaves one durable event per action, or it does not answer.
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { type Audit, type AuditInput, outcomeOf } from "../domain/audit.js";
-import { VeilError } from "../domain/errors.js";
+import { VeilError } from "../errors.js";
 import type { KvOp } from "../store/kv.js";
 import { around } from "./around.js";
 import { kPrincipal } from "./context.js";

@@ -1,6 +1,6 @@
 // Error interceptor: domain errors become ConnectErrors with their code; surprises become INTERNAL.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { VeilError, type VeilErrorKind } from "../domain/errors.js";
+import { VeilError, type VeilErrorKind } from "../errors.js";
 import { describeError, type Logger } from "../log.js";
 import { around } from "./around.js";
 import { kRequestId } from "./context.js";

@@ -1,7 +1,7 @@
 // Request validation rules (the schemas server/rpc/rules.ts names per method): names, sizes and limits from the contract.
 import { z } from "zod";
 import { MAX_EGRESS_HOSTS, parseHostPattern } from "../domain/egress-binding.js";
-import { VeilError } from "../domain/errors.js";
+import { VeilError } from "../errors.js";
 import { LOOKUP_LIMITS, pointerTokens } from "../domain/lookup-source.js";
 import { AGENT_NAME_PATTERN, AGENT_NAME_RULE, SECRET_NAME_PATTERN, SECRET_NAME_RULE } from "../domain/name-rules.js";
 import { parseTemplate, referencedNames } from "../domain/templates.js";

@@ -1,12 +1,12 @@
 // BackupService: streams a consistent snapshot of the whole store as one backup file (operator only).
 import type { ServiceImpl } from "@connectrpc/connect";
 import { encodeBackup } from "../backup/backup-file.js";
-import { fail } from "../domain/errors.js";
+import { fail } from "../errors.js";
 import { authorize } from "../domain/policy.js";
 import { auditTrail } from "../rpc/audit.js";
 import { principalOf } from "../rpc/context.js";
 import type { KvStore } from "../store/kv.js";
-import { LAYOUT_VERSION } from "../store/layout.js";
+import { LAYOUT_VERSION } from "../layout.js";
 import type { BackupService } from "../../gen/veil/v1/backup_pb.js";
 
 /** Builds the BackupService handlers over the store. */

@@ -4,7 +4,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ConversationEvent as DomainEvent } from "../domain/conversation.js";
 import type { Conversations } from "../domain/conversations.js";
 import { normalizeHostPattern } from "../domain/egress-binding.js";
-import { fail, VeilError } from "../domain/errors.js";
+import { fail, VeilError } from "../errors.js";
 import type { InjectedSecret } from "../domain/injection.js";
 import { authorize } from "../domain/policy.js";
 import type { Principal } from "../domain/principal.js";

@@ -1,5 +1,5 @@
 // etcd's failures as domain errors: what happened to the store, in words an operator can act on, never a key or a value.
-import { VeilError } from "../domain/errors.js";
+import { VeilError } from "../errors.js";
 
 /** What the error's name and message say (etcd3 types its errors by class; grpc-js by code). */
 function describe(error: unknown): { name: string; message: string; code: number | undefined } {

@@ -1,7 +1,7 @@
 // etcd implementation of KvStore: guarded writes as one Txn each (grouped while they fit), ranged scans, watches, leases.
 import { randomBytes } from "node:crypto";
 import { CompareResult, CompareTarget, Etcd3, type ICompare, type IOptions, type IRequestOp, type IResponseHeader, type ITxnRequest, type Lease, SortOrder, SortTarget } from "etcd3";
-import { VeilError } from "../domain/errors.js";
+import { VeilError } from "../errors.js";
 import { etcdError, isTransient } from "./etcd-errors.js";
 import { checkWriteLimits, type KvEphemeral, type KvGuard, type KvLimits, type KvOp, type KvRange, type KvSnapshot, type KvStore, type KvWatchHandlers, KvConflictError, writeSize } from "./kv.js";
 import { LocalLocks } from "./local-coordination.js";

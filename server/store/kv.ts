@@ -1,5 +1,5 @@
 // The key-value store contract every backend (LevelDB, memory, etcd) implements and the domain persists through.
-import { VeilError } from "../domain/errors.js";
+import { VeilError } from "../errors.js";
 
 /** One mutation inside an atomic write. */
 export type KvOp = { type: "put"; key: string; value: Uint8Array } | { type: "del"; key: string };

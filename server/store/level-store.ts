@@ -2,7 +2,7 @@
 import { readdir, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { Level } from "level";
-import { VeilError } from "../domain/errors.js";
+import { VeilError } from "../errors.js";
 import { checkWriteLimits, type KvGuard, type KvLimits, type KvOp, type KvRange, type KvSnapshot, type KvStore, KvConflictError, sameBytes } from "./kv.js";
 import { LocallyCoordinatedStore } from "./local-coordination.js";
 

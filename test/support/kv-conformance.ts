@@ -1,6 +1,6 @@
 // The store contract as tests: registered once per backend (LevelDB, memory, etcd) by test/store-conformance.test.ts.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { VeilError } from "../../server/domain/errors.js";
+import { VeilError } from "../../server/errors.js";
 import { type KvChange, KvConflictError, type KvOp, type KvStore, retryOnConflict } from "../../server/store/kv.js";
 
 /** A fresh, empty store for one test, and (on a shared backend) another client of the same store. */

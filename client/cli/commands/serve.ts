@@ -1,6 +1,6 @@
 // `veil serve`: runs the server until SIGTERM/SIGINT, then drains and closes the store.
 import { ConfigError, parseServerConfig, SERVE_FLAGS } from "../../../server/config.js";
-import { VeilError } from "../../../server/domain/errors.js";
+import { VeilError } from "../../../server/errors.js";
 import { createLogger, type Logger } from "../../../server/log.js";
 import type { startServer, VeilServer } from "../../../server/server.js";
 import type { Command } from "../command.js";

@@ -1,7 +1,7 @@
 // Layout 1 -> 2: each tenant's API-key blob moves out of its settings JSON into its own sealed store value.
-import { apiKeyKey } from "./sealed-paths.js";
-import { SETTINGS_RANGE } from "../domain/settings.js";
-import { type KvStore, retryOnConflict } from "../store/kv.js";
+import { apiKeyKey } from "./crypto/sealed-paths.js";
+import { SETTINGS_RANGE } from "./domain/settings.js";
+import { type KvStore, retryOnConflict } from "./store/kv.js";
 
 /** Settings records read per page while migrating. */
 const PAGE = 256;

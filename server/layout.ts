@@ -1,7 +1,7 @@
 // The store layout version: recorded in the store on first start, checked (and migrated forward) at every start.
-import { migrateSettingsApiKeys } from "../crypto/layout-2.js";
-import { VeilError } from "../domain/errors.js";
-import type { KvStore } from "./kv.js";
+import { migrateSettingsApiKeys } from "./layout-2.js";
+import { VeilError } from "./errors.js";
+import type { KvStore } from "./store/kv.js";
 
 /** The layout this code writes and reads. Bump it (with a migration) when key shapes change. */
 export const LAYOUT_VERSION = 2;
