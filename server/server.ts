@@ -53,7 +53,11 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     throw rollback(error);
   });
   // Unary gRPC over HTTP/2 on a lean path in front of the adapter (server/net/grpc-lean.ts); everything else is the adapter's.
-  const unary = createGrpcLeanPath({ interceptors: app.interceptors, readMaxBytes: LIMITS.messageBytes });
+  const unary = createGrpcLeanPath({
+    interceptors: app.interceptors,
+    readMaxBytes: LIMITS.messageBytes,
+    onReplayFailure: (procedure, code) => logger.log("warn", "rpc response not written", { procedure, code }),
+  });
   const handler = connectNodeAdapter({
     routes: (router) => {
       app.routes(unary.record(router));

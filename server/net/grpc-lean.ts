@@ -44,6 +44,11 @@ interface UnaryRoute {
 export interface GrpcLeanOptions {
   interceptors: Interceptor[];
   readMaxBytes: number;
+  /**
+   * Told of a replayed call whose response could not be written (the client went away mid-write):
+   * the procedure and the error's code only, never the error itself, whose causes could carry request data.
+   */
+  onReplayFailure?: (procedure: string, code: string) => void;
 }
 
 /** Builds the lean path; `record` wraps the router the routes register on, `seal` takes the final handlers, `wrap` puts it in front of the adapter. */
@@ -99,7 +104,7 @@ export function createGrpcLeanPath(options: GrpcLeanOptions) {
         }
         readBody(req as Http2ServerRequest, envelopeMax, (chunks, size, whole) => {
           const message = whole ? singleMessage(chunks, size, route) : undefined;
-          if (message === undefined) replayToConnect(connectHandlers.get(req.url!)!, req, res, chunks);
+          if (message === undefined) replayToConnect(connectHandlers.get(req.url!)!, req, res, chunks, options.onReplayFailure);
           else void serveUnary(route, opt.interceptors, req as Http2ServerRequest, res as Http2ServerResponse, message);
         });
       };
@@ -160,13 +165,13 @@ function singleMessage(chunks: Buffer[], size: number, route: UnaryRoute): unkno
 }
 
 /** Connect's own handler for the path, as the adapter would call it, with the bytes already read put back in front. */
-function replayToConnect(uHandler: UniversalHandler, req: NodeRequest, res: NodeResponse, chunks: Buffer[]): void {
+function replayToConnect(uHandler: UniversalHandler, req: NodeRequest, res: NodeResponse, chunks: Buffer[], onFailure?: (procedure: string, code: string) => void): void {
   const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
   uHandler({ ...uReq, body: replayed(chunks, req) })
     .then((uRes) => universalResponseToNodeResponse(uRes, res))
     .catch((reason: unknown) => {
-      if (ConnectError.from(reason).code === Code.Aborted) return;
-      console.error(`handler for rpc ${uHandler.method.name} of ${uHandler.service.typeName} failed`, reason);
+      const code = ConnectError.from(reason).code;
+      if (code !== Code.Aborted) onFailure?.(`${uHandler.service.typeName}/${uHandler.method.name}`, Code[code]);
     });
 }
 
