@@ -1,9 +1,21 @@
-// The lean gRPC path answers byte for byte what Connect's adapter answers: the same call with a deadline takes Connect's path.
+// The lean gRPC path answers byte for byte what Connect's adapter alone answers, calls with a deadline (grpc-timeout) included.
 import * as http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
+import type { ConnectRouter, Interceptor, ServiceImpl } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { GetSecretRequestSchema } from "../gen/veil/v1/secret_pb.js";
-import { HealthCheckRequestSchema } from "../gen/grpc/health/v1/health_pb.js";
+import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus as Status } from "../gen/grpc/health/v1/health_pb.js";
+import type { VeilApp } from "../server/app.js";
+import { createLogger } from "../server/log.js";
+import { withCors } from "../server/net/cors.js";
+import { createGrpcLeanPath } from "../server/net/grpc-lean.js";
+import { withSpecGrpcMessage } from "../server/net/grpc-message.js";
+import { listen, type RequestHandler } from "../server/net/listener.js";
+import { withRequestId } from "../server/net/request-id.js";
+import { guardDecoding } from "../server/rpc/decode-guard.js";
+import { LIMITS } from "../server/rpc/schemas.js";
+import { grpc, grpcJsClient } from "./support/grpc-js.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 
 /** What a raw HTTP/2 gRPC call got back, minus what differs per call (date, request id). */
@@ -20,8 +32,8 @@ function strip(headers: http2.IncomingHttpHeaders): Record<string, unknown> {
   return Object.fromEntries(Object.entries(headers).filter(([k]) => !PER_CALL.has(k) && k !== ":status"));
 }
 
-/** One gRPC call over a raw HTTP/2 stream; `deadline` adds grpc-timeout, which sends it down Connect's own path. */
-function rawCall(session: http2.ClientHttp2Session, path: string, body: Uint8Array, opts: { token?: string; deadline?: boolean }): Promise<RawAnswer> {
+/** One gRPC call over a raw HTTP/2 stream; `timeout` is sent as grpc-timeout as it is (malformed ones too). */
+function rawCall(session: http2.ClientHttp2Session, path: string, body: Uint8Array, opts: { token?: string; timeout?: string | string[] }): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const req = session.request({
       ":method": "POST",
@@ -29,7 +41,7 @@ function rawCall(session: http2.ClientHttp2Session, path: string, body: Uint8Arr
       "content-type": "application/grpc",
       te: "trailers",
       ...(opts.token !== undefined ? { authorization: `Bearer ${opts.token}` } : {}),
-      ...(opts.deadline === true ? { "grpc-timeout": "30S" } : {}),
+      ...(opts.timeout !== undefined ? { "grpc-timeout": opts.timeout } : {}),
     });
     let status: number | undefined;
     let headers: Record<string, unknown> = {};
@@ -52,21 +64,65 @@ function rawCall(session: http2.ClientHttp2Session, path: string, body: Uint8Arr
   });
 }
 
-describe("lean gRPC path: the same answers as Connect's adapter", () => {
+/**
+ * Two listeners over the same routes and interceptors, wrapped as startServer wraps the adapter: one
+ * with the lean path in front (or the server at `leanUrl`), one the adapter alone.
+ */
+async function leanAndConnect(routes: (router: ConnectRouter) => void, interceptors: Interceptor[], options: { maxTimeoutMs?: number; leanUrl?: string } = {}) {
+  const limits = { readMaxBytes: LIMITS.messageBytes, ...(options.maxTimeoutMs !== undefined ? { maxTimeoutMs: options.maxTimeoutMs } : {}) };
+  const lean = createGrpcLeanPath({ interceptors, ...limits });
+  const adapter = (withLean: boolean) =>
+    connectNodeAdapter({
+      routes: (router) => {
+        routes(withLean ? lean.record(router) : router);
+        guardDecoding(router, { readMaxBytes: LIMITS.messageBytes, logger: createLogger(() => {}) });
+        if (withLean) lean.seal(router);
+      },
+      interceptors,
+      acceptCompression: [],
+      ...limits,
+    });
+  const serve = (handler: RequestHandler) => listen(withRequestId(withCors(withSpecGrpcMessage(handler))), { host: "127.0.0.1", port: 0 });
+  const listeners = [await serve(adapter(false))];
+  if (options.leanUrl === undefined) listeners.push(await serve(lean.wrap(adapter(true))));
+  const leanUrl = options.leanUrl ?? listeners[1]!.url;
+  const sessions = [http2.connect(listeners[0]!.url), http2.connect(leanUrl)] as const;
+  return {
+    connect: sessions[0],
+    lean: sessions[1],
+    leanUrl,
+    async close() {
+      for (const session of sessions) session.close();
+      await Promise.all(listeners.map((l) => l.close({ drainMs: 1000 })));
+    },
+  };
+}
+
+/** The same call down both paths, one after the other; the two answers. */
+async function both(pair: { lean: http2.ClientHttp2Session; connect: http2.ClientHttp2Session }, path: string, body: Uint8Array, opts: { token?: string; timeout?: string | string[] }) {
+  return { lean: await rawCall(pair.lean, path, body, opts), connect: await rawCall(pair.connect, path, body, opts) };
+}
+
+const CHECK = "/grpc.health.v1.Health/Check";
+const check = (service = "") => toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service }));
+
+describe("lean gRPC path: the same answers as Connect's adapter, with and without a deadline", () => {
   let s: TestServer;
-  let session: http2.ClientHttp2Session;
+  let pair: Awaited<ReturnType<typeof leanAndConnect>>;
   beforeAll(async () => {
     s = await startTestServer();
-    session = http2.connect(s.url);
+    // The real server (lean path in front) beside the same app's routes on Connect's adapter alone.
+    const app: VeilApp = s.server.app;
+    pair = await leanAndConnect((router) => app.routes(router), app.interceptors, { leanUrl: s.url });
   });
   afterAll(async () => {
-    session.close();
+    await pair.close();
     await s.close();
   });
 
   const get = (name: string) => toBinary(GetSecretRequestSchema, create(GetSecretRequestSchema, { name }));
   const cases: [string, string, () => Uint8Array, boolean][] = [
-    ["Health/Check", "/grpc.health.v1.Health/Check", () => toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)), false],
+    ["Health/Check", CHECK, () => check(), false],
     ["GetSecret of a stored secret", "/veil.v1.SecretService/GetSecret", () => get("LEAN_KNOWN"), true],
     ["GetSecret with a name that breaks the rule (INVALID_ARGUMENT)", "/veil.v1.SecretService/GetSecret", () => get("9bad"), true],
     ["GetSecret of a missing secret (NOT_FOUND)", "/veil.v1.SecretService/GetSecret", () => get("LEAN_MISSING"), true],
@@ -74,6 +130,8 @@ describe("lean gRPC path: the same answers as Connect's adapter", () => {
     ["a body that is not a GetSecretRequest (decode guard)", "/veil.v1.SecretService/GetSecret", () => Uint8Array.of(0x0a, 0x7f, 0x01), true],
     ["an empty body (no message)", "/veil.v1.SecretService/GetSecret", () => new Uint8Array(0), true],
   ];
+  // No deadline; as grpc-js sends one (ms, rounded up), as grpcio 1.51 sends one (ms, 100 over), in µs, in seconds, and 0 (already past).
+  const timeouts: (string | undefined)[] = [undefined, "29998m", "10100m", "9999873u", "30S", "0m"];
 
   it("stores the secret the cases read", async () => {
     const { createVeilClient } = await import("../client/index.js");
@@ -82,13 +140,163 @@ describe("lean gRPC path: the same answers as Connect's adapter", () => {
   });
 
   for (const [what, path, body, withToken] of cases) {
-    it(what, async () => {
-      const token = withToken ? s.token : undefined;
-      const lean = await rawCall(session, path, body(), { ...(token !== undefined ? { token } : {}) });
-      const connect = await rawCall(session, path, body(), { ...(token !== undefined ? { token } : {}), deadline: true });
-      expect(lean).toEqual(connect);
-      expect(lean.status).toBe(200);
-      expect(lean.trailers["grpc-status"]).toBeDefined();
+    for (const timeout of timeouts) {
+      it(`${what}, ${timeout === undefined ? "no deadline" : `grpc-timeout ${timeout}`}`, async () => {
+        const { lean, connect } = await both(pair, path, body(), { ...(withToken ? { token: s.token } : {}), ...(timeout !== undefined ? { timeout } : {}) });
+        expect(lean).toEqual(connect);
+        expect(lean.status).toBe(200);
+        expect(lean.trailers["grpc-status"]).toBeDefined();
+      });
+    }
+  }
+
+  // Malformed values (Connect: INVALID_ARGUMENT "invalid grpc timeout value"), the header twice, and
+  // one past Node's timer range (Connect's timer then fires after 1 ms, with a TimeoutOverflowWarning).
+  const refused: (string | string[])[] = ["", "1", "S", "1s", "-1S", "1.5S", "123456789S", "1S, 2S", ["1S", "2S"], "99999999H"];
+  for (const timeout of refused) {
+    it(`grpc-timeout ${JSON.stringify(timeout)}: Connect's own answer`, async () => {
+      for (const [path, body] of [[CHECK, check()] as const, ["/veil.v1.SecretService/GetSecret", get("LEAN_KNOWN")] as const]) {
+        const { lean, connect } = await both(pair, path, body, { token: s.token, timeout });
+        expect(lean).toEqual(connect);
+        if (timeout !== "99999999H") expect(lean.trailers["grpc-status"]).toBe("3");
+      }
     });
   }
+
+  it("a real grpc-js client with a deadline reads through the lean path", async () => {
+    const health = grpcJsClient(s.port, "Health");
+    const secrets = grpcJsClient(s.port, "SecretService", s.token);
+    const call = <T>(c: typeof health, method: string, request: unknown) =>
+      new Promise<T>((resolve, reject) => {
+        const raw = c.raw as unknown as Record<string, (...a: unknown[]) => void>;
+        raw[method]!.call(c.raw, request, c.metadata(), { deadline: Date.now() + 10_000 }, (e: grpc.ServiceError | null, r: T) => (e ? reject(e) : resolve(r)));
+      });
+    try {
+      expect(await call<{ status: string }>(health, "Check", {})).toMatchObject({ status: "SERVING" });
+      const got = await call<{ value?: { text?: string } }>(secrets, "GetSecret", { name: "LEAN_KNOWN" });
+      expect(JSON.stringify(got)).toContain("lean-canary-value");
+      await expect(call(secrets, "GetSecret", { name: "LEAN_MISSING" })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    } finally {
+      health.close();
+      secrets.close();
+    }
+  });
+});
+
+describe("lean gRPC path: a deadline runs out as on Connect's path", () => {
+  // Signals of finished calls, to see what they were aborted with afterwards.
+  const kept: AbortSignal[] = [];
+  /** Health/Check as a test handler: "wait" waits for the signal, "keep" keeps it; each says what timeoutMs() gave (in whole seconds, rounded up). */
+  const impl: ServiceImpl<typeof Health> = {
+    async check(req, ctx) {
+      const left = ctx.timeoutMs();
+      ctx.responseHeader.set("x-timeout-s", left === undefined ? "none" : String(Math.ceil(left / 1000)));
+      ctx.responseHeader.set("x-aborted-at-start", String(ctx.signal.aborted));
+      if (req.service === "keep") kept.push(ctx.signal);
+      if (req.service === "wait") {
+        await new Promise((_, reject) => {
+          if (ctx.signal.aborted) reject(ctx.signal.reason);
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
+        });
+      }
+      return { status: Status.SERVING };
+    },
+    async *watch() {},
+  };
+  let app: TestServer;
+  let pair: Awaited<ReturnType<typeof leanAndConnect>>;
+  let capped: Awaited<ReturnType<typeof leanAndConnect>>;
+  beforeAll(async () => {
+    // Veil's own interceptors (Health/Check's rule: public, not audited) around the test handler.
+    app = await startTestServer();
+    const routes = (router: ConnectRouter) => router.service(Health, impl);
+    pair = await leanAndConnect(routes, app.server.app.interceptors);
+    capped = await leanAndConnect(routes, app.server.app.interceptors, { maxTimeoutMs: 60_000 });
+  });
+  afterAll(async () => {
+    await pair.close();
+    await capped.close();
+    await app.close();
+  });
+
+  for (const timeout of ["200m", "250000u", "0m", "3000000S"]) {
+    it(`a handler waiting on its signal past grpc-timeout ${timeout}: DEADLINE_EXCEEDED`, async () => {
+      const { lean, connect } = await both(pair, CHECK, check("wait"), { timeout });
+      expect(lean).toEqual(connect);
+      expect(lean.trailers["grpc-status"]).toBe("4");
+      expect(lean.trailers["grpc-message"]).toBe("the operation timed out");
+    });
+  }
+
+  const left: [string | undefined, string, string][] = [
+    [undefined, "none", "false"],
+    ["30S", "30", "false"],
+    ["2H", "7200", "false"],
+    ["1000000u", "1", "false"],
+    ["0m", "0", "true"],
+  ];
+  for (const [timeout, seconds, aborted] of left) {
+    it(`timeoutMs() with ${timeout === undefined ? "no deadline" : `grpc-timeout ${timeout}`} is Connect's`, async () => {
+      const { lean, connect } = await both(pair, CHECK, check(), timeout !== undefined ? { timeout } : {});
+      expect(lean).toEqual(connect);
+      expect(lean.headers["x-timeout-s"]).toBe(seconds);
+      expect(lean.headers["x-aborted-at-start"]).toBe(aborted);
+      expect(lean.trailers["grpc-status"]).toBe("0");
+    });
+  }
+
+  it("a timeout over the adapter's maxTimeoutMs: Connect's INVALID_ARGUMENT on both paths", async () => {
+    const { lean, connect } = await both(capped, CHECK, check("wait"), { timeout: "2M" });
+    expect(lean).toEqual(connect);
+    expect(lean.trailers["grpc-status"]).toBe("3");
+    expect(lean.trailers["grpc-message"]).toBe("timeout 120000ms must be <= 60000");
+    const within = await both(capped, CHECK, check(), { timeout: "1M" });
+    expect(within.lean).toEqual(within.connect);
+    expect(within.lean.trailers["grpc-status"]).toBe("0");
+  });
+
+  it("a call that ends before its deadline clears the timer: its signal ends as a plain abort, never DEADLINE_EXCEEDED", async () => {
+    kept.length = 0;
+    const { lean, connect } = await both(pair, CHECK, check("keep"), { timeout: "100m" });
+    const second = await rawCall(pair.lean, CHECK, check("keep"), { timeout: "100m" });
+    expect(lean).toEqual(connect);
+    expect(second).toEqual(lean);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(kept).toHaveLength(3);
+    for (const signal of kept) {
+      expect(signal.aborted).toBe(true);
+      expect((signal.reason as Error).name).toBe("AbortError");
+    }
+    // The lean path ends every call with one shared reason (Connect makes a new one per call): both deadline calls took it.
+    expect(kept[2]!.reason).toBe(kept[0]!.reason);
+    expect(kept[1]!.reason).not.toBe(kept[0]!.reason);
+  });
+
+  it("a finished call leaves no timer behind", async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    await rawCall(pair.lean, CHECK, check(), { timeout: "30S" });
+    const before = timers();
+    for (let i = 0; i < 5; i++) await rawCall(pair.lean, CHECK, check(), { timeout: "30S" });
+    expect(timers()).toBeLessThan(before + 5);
+  });
+
+  it("a real grpc-js client's deadline ends a waiting call with DEADLINE_EXCEEDED", async () => {
+    const client = new (grpc.makeGenericClientConstructor({}, "Health"))(new URL(pair.leanUrl).host, grpc.credentials.createInsecure());
+    try {
+      const status = await new Promise<grpc.StatusObject["code"]>((resolve) => {
+        client.makeUnaryRequest(
+          "/grpc.health.v1.Health/Check",
+          (b: Uint8Array) => Buffer.from(b),
+          (b: Buffer) => b,
+          check("wait"),
+          new grpc.Metadata(),
+          { deadline: Date.now() + 300 },
+          (e: grpc.ServiceError | null) => resolve(e?.code ?? grpc.status.OK),
+        );
+      });
+      expect(status).toBe(grpc.status.DEADLINE_EXCEEDED);
+    } finally {
+      client.close();
+    }
+  });
 });

@@ -11,7 +11,7 @@ import {
   type MethodImplSpec,
 } from "@connectrpc/connect";
 import { createMethodSerializationLookup, createMethodUrl, invokeUnaryImplementation, type UniversalHandler, validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
-import { contentTypeProto, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { contentTypeProto, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
@@ -23,12 +23,15 @@ import type { NodeRequest, NodeResponse, RequestHandler } from "./listener.js";
  * AbortControllers, a linked signal, a DOMException per call for the abort at its end, and web
  * Headers copied in and out. Profiled (bench/README.md), that machinery is most of a no-op
  * call's server CPU. Here a unary call with the common framing (HTTP/2, `application/grpc` or
- * `+proto`, no compression, no deadline, one uncompressed message that parses) is read whole,
+ * `+proto`, no compression, one uncompressed message that parses) is read whole,
  * handed to Connect's own `invokeUnaryImplementation` with the same interceptors, and answered
  * with Connect's own trailer encoding (`setTrailerStatus`). Server streams stay on Connect's
  * path: a lean variant of them measured no better (bench/README.md). Anything else, and any body that is
  * not exactly one such message, goes to Connect's handler for the path, body replayed unchanged:
- * framing errors, decode errors (the decode guard), limits and deadlines keep their exact answers.
+ * framing errors, decode errors (the decode guard) and limits keep their exact answers. A
+ * `grpc-timeout` is parsed with Connect's own `parseTimeout` and run as Connect's handler context
+ * runs it (one timer, the same DEADLINE_EXCEEDED reason, the same `timeoutMs()`); a header Connect
+ * refuses goes to Connect untouched (nothing read yet), so its INVALID_ARGUMENT is its own.
  */
 
 /** A unary method as served: its implementation, descriptors and (de)serializers, built once. */
@@ -44,6 +47,8 @@ interface UnaryRoute {
 export interface GrpcLeanOptions {
   interceptors: Interceptor[];
   readMaxBytes: number;
+  /** The adapter's `maxTimeoutMs`, when it sets one (Connect's default: none), so a longer grpc-timeout is refused alike. */
+  maxTimeoutMs?: number;
   /**
    * Told of a replayed call whose response could not be written (the client went away mid-write):
    * the procedure and the error's code only, never the error itself, whose causes could carry request data.
@@ -53,7 +58,12 @@ export interface GrpcLeanOptions {
 
 /** Builds the lean path; `record` wraps the router the routes register on, `seal` takes the final handlers, `wrap` puts it in front of the adapter. */
 export function createGrpcLeanPath(options: GrpcLeanOptions) {
-  const opt = validateUniversalHandlerOptions({ interceptors: options.interceptors, readMaxBytes: options.readMaxBytes, acceptCompression: [] });
+  const opt = validateUniversalHandlerOptions({
+    interceptors: options.interceptors,
+    readMaxBytes: options.readMaxBytes,
+    acceptCompression: [],
+    ...(options.maxTimeoutMs !== undefined ? { maxTimeoutMs: options.maxTimeoutMs } : {}),
+  });
   const routes = new Map<string, UnaryRoute>();
   const connectHandlers = new Map<string, UniversalHandler>();
   const envelopeMax = opt.readMaxBytes + 5;
@@ -98,14 +108,16 @@ export function createGrpcLeanPath(options: GrpcLeanOptions) {
     wrap(handler: RequestHandler): RequestHandler {
       return (req, res) => {
         const route = req.httpVersionMajor === 2 && req.method === "POST" ? routes.get(req.url ?? "") : undefined;
-        if (route === undefined || !eligible(req.headers)) {
+        const timeout = route === undefined ? undefined : req.headers["grpc-timeout"];
+        const deadline = timeout === undefined ? undefined : readDeadline(timeout, opt.maxTimeoutMs);
+        if (route === undefined || !eligible(req.headers) || deadline === null) {
           handler(req, res);
           return;
         }
         readBody(req as Http2ServerRequest, envelopeMax, (chunks, size, whole) => {
           const message = whole ? singleMessage(chunks, size, route) : undefined;
           if (message === undefined) replayToConnect(connectHandlers.get(req.url!)!, req, res, chunks, options.onReplayFailure);
-          else void serveUnary(route, opt.interceptors, req as Http2ServerRequest, res as Http2ServerResponse, message);
+          else void serveUnary(route, opt.interceptors, req as Http2ServerRequest, res as Http2ServerResponse, message, deadline);
         });
       };
     },
@@ -119,7 +131,37 @@ function eligible(headers: IncomingHttpHeaders): boolean {
   const ct = type.length === 16 || type.length === 22 ? type.toLowerCase() : "";
   if (ct !== "application/grpc" && ct !== "application/grpc+proto") return false;
   const encoding = headers["grpc-encoding"];
-  return headers["grpc-timeout"] === undefined && (encoding === undefined || encoding === "identity");
+  return encoding === undefined || encoding === "identity";
+}
+
+/** A call's deadline as Connect's handler context keeps it: the parsed timeout and when the call arrived. */
+interface Deadline {
+  timeoutMs: number;
+  start: number;
+}
+
+/** Node runs a longer setTimeout after 1 ms (with a warning); Connect's timer does exactly that, so such calls are left to it. */
+const TIMER_MAX_MS = 0x7fffffff;
+
+/** The deadline of a `grpc-timeout` header (read as Connect reads it), or null where Connect is to answer: a value it refuses, or one past Node's timer range. */
+function readDeadline(header: string | string[], maxTimeoutMs: number): Deadline | null {
+  if (typeof header !== "string") return null;
+  const timeout = parseTimeout(header, maxTimeoutMs);
+  if (timeout.error !== undefined || timeout.timeoutMs === undefined || timeout.timeoutMs > TIMER_MAX_MS) return null;
+  return { timeoutMs: timeout.timeoutMs, start: Date.now() };
+}
+
+/**
+ * Arms the deadline on the call's controller, as Connect's createDeadlineSignal does: aborted with
+ * its DEADLINE_EXCEEDED reason when the timeout (counted from the call's arrival, as Connect counts
+ * it) runs out, at once for a timeout of 0 or one already spent reading the body.
+ */
+function armDeadline(deadline: Deadline, controller: AbortController): NodeJS.Timeout | undefined {
+  const expire = () => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+  const left = deadline.timeoutMs - (Date.now() - deadline.start);
+  if (deadline.timeoutMs > 0 && left > 0) return setTimeout(expire, left);
+  expire();
+  return undefined;
 }
 
 /** Reads the body up to `max` bytes; `whole` is false when it was larger (the rest is left unread for Connect). */
@@ -184,15 +226,17 @@ async function* replayed(chunks: Buffer[], req: NodeRequest): AsyncGenerator<Uin
 const CALL_OVER = new DOMException("This operation was aborted", "AbortError");
 
 /** Runs one unary call through the interceptors and implementation and writes the gRPC answer. */
-async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], req: Http2ServerRequest, res: Http2ServerResponse, input: unknown): Promise<void> {
+async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], req: Http2ServerRequest, res: Http2ServerResponse, input: unknown, deadline: Deadline | undefined): Promise<void> {
   const controller = new AbortController();
+  // No timer (nor anything else) for a call without a deadline.
+  const timer = deadline === undefined ? undefined : armDeadline(deadline, controller);
   let over = false;
   // A client that resets the stream cancels the call, as Connect's adapter signals it.
   const onClose = () => {
     if (!over) controller.abort(resetError(req.stream.rstCode));
   };
   req.once("close", onClose);
-  const context = handlerContext(route, req, controller);
+  const context = handlerContext(route, req, controller, deadline);
   let error: unknown;
   let body: Buffer | undefined;
   try {
@@ -202,6 +246,7 @@ async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], req: H
     error = e;
   }
   over = true;
+  if (timer !== undefined) clearTimeout(timer);
   req.off("close", onClose);
   controller.abort(error ?? CALL_OVER);
   if (error !== undefined) setErrorStatus(context.responseTrailer, error);
@@ -226,8 +271,11 @@ function setErrorStatus(trailer: Headers, error: unknown): void {
   setTrailerStatus(trailer, error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error));
 }
 
-/** The HandlerContext Connect's gRPC handler would build, minus the deadline timer (calls with a deadline take Connect's path). */
-function handlerContext(route: UnaryRoute, req: Http2ServerRequest, controller: AbortController): HandlerContext {
+/** What `timeoutMs()` answers for a call without a deadline; one function for all of them. */
+const NO_TIMEOUT = () => undefined;
+
+/** The HandlerContext Connect's gRPC handler would build (its signal is `controller`'s, the deadline already armed on it). */
+function handlerContext(route: UnaryRoute, req: Http2ServerRequest, controller: AbortController, deadline: Deadline | undefined): HandlerContext {
   // As Connect's adapter converts them (nodeHeaderToWebHeader): pseudo-headers left out, x-request-id as withRequestId set it.
   const requestHeader = new Headers();
   const headers = req.headers;
@@ -246,12 +294,18 @@ function handlerContext(route: UnaryRoute, req: Http2ServerRequest, controller: 
     protocolName: "grpc",
     url: `${secure ? "https" : "http"}://${req.authority}${req.url}`,
     signal: controller.signal,
-    timeoutMs: () => undefined,
+    timeoutMs: deadline === undefined ? NO_TIMEOUT : remaining(deadline),
     requestHeader,
     responseHeader: new Headers({ "content-type": contentTypeProto }),
     responseTrailer: new Headers({ "grpc-status": "0" }),
     values: createContextValues(),
   };
+}
+
+/** Connect's `timeoutMs()`: the ms left to a deadline held as a Date (whole ms, `new Date(start + timeoutMs)` truncates), negative once past. */
+function remaining(deadline: Deadline): () => number {
+  const end = Math.trunc(deadline.start + deadline.timeoutMs);
+  return () => end - Date.now();
 }
 
 /** Web headers as Node's outgoing headers (repeated names as arrays), as Connect's adapter writes them. */
