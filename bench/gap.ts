@@ -72,7 +72,7 @@ async function cpuOf(child: Child<{ type: "cpu"; usage: NodeJS.CpuUsage }>): Pro
   return usage.user + usage.system;
 }
 
-type Unary = (method: string, request: unknown) => Promise<unknown>;
+type Unary = (method: string, request: unknown, options?: grpc.CallOptions) => Promise<unknown>;
 type Streamer = (method: string, request: unknown, onMessage: (m: Record<string, unknown>) => void) => Promise<void>;
 
 /** A grpc-js client of one service at `port`, the bearer token in metadata on every call (grpc-js ignores it). */
@@ -84,8 +84,8 @@ function grpcJs(ctor: grpc.ServiceClientConstructor, port: number, token: string
     return m;
   };
   const raw = client as unknown as Record<string, (...a: unknown[]) => unknown>;
-  const unary: Unary = (method, request) =>
-    new Promise((resolve, reject) => raw[method]!.call(client, request, md(), (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))));
+  const unary: Unary = (method, request, options = {}) =>
+    new Promise((resolve, reject) => raw[method]!.call(client, request, md(), options, (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))));
   const stream: Streamer = (method, request, onMessage) =>
     new Promise((resolve, reject) => {
       const call = raw[method]!.call(client, request, md()) as grpc.ClientReadableStream<Record<string, unknown>>;
@@ -94,6 +94,38 @@ function grpcJs(ctor: grpc.ServiceClientConstructor, port: number, token: string
       call.on("end", () => resolve());
     });
   return { unary, stream, close: () => client.close() };
+}
+
+/** The deadline every call of the deadline rows sets (grpc-js's `deadline` option): real clients almost always set one. */
+const DEADLINE_MS = 30_000;
+type DeadlineResults = Record<"grpc-js no-op, deadline" | "Veil no-op, deadline" | "Veil GetSecret, deadline", LoadResult>;
+
+/** The unary phases again with a client deadline on every call (grpc-timeout on the wire), grpc-js's own no-op the reference. */
+function deadlinePhases(ref: Unary, health: Unary, secrets: Unary, skip: { op: () => Promise<void>; concurrency: number } | undefined) {
+  const deadline = () => ({ deadline: Date.now() + DEADLINE_MS });
+  return {
+    "grpc-js no-op, deadline": skip ?? { op: () => ref("Check", {}, deadline()) },
+    "Veil no-op, deadline": skip ?? { op: () => health("Check", {}, deadline()) },
+    "Veil GetSecret, deadline": skip ?? { op: () => secrets("GetSecret", { name: GET_NAME }, deadline()) },
+  };
+}
+
+/** The deadline rows: each Veil call against grpc-js's no-op with the same deadline, under the same targets. */
+function deadlineRows(unary: DeadlineResults): BenchRow[] {
+  const ref = unary["grpc-js no-op, deadline"];
+  const row = (what: string, r: LoadResult, target?: number): BenchRow => ({
+    what,
+    perSecond: r.perSecond,
+    p50Ms: r.p50Ms,
+    p99Ms: r.p99Ms,
+    ratio: r.perSecond / ref.perSecond,
+    ...(target !== undefined ? atLeast(r.perSecond / ref.perSecond, target, `>= ${target} of grpc-js`) : {}),
+  });
+  return [
+    row(`grpc-js no-op, client deadline ${DEADLINE_MS / 1000} s: the reference`, ref),
+    row(`Veil no-op, client deadline ${DEADLINE_MS / 1000} s`, unary["Veil no-op, deadline"], GAP_TARGETS.noop),
+    row(`Veil GetSecret, client deadline ${DEADLINE_MS / 1000} s`, unary["Veil GetSecret, deadline"], GAP_TARGETS.getSecret),
+  ];
 }
 
 /** Log lines of ~80 bytes each holding one of `secrets` (or, for the clean twin, a same-length non-secret). */
@@ -158,6 +190,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
         "grpc-js no-op": unaryOnly ?? { op: () => refHealth.unary("Check", {}) },
         "Veil no-op": unaryOnly ?? { op: () => veilHealth.unary("Check", {}) },
         "Veil GetSecret": unaryOnly ?? { op: () => secrets.unary("GetSecret", { name: GET_NAME }) },
+        ...deadlinePhases(refHealth.unary, veilHealth.unary, secrets.unary, unaryOnly),
       },
       {
         concurrency: CONCURRENCY,
@@ -237,6 +270,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
       { what: "grpc-js no-op server, Health/Check: the reference", ...u("grpc-js no-op"), ratio: 1 },
       { what: "Veil no-op (Health/Check)", ...u("Veil no-op"), ratio: noop, ...atLeast(noop, GAP_TARGETS.noop, `>= ${GAP_TARGETS.noop} of grpc-js`) },
       { what: "Veil GetSecret", ...u("Veil GetSecret"), ratio: get, ...atLeast(get, GAP_TARGETS.getSecret, `>= ${GAP_TARGETS.getSecret} of grpc-js`) },
+      ...deadlineRows(unary),
       { what: `grpc-js stream of ${streamBytes / MiB} MiB from memory, 64 KiB chunks [MB/s]`, perSecond: streams["grpc-js stream"]!.mbPerSec, ratio: 1 },
       { what: "Veil stream from memory (the ceiling) [MB/s]", perSecond: streams["Veil stream from memory"]!.mbPerSec, ratio: ceiling, ...atLeast(ceiling, GAP_TARGETS.ceiling, `>= ${GAP_TARGETS.ceiling} of grpc-js`) },
       { what: "Veil conversation, yes | head, 1 secret masked [MB/s]", perSecond: streams["Veil conversation"]!.mbPerSec, ratio: conversation, ...atLeast(conversation, GAP_TARGETS.conversation, `>= ${GAP_TARGETS.conversation} of ceiling`) },
