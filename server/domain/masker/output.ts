@@ -27,10 +27,15 @@ export class MaskedOutput {
   /** The chunk being scanned: [chunkStart, chunkStart + chunk.length). */
   private chunk: Uint8Array = EMPTY;
   private chunkStart = 0;
-  /** This call's output, gathered as views and joined once. */
-  private parts: Uint8Array[] = [];
-  private partsLength = 0;
-  private partsNeedCopy = false;
+  /**
+   * This call's output: bytes written so far into `out` (a fresh buffer per call, handed to
+   * the caller), then the chunk's stream positions [viewFrom, viewTo), not yet copied: a call
+   * with no mask returns that view of the chunk itself.
+   */
+  private out: Uint8Array = EMPTY;
+  private outLength = 0;
+  private viewFrom = 0;
+  private viewTo = 0;
   /** Masks emitted so far: one per merged run, counted where a run is settled (never per byte). */
   masksEmitted = 0;
 
@@ -106,9 +111,7 @@ export class MaskedOutput {
     let h = this.runHead;
     while (h < starts.length && (final || ends[h] < boundary)) {
       this.literal(this.emitPos, starts[h]);
-      this.parts.push(this.mask);
-      this.partsLength += this.mask.length;
-      this.partsNeedCopy = true;
+      this.appendMask();
       this.emitPos = ends[h];
       h++;
     }
@@ -135,34 +138,62 @@ export class MaskedOutput {
     }
     if (from < this.chunkStart) {
       const upTo = Math.min(to, this.chunkStart);
-      this.parts.push(this.carry.subarray(from - this.carryStart, upTo - this.carryStart));
-      this.partsLength += upTo - from;
-      this.partsNeedCopy = true;
+      this.flushView();
+      this.copy(this.carry, from - this.carryStart, upTo - this.carryStart);
       from = upTo;
     }
-    if (from < to) {
-      this.parts.push(this.chunk.subarray(from - this.chunkStart, to - this.chunkStart));
-      this.partsLength += to - from;
+    if (from >= to) return;
+    // Literals come in stream order: one that goes on from the pending view extends it.
+    if (this.viewTo !== from || this.viewTo === this.viewFrom) {
+      this.flushView();
+      this.viewFrom = from;
     }
+    this.viewTo = to;
+  }
+
+  private appendMask(): void {
+    this.flushView();
+    const mask = this.mask;
+    this.copy(mask, 0, mask.length);
+  }
+
+  /** Copies the pending view of the chunk into `out`. */
+  private flushView(): void {
+    if (this.viewTo === this.viewFrom) return;
+    this.copy(this.chunk, this.viewFrom - this.chunkStart, this.viewTo - this.chunkStart);
+    this.viewFrom = this.viewTo;
+  }
+
+  /** Appends source[from, to) to `out`, growing it as needed. */
+  private copy(source: Uint8Array, from: number, to: number): void {
+    const length = to - from;
+    let at = this.outLength;
+    if (at + length > this.out.length) {
+      // Masks may make the output longer than the chunk; most calls fit in the first size.
+      const grown = new Uint8Array(Math.max(at + length, this.out.length * 2, this.chunk.length + this.carryLength + 256));
+      grown.set(this.out.subarray(0, at));
+      this.out = grown;
+    }
+    const out = this.out;
+    // Short runs (a mask, the bytes between two secrets) copy faster in place than through a view.
+    if (length <= 16) for (let k = from; k < to; k++) out[at++] = source[k]!;
+    else out.set(source.subarray(from, to), at);
+    this.outLength += length;
   }
 
   private take(): Uint8Array {
-    const parts = this.parts;
     let out: Uint8Array;
-    if (parts.length === 0) out = EMPTY;
-    else if (parts.length === 1 && !this.partsNeedCopy) out = parts[0]!;
-    else {
-      // Carry views and the shared mask must not escape: the caller gets its own bytes.
-      out = new Uint8Array(this.partsLength);
-      let at = 0;
-      for (const part of parts) {
-        out.set(part, at);
-        at += part.length;
-      }
+    if (this.outLength === 0) {
+      // Nothing masked or carried: a view of the chunk itself (or nothing).
+      out = this.viewTo === this.viewFrom ? EMPTY : this.chunk.subarray(this.viewFrom - this.chunkStart, this.viewTo - this.chunkStart);
+    } else {
+      // The caller gets its own buffer (carry and mask bytes must not escape as shared views).
+      this.flushView();
+      out = this.out.subarray(0, this.outLength);
+      this.out = EMPTY;
+      this.outLength = 0;
     }
-    this.parts = [];
-    this.partsLength = 0;
-    this.partsNeedCopy = false;
+    this.viewFrom = this.viewTo = 0;
     return out;
   }
 

@@ -8,7 +8,7 @@
 // The skip loop handles a transparent LF through its table (skip.ts); CR and ESC are rare
 // "stop" bytes it never jumps over: the automaton walks each of them.
 
-import { type Automaton, MATCH_SHIFT, transition } from "./automaton.js";
+import { type Automaton, CHAIN_STRIDE, CLASS_MASK, MATCH_SHIFT, transition } from "./automaton.js";
 import { MaskedOutput } from "./output.js";
 import { GRAM, type SkipTable } from "./skip.js";
 
@@ -187,7 +187,7 @@ export class AutomatonStream {
         const c = classOf[chunk[i++]];
         const kind = pool[o - 2] & LOW_BITS;
         // Inline the common cases: a dense row, or a sparse state whose only child matches.
-        const e = kind === 0 ? pool[o + c] : kind === ONE_CHILD && pool[o + 1] === c ? pool[o + 2] : transition(pool, o, c);
+        const e = kind === 0 ? pool[o + c] : kind === ONE_CHILD && (pool[o + 1] & CLASS_MASK) === c ? pool[o + 2] : transition(pool, o, c);
         if (e > 0) {
           o = e;
           continue;
@@ -220,6 +220,13 @@ export class AutomatonStream {
         if (depth < shallowBelow && i - depth >= noExitBefore && this.prefixIsPlain(base + i, depth)) {
           windowStart = i - depth;
           break;
+        }
+        if ((pool[o - 2] & LOW_BITS) === ONE_CHILD) {
+          // A chain of single children (automaton.ts): compare bytes along it, no transitions.
+          for (let run = pool[o + 1] >>> 24; run > 0 && i < n && chunk[i] === ((pool[o + 1] >>> 16) & 0xff); run--) {
+            i++;
+            o += CHAIN_STRIDE;
+          }
         }
       }
       if (windowStart < 0) break;
