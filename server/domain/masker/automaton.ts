@@ -12,11 +12,12 @@
 // A next state is stored as +o when the scan can simply carry on (a dense state that ends
 // no pattern and is at least `shallowBelow` deep) and as -o when it must look: a match, a
 // sparse state, or a state so shallow that the skip loop can take over again.
-// A sparse state with one child stores its pair's class word as
-//   class | (the child's byte) << 16 | (chain length) << 24
+// A sparse state with one child stores its pair's class word as class | (chain length) << 24,
 // where the chain length counts the steps from it, one child after another, that the scan
-// only has to follow (no match, no LF/CR/ESC, deep enough to stay out of the skip loop):
-// such a child sits CHAIN_STRIDE entries on, so the scan compares bytes along the chain.
+// only has to follow (no match, no LF/CR/ESC, deep enough to stay out of the skip loop).
+// Such a child sits CHAIN_STRIDE entries on, so the bytes of a chain's steps lie in order
+// in `chainBytes` from index o / CHAIN_STRIDE: the scan compares them with the input four
+// bytes at a time instead of taking one transition per byte.
 
 import { buildSkipTable, GRAM, MAX_WINDOW, type SkipTable } from "./skip.js";
 
@@ -46,6 +47,8 @@ export interface Automaton {
   readonly classes: number;
   /** States and transitions, in the layout described at the top of this file. */
   readonly pool: Int32Array;
+  /** The byte of each chain step (see the top of this file), at its state's offset / CHAIN_STRIDE. */
+  readonly chainBytes: Uint8Array;
   /** Offset of the root state. */
   readonly root: number;
   /** Length of the longest pattern: the most a stream ever holds back. */
@@ -233,7 +236,7 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
     }
   }
 
-  markChains(pool, { offset, firstKid, label, labelByte, depth, stateCount, shallowBelow });
+  const chainBytes = markChains(pool, { offset, firstKid, label, labelByte, depth, stateCount, shallowBelow });
 
   return {
     skip,
@@ -241,6 +244,7 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
     classOf,
     classes,
     pool,
+    chainBytes,
     root,
     maxDepth,
     lineFeedInside: patterns.some((p) => p.includes(0x0a)),
@@ -257,9 +261,11 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
 function markChains(
   pool: Int32Array,
   t: { offset: Int32Array; firstKid: Int32Array; label: Uint16Array; labelByte: Uint8Array; depth: Int32Array; stateCount: number; shallowBelow: number },
-): void {
+): Uint8Array {
   const { offset, firstKid, label, labelByte, depth, stateCount, shallowBelow } = t;
   const chain = new Uint8Array(stateCount);
+  // A one-child state spans CHAIN_STRIDE entries, so no two share an index here.
+  const bytes = new Uint8Array(Math.floor(pool.length / CHAIN_STRIDE) + 1);
   for (let s = stateCount - 1; s >= 0; s--) {
     const o = offset[s];
     if (firstKid[s + 1] - firstKid[s] !== 1 || (pool[o - 2] & 1) === 0) continue;
@@ -268,6 +274,8 @@ function markChains(
     const plain = label[kid] > SPECIAL_BYTES.length && pool[k - 2] >> MATCH_SHIFT === 0 && depth[kid] >= shallowBelow;
     if (!plain || k !== o + CHAIN_STRIDE) continue;
     chain[s] = Math.min(MAX_CHAIN, 1 + chain[kid]);
-    pool[o + 1] |= (labelByte[kid] << 16) | (chain[s] << 24);
+    pool[o + 1] |= chain[s] << 24;
+    bytes[Math.floor(o / CHAIN_STRIDE)] = labelByte[kid];
   }
+  return bytes;
 }
