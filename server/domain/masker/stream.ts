@@ -194,7 +194,23 @@ export class AutomatonStream {
         const c = classOf[chunk[i++]];
         const kind = pool[o - 2] & LOW_BITS;
         // Inline the common cases: a dense row, or a sparse state whose only child matches.
-        const e = kind === 0 ? pool[o + c] : kind === ONE_CHILD && (pool[o + 1] & CLASS_MASK) === c ? pool[o + 2] : transition(pool, o, c);
+        let e: number;
+        if (kind === 0) e = pool[o + c];
+        else if (kind === ONE_CHILD && (pool[o + 1] & CLASS_MASK) === c) {
+          const run = pool[o + 1] >>> 24;
+          if (run !== 0) {
+            // A chain of single children (automaton.ts): this byte took its first step; compare
+            // the rest four bytes at a time, no transitions. Its states need no look.
+            const from = i;
+            const stop = Math.min(n, i + run - 1);
+            let q = ((o / CHAIN_STRIDE) | 0) + 1;
+            for (; i + 4 <= stop && words.getInt32(i, true) === chainWords.getInt32(q, true); q += 4) i += 4;
+            for (; i < stop && chunk[i] === chainBytes[q]; q++) i++;
+            o += CHAIN_STRIDE * (1 + i - from);
+            continue;
+          }
+          e = pool[o + 2];
+        } else e = transition(pool, o, c);
         if (e > 0) {
           o = e;
           continue;
@@ -227,15 +243,6 @@ export class AutomatonStream {
         if (depth < shallowBelow && i - depth >= noExitBefore && this.prefixIsPlain(base + i, depth)) {
           windowStart = i - depth;
           break;
-        }
-        if ((pool[o - 2] & LOW_BITS) === ONE_CHILD && pool[o + 1] >>> 24 !== 0) {
-          // A chain of single children (automaton.ts): compare its bytes, four at a time, no transitions.
-          const from = i;
-          const stop = Math.min(n, i + (pool[o + 1] >>> 24));
-          let q = (o / CHAIN_STRIDE) | 0;
-          for (; i + 4 <= stop && words.getInt32(i, true) === chainWords.getInt32(q, true); q += 4) i += 4;
-          for (; i < stop && chunk[i] === chainBytes[q]; q++) i++;
-          o += CHAIN_STRIDE * (i - from);
         }
       }
       if (windowStart < 0) break;
