@@ -169,11 +169,8 @@ export class AutomatonStream {
     const pool = this.pool;
     const classOf = this.classOf;
     const shallowBelow = this.shallowBelow;
-    const chainBytes = this.chainBytes;
-    const chainWords = this.chainWords;
     const base = this.pos;
     const chunk = this.beginChunk(input);
-    const words = this.output.chunkWords;
     const n = chunk.length;
     let o = this.state;
     let i = 0;
@@ -199,13 +196,9 @@ export class AutomatonStream {
         else if (kind === ONE_CHILD && (pool[o + 1] & CLASS_MASK) === c) {
           const run = pool[o + 1] >>> 24;
           if (run !== 0) {
-            // A chain of single children (automaton.ts): this byte took its first step; compare
-            // the rest four bytes at a time, no transitions. Its states need no look.
+            // A chain of single children (automaton.ts): this byte took its first step. Its states need no look.
             const from = i;
-            const stop = Math.min(n, i + run - 1);
-            let q = ((o / CHAIN_STRIDE) | 0) + 1;
-            for (; i + 4 <= stop && words.getInt32(i, true) === chainWords.getInt32(q, true); q += 4) i += 4;
-            for (; i < stop && chunk[i] === chainBytes[q]; q++) i++;
+            i = this.chainEnd(i, Math.min(n, i + run - 1), ((o / CHAIN_STRIDE) | 0) + 1);
             o += CHAIN_STRIDE * (1 + i - from);
             continue;
           }
@@ -266,6 +259,20 @@ export class AutomatonStream {
     }
     this.state = o;
     return this.finishChunk(consumed);
+  }
+
+  /**
+   * Compares the chunk from index `i` with a chain's bytes from `chainBytes[q]`, four bytes at
+   * a time, up to index `stop`: returns the index of the first byte that differs, or `stop`.
+   */
+  private chainEnd(i: number, stop: number, q: number): number {
+    const chunk = this.chunk;
+    const words = this.output.chunkWords;
+    const chainBytes = this.chainBytes;
+    const chainWords = this.chainWords;
+    for (; i + 4 <= stop && words.getInt32(i, true) === chainWords.getInt32(q, true); q += 4) i += 4;
+    for (; i < stop && chunk[i] === chainBytes[q]; q++) i++;
+    return i;
   }
 
   /** Starts scanning `input`, after the bytes left undecided at the last chunk's end. */
