@@ -37,9 +37,9 @@ const CHUNK_BYTES = 64 * 1024;
 const LOG_LINE = "2026-11-25T10:00:00Z INFO request served path=/api/v1/items status=200";
 const OUTPUT_LIMIT_BYTES = 1024 * 1024 * 1024;
 const GET_NAME = "BENCH_GET";
-const DENSE_SECRETS = 100;
+export const DENSE_SECRETS = 100;
 /** One secret every this many bytes of the dense logs. */
-const DENSE_EVERY = 80;
+export const DENSE_EVERY = 80;
 
 type Child<From> = { pid: number; send(m: unknown): void; waitFor<T extends string>(type: T): Promise<Extract<From, { type: T }>>; close(): Promise<void> };
 
@@ -129,7 +129,7 @@ function deadlineRows(unary: DeadlineResults): BenchRow[] {
 }
 
 /** Log lines of ~80 bytes each holding one of `secrets` (or, for the clean twin, a same-length non-secret). */
-function denseLogs(secrets: readonly string[], size: number, clean: boolean): Buffer {
+export function denseLogs(secrets: readonly string[], size: number, clean: boolean): Buffer {
   const lines: string[] = [];
   let length = 0;
   for (let i = 0; length < size; i++) {

@@ -2,6 +2,7 @@
 
 import { pathToFileURL } from "node:url";
 import { createMaskSet, MASK } from "../server/domain/masker.js";
+import { DENSE_EVERY, DENSE_SECRETS, denseLogs } from "./gap.js";
 
 /** One measured line of the table. */
 export interface Row {
@@ -92,7 +93,52 @@ export async function runMaskerBench(opts: MaskerBenchOptions = {}): Promise<Row
   const dense = Buffer.from(Array.from({ length: Math.ceil(totalBytes / 8 / 32) }, () => `${hundred[Math.floor(rand() * 100)]} `).join("")).subarray(0, totalBytes / 8);
   const all = measureMasker(hundred, new Uint8Array(dense), 2);
   rows.push({ secrets: 100, impl: "masker", scenario: "secrets back to back", mbPerSec: all.mbPerSec, vsByteLoop: all.mbPerSec / loopMBps, note: `${fmtBytes(dense.length)}, ${all.note}`, targets: [] });
+  rows.push(...denseLogRows(rand, Math.min(totalBytes, 32 * MiB), loopMBps));
   return rows;
+}
+
+/**
+ * bench/gap.ts's secret-dense logs (one of 100 secrets every ~80 bytes) and their clean twin,
+ * rounds alternating, in process: the dense/clean CPU ratio is what the end-to-end target
+ * (dense at least 0.9 of clean) needs the masker to keep close to 1.
+ */
+export function denseLogRows(rand: () => number, size: number, loopMBps = Number.NaN, rounds = 6): Row[] {
+  const hex = (n: number): string => Array.from({ length: n }, () => Math.floor(rand() * 16).toString(16)).join("");
+  const values = Array.from({ length: DENSE_SECRETS }, (_, i) => `sk-${i}-${hex(28)}`);
+  const set = createMaskSet(values);
+  const texts = { dense: new Uint8Array(denseLogs(values, size, false)), clean: new Uint8Array(denseLogs(values, size, true)) };
+  const cpu = { dense: 0, clean: 0 };
+  const masks = { dense: 0, clean: 0 };
+  const run = (kind: "dense" | "clean"): void => {
+    const bytes = texts[kind];
+    const stream = set.stream();
+    const c0 = process.cpuUsage();
+    let length = 0;
+    for (let at = 0; at < bytes.length; at += CHUNK) length += stream.push(bytes.subarray(at, at + CHUNK)).length;
+    length += stream.end().length;
+    const used = process.cpuUsage(c0);
+    cpu[kind] += used.user + used.system;
+    masks[kind] = stream.masksApplied;
+    if (length === 0) throw new Error("masker bench: no output");
+  };
+  run("dense");
+  run("clean"); // warm-up
+  cpu.dense = 0;
+  cpu.clean = 0;
+  for (let r = 0; r < rounds; r++) for (const kind of r % 2 === 0 ? (["dense", "clean"] as const) : (["clean", "dense"] as const)) run(kind);
+  const mib = (size / MiB) * rounds;
+  const perMiB = { dense: cpu.dense / mib, clean: cpu.clean / mib };
+  const row = (kind: "dense" | "clean"): Row => ({
+    secrets: DENSE_SECRETS,
+    impl: "masker",
+    scenario: kind === "dense" ? `gap's dense logs (1 secret / ${DENSE_EVERY} B)` : "gap's dense logs, clean twin",
+    // MiB per CPU second: the two alternate, so this is the steadier figure on a shared machine.
+    mbPerSec: 1e6 / perMiB[kind],
+    vsByteLoop: 1e6 / perMiB[kind] / loopMBps,
+    note: `${perMiB[kind].toFixed(0)} µs CPU/MiB, ${masks[kind]} masks${kind === "dense" ? `, clean/dense CPU ${(perMiB.clean / perMiB.dense).toFixed(3)}, +${(perMiB.dense - perMiB.clean).toFixed(0)} µs/MiB` : ""}`,
+    targets: [],
+  });
+  return [row("clean"), row("dense")];
 }
 
 const LOGS = "log text";
@@ -178,7 +224,7 @@ function countMasks(part: Uint8Array): number {
 const mbps = (bytes: number, seconds: number): number => bytes / MiB / seconds;
 const fmtBytes = (n: number): string => (n >= MiB ? `${(n / MiB).toFixed(0)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
 
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -193,7 +239,7 @@ const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const SYMBOLS = "-_.+/=!@#%";
 
 /** 24-40 characters; half are alphanumeric tokens, half passwords with symbols (whose encoded forms differ). */
-function randomSecret(rand: () => number): string {
+export function randomSecret(rand: () => number): string {
   const alphabet = rand() < 0.5 ? ALNUM : ALNUM + SYMBOLS;
   const length = 24 + Math.floor(rand() * 17);
   let s = "";
@@ -205,7 +251,7 @@ const LEVELS = ["INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"];
 const WORDS = ["alpha", "orders", "billing", "cache", "worker", "session", "upload", "report", "index", "metrics", "queue", "users"];
 
 /** Log-like text of exactly `size` bytes, with a secret (raw, in JSON, or in base64 basic auth) about every 2,000 lines. */
-function logText(size: number, secrets: readonly string[], rand: () => number): Uint8Array {
+export function logText(size: number, secrets: readonly string[], rand: () => number): Uint8Array {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const hex = (n: number): string => Math.floor(rand() * 16 ** n).toString(16).padStart(n, "0");
   const lines: string[] = [];
@@ -239,7 +285,10 @@ function logText(size: number, secrets: readonly string[], rand: () => number): 
   return new Uint8Array(Buffer.from(lines.join(""), "latin1").subarray(0, size));
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href && process.argv.includes("--dense")) {
+  // Only the dense-log pair (for profiling: node --cpu-prof --import tsx bench/masker.ts --dense).
+  console.log(formatMaskerTable(denseLogRows(mulberry32(0x5eed), 32 * MiB)));
+} else if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const start = Date.now();
   const rows = await runMaskerBench();
   console.log(formatMaskerTable(rows));

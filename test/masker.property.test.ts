@@ -1,5 +1,6 @@
 // Property tests for the streaming masker: random secrets, random output, random chunking.
 
+import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createMaskSet, derivedForms, MASK, type MaskSet } from "../server/domain/masker.js";
@@ -341,6 +342,60 @@ describe("masker properties", () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+  it("masks secret-dense logs exactly as the reference does, however the chunks cut the values", () => {
+    // Like bench/gap.ts's dense logs: one of 100 declared secrets (prefixes of one another
+    // among them: sk-1-... and sk-10-...) on nearly every line, raw or in a derived form, lines
+    // long enough that their LF is transparent or not, values wrapped across such an LF, cut by
+    // colour codes, touching each other, or begun and not finished.
+    const hex = (i: number): string => createHash("sha256").update(`dense-${i}`).digest("hex").slice(0, 28);
+    const secrets = Array.from({ length: 100 }, (_, i) => (i % 10 === 9 ? `pw-${i}/${hex(i).slice(0, 12)}+"&'x` : `sk-${i}-${hex(i)}`));
+    const set = createMaskSet(secrets);
+    const patterns = patternsOf(secrets, 4);
+    const forms = (secret: string, kind: number, align: number): string => {
+      const b64 = Buffer.concat([Buffer.alloc(align, 0x61), utf8(secret)]).toString(kind === 2 ? "base64url" : "base64");
+      return [secret, b64, b64, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)][kind]!;
+    };
+    const lineArb = fc
+      .record({
+        secret: fc.nat(99),
+        other: fc.nat(99),
+        kind: fc.nat(4),
+        align: fc.nat(2),
+        shape: fc.nat(6),
+        cut: fc.nat(),
+        head: fc.nat(50),
+        width: fc.integer({ min: 20, max: 100 }),
+        crlf: fc.boolean(),
+      })
+      .map(({ secret, other, kind, align, shape, cut, head, width, crlf }) => {
+        const form = forms(secrets[secret]!, kind, align);
+        const k = cut % (form.length + 1);
+        const value = [
+          form,
+          `${form}${forms(secrets[other]!, 0, 0)}`, // two touching
+          form.slice(0, k), // begun, not finished
+          `${form.slice(0, k)}\x1b[01;31m\x1b[K${form.slice(k)}\x1b[m\x1b[K`, // cut by colour codes
+          `${"L".repeat(Math.max(0, 64 - k))}${form.slice(0, k)}${crlf ? "\r\n" : "\n"}${form.slice(k)}`, // wrapped after a long line
+          "z".repeat(form.length), // the clean twin's filler
+          form,
+        ][shape]!;
+        const line = `${"2026-11-25T10:00:00Z INFO auth ok key=".slice(0, head)}${value} n=${secret}`;
+        return `${line.padEnd(width, ".")}${crlf ? "\r\n" : "\n"}`;
+      });
+    const chunkSizes = fc.oneof(
+      fc.array(fc.integer({ min: 1, max: 120 }), { maxLength: 200 }),
+      fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 400 }),
+      fc.constant([4096]),
+    );
+    fc.assert(
+      fc.property(fc.array(lineArb, { minLength: 1, maxLength: 80 }), chunkSizes, (lines, sizes) => {
+        const output = utf8(lines.join(""));
+        const expected = referenceMask(output, coverage(output, patterns));
+        expect(streamMask(set, output, sizes).out.toString("latin1")).toBe(expected.toString("latin1"));
+      }),
+      { numRuns: 150 },
     );
   });
 });

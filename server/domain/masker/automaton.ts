@@ -12,6 +12,12 @@
 // A next state is stored as +o when the scan can simply carry on (a dense state that ends
 // no pattern and is at least `shallowBelow` deep) and as -o when it must look: a match, a
 // sparse state, or a state so shallow that the skip loop can take over again.
+// A sparse state with one child stores its pair's class word as class | (chain length) << 24,
+// where the chain length counts the steps from it, one child after another, that the scan
+// only has to follow (no match, no LF/CR/ESC, deep enough to stay out of the skip loop).
+// Such a child sits CHAIN_STRIDE entries on, so the bytes of a chain's steps lie in order
+// in `chainBytes` from index o / CHAIN_STRIDE: the scan compares them with the input four
+// bytes at a time instead of taking one transition per byte.
 
 import { buildSkipTable, GRAM, MAX_WINDOW, type SkipTable } from "./skip.js";
 
@@ -21,6 +27,11 @@ export const SPECIAL_BYTES = [0x0a, 0x0d, 0x1b] as const;
 /** `info >> MATCH_SHIFT` is the length of the longest pattern ending in a state (0: none). */
 export const MATCH_SHIFT = 10;
 const MAX_PAIRS = (1 << (MATCH_SHIFT - 1)) - 1;
+/** Pool entries of a sparse state with one child (header, failure, pair): its child follows right after. */
+export const CHAIN_STRIDE = 5;
+/** The class of a pair: `pool[k] & CLASS_MASK` (one-child states keep their chain in the bits above). */
+export const CLASS_MASK = 0xffff;
+const MAX_CHAIN = 127;
 /** Longer patterns would not fit in `info` (a 64 KiB value's longest form is under 400 KiB). */
 export const MAX_PATTERN_LENGTH = 2 ** (31 - MATCH_SHIFT) - 1;
 
@@ -36,6 +47,8 @@ export interface Automaton {
   readonly classes: number;
   /** States and transitions, in the layout described at the top of this file. */
   readonly pool: Int32Array;
+  /** The byte of each chain step (see the top of this file), at its state's offset / CHAIN_STRIDE. */
+  readonly chainBytes: Uint8Array;
   /** Offset of the root state. */
   readonly root: number;
   /** Length of the longest pattern: the most a stream ever holds back. */
@@ -66,7 +79,7 @@ export function transition(pool: Int32Array, o: number, c: number): number {
     const info = pool[o - 2];
     if ((info & 1) === 0) return pool[o + c];
     for (let k = o + 1, end = k + 2 * ((info >> 1) & MAX_PAIRS); k < end; k += 2) {
-      if (pool[k] === c) return pool[k + 1];
+      if ((pool[k] & CLASS_MASK) === c) return pool[k + 1];
     }
     o = pool[o];
   }
@@ -124,6 +137,7 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
   const runStart = new Int32Array(stateCount);
   const runEnd = new Int32Array(stateCount);
   const label = new Uint16Array(stateCount);
+  const labelByte = new Uint8Array(stateCount);
   const depth = new Int32Array(stateCount);
   const terminal = new Uint8Array(stateCount);
   const firstKid = new Int32Array(stateCount + 1);
@@ -150,6 +164,7 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
       let e = a + 1;
       while (e < b && flat[patternAt[e] + d] === byte) e++;
       label[states] = classOf[byte];
+      labelByte[states] = byte;
       runStart[states] = a;
       runEnd[states] = e;
       depth[states] = d + 1;
@@ -221,12 +236,15 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
     }
   }
 
+  const chainBytes = markChains(pool, { offset, firstKid, label, labelByte, depth, stateCount, shallowBelow });
+
   return {
     skip,
     shallowBelow,
     classOf,
     classes,
     pool,
+    chainBytes,
     root,
     maxDepth,
     lineFeedInside: patterns.some((p) => p.includes(0x0a)),
@@ -234,4 +252,30 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
     states: stateCount,
     denseStates,
   };
+}
+
+/**
+ * Records each one-child chain in its states' pair words (see the top of this file), deepest
+ * first: breadth-first ids make every child's id larger than its parent's.
+ */
+function markChains(
+  pool: Int32Array,
+  t: { offset: Int32Array; firstKid: Int32Array; label: Uint16Array; labelByte: Uint8Array; depth: Int32Array; stateCount: number; shallowBelow: number },
+): Uint8Array {
+  const { offset, firstKid, label, labelByte, depth, stateCount, shallowBelow } = t;
+  const chain = new Uint8Array(stateCount);
+  // A one-child state spans CHAIN_STRIDE entries, so no two share an index here.
+  const bytes = new Uint8Array(Math.floor(pool.length / CHAIN_STRIDE) + 1);
+  for (let s = stateCount - 1; s >= 0; s--) {
+    const o = offset[s];
+    if (firstKid[s + 1] - firstKid[s] !== 1 || (pool[o - 2] & 1) === 0) continue;
+    const kid = firstKid[s];
+    const k = offset[kid];
+    const plain = label[kid] > SPECIAL_BYTES.length && pool[k - 2] >> MATCH_SHIFT === 0 && depth[kid] >= shallowBelow;
+    if (!plain || k !== o + CHAIN_STRIDE) continue;
+    chain[s] = Math.min(MAX_CHAIN, 1 + chain[kid]);
+    pool[o + 1] |= chain[s] << 24;
+    bytes[Math.floor(o / CHAIN_STRIDE)] = labelByte[kid];
+  }
+  return bytes;
 }

@@ -1,6 +1,14 @@
 // Assembles one stream's masked output: merges matched runs into single masks and holds back only undecided bytes.
 
 const EMPTY = new Uint8Array(0);
+const NO_WORDS = new DataView(new ArrayBuffer(0));
+/** Runs up to this long are copied four bytes at a time in place; longer ones through a native copy. */
+const SHORT_COPY = 256;
+
+/** A DataView over exactly `bytes`: reads and writes four unaligned bytes at once. */
+function wordsOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
 
 /**
  * The output side of a stream masker. Positions are absolute byte offsets in the stream.
@@ -12,6 +20,7 @@ const EMPTY = new Uint8Array(0);
  */
 export class MaskedOutput {
   private readonly mask: Uint8Array;
+  private readonly maskWords: DataView;
   /** The longest pattern: nothing undecided is ever longer. */
   private readonly maxHold: number;
   /** Everything before this position has been emitted or dropped under a mask. */
@@ -22,27 +31,39 @@ export class MaskedOutput {
   private runHead = 0;
   /** Undecided bytes of earlier chunks: [carryStart, carryStart + carryLength). */
   private carry: Uint8Array;
+  private carryWords: DataView;
   private carryStart = 0;
   private carryLength = 0;
   /** The chunk being scanned: [chunkStart, chunkStart + chunk.length). */
   private chunk: Uint8Array = EMPTY;
+  /** The chunk as a DataView, for word-wide copies here and comparisons in the scan. */
+  chunkWords: DataView = NO_WORDS;
   private chunkStart = 0;
-  /** This call's output, gathered as views and joined once. */
-  private parts: Uint8Array[] = [];
-  private partsLength = 0;
-  private partsNeedCopy = false;
+  /**
+   * This call's output: bytes written so far into `out` (a fresh buffer per call, handed to
+   * the caller), then the chunk's stream positions [viewFrom, viewTo), not yet copied: a call
+   * with no mask returns that view of the chunk itself.
+   */
+  private out: Uint8Array = EMPTY;
+  private outWords: DataView = NO_WORDS;
+  private outLength = 0;
+  private viewFrom = 0;
+  private viewTo = 0;
   /** Masks emitted so far: one per merged run, counted where a run is settled (never per byte). */
   masksEmitted = 0;
 
   constructor(mask: Uint8Array, maxHold: number) {
     this.mask = mask;
+    this.maskWords = wordsOf(mask);
     this.maxHold = maxHold;
     this.carry = new Uint8Array(Math.min(256, maxHold));
+    this.carryWords = wordsOf(this.carry);
   }
 
   /** Starts a chunk that begins at stream position `start`. */
   begin(chunk: Uint8Array, start: number): void {
     this.chunk = chunk;
+    this.chunkWords = chunk.length === 0 ? NO_WORDS : wordsOf(chunk);
     this.chunkStart = start;
   }
 
@@ -93,6 +114,7 @@ export class MaskedOutput {
     this.settle(end, true);
     const out = this.take();
     this.carry = EMPTY;
+    this.carryWords = NO_WORDS;
     return out;
   }
 
@@ -106,9 +128,7 @@ export class MaskedOutput {
     let h = this.runHead;
     while (h < starts.length && (final || ends[h] < boundary)) {
       this.literal(this.emitPos, starts[h]);
-      this.parts.push(this.mask);
-      this.partsLength += this.mask.length;
-      this.partsNeedCopy = true;
+      this.appendMask();
       this.emitPos = ends[h];
       h++;
     }
@@ -135,34 +155,69 @@ export class MaskedOutput {
     }
     if (from < this.chunkStart) {
       const upTo = Math.min(to, this.chunkStart);
-      this.parts.push(this.carry.subarray(from - this.carryStart, upTo - this.carryStart));
-      this.partsLength += upTo - from;
-      this.partsNeedCopy = true;
+      this.flushView();
+      this.copy(this.carry, this.carryWords, from - this.carryStart, upTo - this.carryStart);
       from = upTo;
     }
-    if (from < to) {
-      this.parts.push(this.chunk.subarray(from - this.chunkStart, to - this.chunkStart));
-      this.partsLength += to - from;
+    if (from >= to) return;
+    // Literals come in stream order: one that goes on from the pending view extends it.
+    if (this.viewTo !== from || this.viewTo === this.viewFrom) {
+      this.flushView();
+      this.viewFrom = from;
     }
+    this.viewTo = to;
+  }
+
+  private appendMask(): void {
+    this.flushView();
+    const mask = this.mask;
+    this.copy(mask, this.maskWords, 0, mask.length);
+  }
+
+  /** Copies the pending view of the chunk into `out`. */
+  private flushView(): void {
+    if (this.viewTo === this.viewFrom) return;
+    this.copy(this.chunk, this.chunkWords, this.viewFrom - this.chunkStart, this.viewTo - this.chunkStart);
+    this.viewFrom = this.viewTo;
+  }
+
+  /** Appends source[from, to) to `out`, growing it as needed. */
+  private copy(source: Uint8Array, words: DataView, from: number, to: number): void {
+    const length = to - from;
+    let at = this.outLength;
+    if (at + length > this.out.length) {
+      // Masks may make the output longer than the chunk; most calls fit in the first size.
+      const grown = new Uint8Array(Math.max(at + length, this.out.length * 2, this.chunk.length + this.carryLength + 256));
+      grown.set(this.out.subarray(0, at));
+      this.out = grown;
+      this.outWords = wordsOf(grown);
+    }
+    const out = this.out;
+    if (length > SHORT_COPY) out.set(source.subarray(from, to), at);
+    else {
+      // Short runs (a mask, the bytes between two secrets) copy faster in place than through a new view.
+      const outWords = this.outWords;
+      let k = from;
+      for (; k + 4 <= to; k += 4, at += 4) outWords.setInt32(at, words.getInt32(k, true), true);
+      for (; k < to; k++) out[at++] = source[k]!;
+    }
+    this.outLength += length;
   }
 
   private take(): Uint8Array {
-    const parts = this.parts;
     let out: Uint8Array;
-    if (parts.length === 0) out = EMPTY;
-    else if (parts.length === 1 && !this.partsNeedCopy) out = parts[0]!;
-    else {
-      // Carry views and the shared mask must not escape: the caller gets its own bytes.
-      out = new Uint8Array(this.partsLength);
-      let at = 0;
-      for (const part of parts) {
-        out.set(part, at);
-        at += part.length;
-      }
+    if (this.outLength === 0) {
+      // Nothing masked or carried: a view of the chunk itself (or nothing).
+      out = this.viewTo === this.viewFrom ? EMPTY : this.chunk.subarray(this.viewFrom - this.chunkStart, this.viewTo - this.chunkStart);
+    } else {
+      // The caller gets its own buffer (carry and mask bytes must not escape as shared views).
+      this.flushView();
+      out = this.out.subarray(0, this.outLength);
+      this.out = EMPTY;
+      this.outWords = NO_WORDS;
+      this.outLength = 0;
     }
-    this.parts = [];
-    this.partsLength = 0;
-    this.partsNeedCopy = false;
+    this.viewFrom = this.viewTo = 0;
     return out;
   }
 
@@ -178,6 +233,7 @@ export class MaskedOutput {
       const grown = new Uint8Array(Math.min(this.maxHold, Math.max(length, this.carry.length * 2)));
       grown.set(this.carry.subarray(0, this.carryLength));
       this.carry = grown;
+      this.carryWords = wordsOf(grown);
     }
     if (boundary >= this.chunkStart) {
       this.carry.set(this.chunk.subarray(boundary - this.chunkStart));

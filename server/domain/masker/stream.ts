@@ -8,7 +8,7 @@
 // The skip loop handles a transparent LF through its table (skip.ts); CR and ESC are rare
 // "stop" bytes it never jumps over: the automaton walks each of them.
 
-import { type Automaton, MATCH_SHIFT, transition } from "./automaton.js";
+import { type Automaton, CHAIN_STRIDE, CLASS_MASK, MATCH_SHIFT, transition } from "./automaton.js";
 import { MaskedOutput } from "./output.js";
 import { GRAM, type SkipTable } from "./skip.js";
 
@@ -42,6 +42,8 @@ const UNDECIDED = -2;
 export class AutomatonStream {
   private readonly pool: Int32Array;
   private readonly classOf: Uint16Array;
+  private readonly chainBytes: Uint8Array;
+  private readonly chainWords: DataView;
   private readonly skip: SkipTable | null;
   private readonly shallowBelow: number;
   private readonly root: number;
@@ -81,6 +83,8 @@ export class AutomatonStream {
   constructor(automaton: Automaton, mask: Uint8Array, minLength: number) {
     this.pool = automaton.pool;
     this.classOf = automaton.classOf;
+    this.chainBytes = automaton.chainBytes;
+    this.chainWords = new DataView(automaton.chainBytes.buffer, automaton.chainBytes.byteOffset, automaton.chainBytes.length);
     this.skip = automaton.skip;
     this.shallowBelow = automaton.shallowBelow;
     this.root = automaton.root;
@@ -187,7 +191,19 @@ export class AutomatonStream {
         const c = classOf[chunk[i++]];
         const kind = pool[o - 2] & LOW_BITS;
         // Inline the common cases: a dense row, or a sparse state whose only child matches.
-        const e = kind === 0 ? pool[o + c] : kind === ONE_CHILD && pool[o + 1] === c ? pool[o + 2] : transition(pool, o, c);
+        let e: number;
+        if (kind === 0) e = pool[o + c];
+        else if (kind === ONE_CHILD && (pool[o + 1] & CLASS_MASK) === c) {
+          const run = pool[o + 1] >>> 24;
+          if (run !== 0) {
+            // A chain of single children (automaton.ts): this byte took its first step. Its states need no look.
+            const from = i;
+            i = this.chainEnd(i, Math.min(n, i + run - 1), ((o / CHAIN_STRIDE) | 0) + 1);
+            o += CHAIN_STRIDE * (1 + i - from);
+            continue;
+          }
+          e = pool[o + 2];
+        } else e = transition(pool, o, c);
         if (e > 0) {
           o = e;
           continue;
@@ -243,6 +259,20 @@ export class AutomatonStream {
     }
     this.state = o;
     return this.finishChunk(consumed);
+  }
+
+  /**
+   * Compares the chunk from index `i` with a chain's bytes from `chainBytes[q]`, four bytes at
+   * a time, up to index `stop`: returns the index of the first byte that differs, or `stop`.
+   */
+  private chainEnd(i: number, stop: number, q: number): number {
+    const chunk = this.chunk;
+    const words = this.output.chunkWords;
+    const chainBytes = this.chainBytes;
+    const chainWords = this.chainWords;
+    for (; i + 4 <= stop && words.getInt32(i, true) === chainWords.getInt32(q, true); q += 4) i += 4;
+    for (; i < stop && chunk[i] === chainBytes[q]; q++) i++;
+    return i;
   }
 
   /** Starts scanning `input`, after the bytes left undecided at the last chunk's end. */
