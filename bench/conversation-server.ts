@@ -5,24 +5,28 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ConnectRouter, Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { BenchService } from "../gen/veil/bench/v1/bench_pb.js";
-import { Stream } from "../gen/veil/v1/conversation_pb.js";
-import { createApp } from "../server/app.js";
-import { parseServerConfig } from "../server/config.js";
-import { createLogger } from "../server/log.js";
-import { withCors } from "../server/net/cors.js";
-import { withSpecGrpcMessage } from "../server/net/grpc-message.js";
-import { createGrpcLeanPath } from "../server/net/grpc-lean.js";
-import { listen } from "../server/net/listener.js";
-import { withRequestId } from "../server/net/request-id.js";
-import { guardDecoding } from "../server/rpc/decode-guard.js";
-import { LIMITS } from "../server/rpc/schemas.js";
+import type { BenchService as BenchServiceType } from "../gen/veil/bench/v1/bench_pb.js";
+import { loadVeilModules } from "./lib/veil-modules.js";
+
+const veil = await loadVeilModules();
+const { BenchService } = veil.benchPb;
+const { Stream } = veil.conversationPb;
+const { createApp } = veil.app;
+const { parseServerConfig } = veil.config;
+const { createLogger } = veil.log;
+const { withCors } = veil.cors;
+const { withSpecGrpcMessage } = veil.grpcMessage;
+const { createGrpcLeanPath } = veil.grpcLean;
+const { listen } = veil.listener;
+const { withRequestId } = veil.requestId;
+const { guardDecoding } = veil.decodeGuard;
+const { LIMITS } = veil.schemas;
 
 /** Messages the parent sends. */
 export type ToConversationServer = { type: "cpu" } | { type: "close" };
 /** Messages this child sends back. */
 export type FromConversationServer =
-  | { type: "ready"; url: string; token: string }
+  | { type: "ready"; url: string; token: string; from: "dist" | "sources" }
   | { type: "cpu"; usage: NodeJS.CpuUsage }
   | { type: "failed"; message: string };
 
@@ -30,7 +34,7 @@ export type FromConversationServer =
  * The transport ceiling: output events of `chunk_bytes` from one buffer in memory. No executor,
  * no masker, but the same router, interceptors, adapter options and listener as the app's RPCs.
  */
-function benchService(line: string): ServiceImpl<typeof BenchService> {
+function benchService(line: string): ServiceImpl<typeof BenchServiceType> {
   return {
     async *stream(req) {
       const total = Number(req.totalBytes);
@@ -82,7 +86,7 @@ try {
     await listener.close({ drainMs: 1000 });
     await app.close();
   };
-  send({ type: "ready", url: listener.url, token });
+  send({ type: "ready", url: listener.url, token, from: veil.from });
 } catch (error) {
   send({ type: "failed", message: (error as Error).stack ?? String(error) });
   rmSync(dir, { recursive: true, force: true });
