@@ -41,18 +41,6 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
     registers,
   });
-  // prom-client hashes a labels object on every observation; the labelled children of a
-  // (procedure, code) pair, a small fixed set, are looked up once and kept.
-  const series = new Map<string, { count: ReturnType<typeof requests.labels>; time: ReturnType<typeof duration.labels> }>();
-  const rpcSeries = (procedure: string, code: string) => {
-    const key = `${procedure} ${code}`;
-    let found = series.get(key);
-    if (found === undefined) {
-      found = { count: requests.labels({ procedure, code }), time: duration.labels({ procedure }) };
-      series.set(key, found);
-    }
-    return found;
-  };
   let sources: Parameters<Metrics["watch"]>[0] | undefined;
   new Gauge({
     name: "veil_conversations_live",
@@ -81,9 +69,8 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
   return {
     registry,
     rpc(procedure, code, seconds) {
-      const { count, time } = rpcSeries(procedure, code);
-      count.inc();
-      time.observe(seconds);
+      requests.inc({ procedure, code });
+      duration.observe({ procedure }, seconds);
     },
     conversations: {
       commandStarted: () => commands.inc(),

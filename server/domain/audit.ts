@@ -78,24 +78,20 @@ export function createAudit(store: KvStore, options: { node?: string } = {}) {
     return `${now.toString(16).padStart(12, "0")}${seq.toString(16).padStart(6, "0")}${node}`;
   }
 
-  /** The whole event, every field set: one object literal (this runs for every audited call, reads included). */
   function build(input: AuditInput): AuditEvent {
     const now = Date.now();
     return {
       id: nextId(now),
       time: new Date(now).toISOString(),
-      tenant: input.tenant,
-      tokenId: input.tokenId,
-      agent: input.agent ?? "",
-      action: input.action,
-      secretName: input.secretName ?? "",
-      version: input.version ?? 0,
-      outcome: input.outcome,
-      session: input.session ?? "",
-      secretNames: input.secretNames ?? [],
-      conversationId: input.conversationId ?? "",
-      detail: input.detail ?? "",
-      client: input.client ?? "",
+      agent: "",
+      secretName: "",
+      version: 0,
+      session: "",
+      secretNames: [],
+      conversationId: "",
+      detail: "",
+      client: "",
+      ...input,
     };
   }
 

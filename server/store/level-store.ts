@@ -55,9 +55,16 @@ export const LEVEL_LIMITS: KvLimits = { maxOps: 100_000, maxGuards: 100_000, max
 /** Room a reopen needs: LevelDB turns the write-ahead logs into a table when it opens, plus slack. */
 const REOPEN_SLACK_BYTES = 256 * 1024;
 
+interface PendingRead {
+  keys: readonly string[];
+  resolve: (values: (Uint8Array | undefined)[]) => void;
+  reject: (error: unknown) => void;
+}
+
 class LevelStore extends LocallyCoordinatedStore implements KvStore {
   private queue: PendingWrite[] = [];
   private flushing: Promise<void> | undefined;
+  private reads: PendingRead[] = [];
   /**
    * Set when a write failed with an I/O error (a full disk): LevelDB then refuses every later
    * write, even once there is room again (a sticky background error), until it is reopened.
@@ -80,28 +87,33 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
   }
 
   /**
-   * Reads are synchronous native lookups (`getSync`): LevelDB serves them from its block cache
-   * or the page cache in a few microseconds, while an async `getMany` costs ~20 µs of main-thread
-   * time per call in classic-level (snapshot, worker, promise) and one more event-loop turn:
-   * a fifth of GetSecret's server CPU (bench/README.md "Framework gap"). A read of a block that
-   * is on disk only blocks the loop for that one read. Several keys are read at one snapshot,
-   * as one native getMany would: a batch the writer commits meanwhile is seen whole or not at all.
+   * Reads issued in the same tick share one native getMany: each native round trip
+   * costs more than the lookups themselves when many calls are in flight.
    */
-  async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
-    if (keys.length === 0) return [];
+  getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    if (keys.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      if (this.reads.push({ keys, resolve, reject }) === 1) queueMicrotask(() => this.flushReads());
+    });
+  }
+
+  private async flushReads() {
+    const reads = this.reads;
+    this.reads = [];
     // Reads keep working while LevelDB refuses writes; they only wait out a reopen.
     if (this.recovering !== undefined || this.db.status !== "open") await this.recover();
-    try {
-      if (keys.length === 1) return [this.db.getSync(keys[0]!)];
-      const snapshot = this.db.snapshot();
-      try {
-        return keys.map((key) => this.db.getSync(key, { snapshot }));
-      } finally {
-        void snapshot.close();
-      }
-    } catch (error) {
-      throw storeError(error);
-    }
+    this.db.getMany(reads.flatMap((r) => r.keys)).then(
+      (values) => {
+        let offset = 0;
+        for (const r of reads) {
+          r.resolve(values.slice(offset, offset + r.keys.length));
+          offset += r.keys.length;
+        }
+      },
+      (error: unknown) => {
+        for (const r of reads) r.reject(storeError(error));
+      },
+    );
   }
 
   write(ops: readonly KvOp[], guards: readonly KvGuard[] = []): Promise<void> {
