@@ -258,7 +258,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
       async (name) => cpuOf((name.startsWith("grpc-js") ? ref.handle : name.startsWith("other") ? other!.handle : veil.handle) as Child<never>),
       counter,
     );
-    const NOT_RUN = { mbPerSec: Number.NaN, runs: [] as number[], serverUsPerMiB: 0, messagesPerMiB: 0 };
+    const NOT_RUN = { mbPerSec: Number.NaN, runs: [] as number[], serverUsPerMiB: 0, clientUsPerMiB: 0, messagesPerMiB: 0 };
     for (const k of ["grpc-js stream", "conversation, clean logs", "conversation, secret-dense logs"]) streams[k] ??= NOT_RUN;
     for (const c of [refHealth, veilHealth, secrets, refBench, veilBench, conv, otherBench, otherConv]) c?.close();
 
@@ -294,7 +294,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
       notes: [
         `One independent @grpc/grpc-js client (proto-loader, no generated code) for every row, one HTTP/2 connection per server; servers in child processes: bare grpc-js (\`bench/lib/grpcjs-server.ts\`) and Veil (\`bench/conversation-server.ts\`: the app's routes, interceptors and listener plus BenchService), sandbox off.`,
         `Unary: ${CONCURRENCY} in flight, ${rounds} alternating rounds of ${roundMs} ms after 1 s warm-up each. CPU µs per call, server + client: ${perCall.join(", ")}.`,
-        `Streaming: ${streamRounds} runs of ${streamBytes / MiB} MiB per kind, alternating (order reversed every other round); per run MB/s: ${Object.entries(streams).map(([k, v]) => `${k} ${v.runs.map((x) => x.toFixed(0)).join(", ")}`).join("; ")}. Server CPU µs per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.serverUsPerMiB}`).join(", ")}. Output messages per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.messagesPerMiB.toFixed(1)}`).join(", ")}.`,
+        `Streaming: ${streamRounds} runs of ${streamBytes / MiB} MiB per kind, alternating (order reversed every other round); per run MB/s: ${Object.entries(streams).map(([k, v]) => `${k} ${v.runs.map((x) => x.toFixed(0)).join(", ")}`).join("; ")}. Server CPU µs per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.serverUsPerMiB}`).join(", ")}; the client's: ${Object.entries(streams).map(([k, v]) => `${k} ${v.clientUsPerMiB}`).join(", ")}. Output messages per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.messagesPerMiB.toFixed(1)}`).join(", ")}.`,
         `Dense pair: the same ${DENSE_SECRETS} secrets declared in both, \`cat\` of a ${fileBytes / MiB} MiB file of ${DENSE_EVERY}-byte log lines, one secret value in every line vs the same lines with a same-length non-secret; rate = bytes printed / time.`,
         `Load average at the end: ${(await import("node:os")).loadavg().map((l) => l.toFixed(1)).join(", ")} (ratios only: rounds alternate so load hits every phase alike). The section took ${Math.round((performance.now() - started) / 1000)} s.`,
       ],
@@ -312,19 +312,22 @@ async function alternateRuns(
   rounds: number,
   serverCpu: (name: string) => Promise<number>,
   counter: { messages: number },
-): Promise<Record<string, { mbPerSec: number; runs: number[]; serverUsPerMiB: number; messagesPerMiB: number }>> {
+): Promise<Record<string, { mbPerSec: number; runs: number[]; serverUsPerMiB: number; clientUsPerMiB: number; messagesPerMiB: number }>> {
   const names = Object.keys(kinds);
-  const sums = new Map(names.map((k) => [k, { bytes: 0, ms: 0, cpu: 0, messages: 0, runs: [] as number[] }]));
-  if (rounds === 0) return Object.fromEntries(names.map((k) => [k, { mbPerSec: Number.NaN, runs: [] as number[], serverUsPerMiB: 0, messagesPerMiB: 0 }]));
+  const sums = new Map(names.map((k) => [k, { bytes: 0, ms: 0, cpu: 0, client: 0, messages: 0, runs: [] as number[] }]));
+  if (rounds === 0) return Object.fromEntries(names.map((k) => [k, { mbPerSec: Number.NaN, runs: [] as number[], serverUsPerMiB: 0, clientUsPerMiB: 0, messagesPerMiB: 0 }]));
   for (const name of names) await kinds[name]!(Math.min(total, 16 * MiB));
   for (let r = 0; r < rounds; r++) {
     for (const name of r % 2 === 0 ? names : [...names].reverse()) {
       const c0 = await serverCpu(name);
       const m0 = counter.messages;
       const t0 = performance.now();
+      const client0 = process.cpuUsage();
       const bytes = await kinds[name]!(total);
       const ms = performance.now() - t0;
+      const client = process.cpuUsage(client0);
       const sum = sums.get(name)!;
+      sum.client += client.user + client.system;
       sum.messages += counter.messages - m0;
       sum.cpu += (await serverCpu(name)) - c0;
       sum.bytes += bytes;
@@ -335,7 +338,7 @@ async function alternateRuns(
   return Object.fromEntries(
     names.map((k) => {
       const s = sums.get(k)!;
-      return [k, { mbPerSec: s.bytes / 1e6 / (s.ms / 1000), runs: s.runs, serverUsPerMiB: Math.round(s.cpu / (s.bytes / MiB)), messagesPerMiB: s.messages / (s.bytes / MiB) }];
+      return [k, { mbPerSec: s.bytes / 1e6 / (s.ms / 1000), runs: s.runs, serverUsPerMiB: Math.round(s.cpu / (s.bytes / MiB)), clientUsPerMiB: Math.round(s.client / (s.bytes / MiB)), messagesPerMiB: s.messages / (s.bytes / MiB) }];
     }),
   );
 }

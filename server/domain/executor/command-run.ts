@@ -20,32 +20,6 @@ export type RunItem =
   | { kind: "output"; stream: StreamName; data: Buffer }
   | { kind: "exit"; exitCode: number; durationMs: number; timedOut: boolean; limit: LimitName | undefined };
 
-/**
- * The most bytes one output event carries when chunks already wait in the queue: a pipe read
- * is one write of the command's (head and cat write 8 KiB at a time), and each event costs a
- * message of its own downstream (masker call, protobuf, gRPC frame, the client's decode).
- */
-export const COALESCE_BYTES = 256 * 1024;
-
-/**
- * `first` joined with the output chunks queued right behind it on the same stream, up to
- * COALESCE_BYTES: only what is already there, so nothing waits for more, and a chunk of the
- * other stream (or the exit) ends the run, so the order of events stays the order of reads.
- */
-export function takeOutput(queue: OutputQueue<RunItem>, first: Extract<RunItem, { kind: "output" }>): Buffer {
-  let total = first.data.length;
-  const sameStream = (item: RunItem) => item.kind === "output" && item.stream === first.stream && total + item.data.length <= COALESCE_BYTES;
-  let next = queue.nextIfQueued(sameStream);
-  if (next === undefined) return first.data;
-  const chunks = [first.data];
-  for (; next !== undefined; next = queue.nextIfQueued(sameStream)) {
-    const data = (next as Extract<RunItem, { kind: "output" }>).data;
-    chunks.push(data);
-    total += data.length;
-  }
-  return Buffer.concat(chunks, total);
-}
-
 type KillReason = "timeout" | "abort" | "cut" | "limit";
 
 // setTimeout fires at once for delays above 2^31-1 ms.

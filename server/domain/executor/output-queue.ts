@@ -45,16 +45,6 @@ export class OutputQueue<T> {
     return Promise.resolve(item);
   }
 
-  /** The next queued item if `take` accepts it, without waiting (undefined when none is queued or it is refused). */
-  nextIfQueued(take: (item: T) => boolean): T | undefined {
-    const item = this.items[0];
-    if (item === undefined || !take(item)) return undefined;
-    this.items.shift();
-    this.bytes -= this.sizeOf(item) + ITEM_OVERHEAD;
-    this.relieve();
-    return item;
-  }
-
   /** Drops the queued items `drop` selects (e.g. output after a cut). */
   discard(drop: (item: T) => boolean): void {
     const kept = this.items.filter((item) => !drop(item));

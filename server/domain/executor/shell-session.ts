@@ -2,7 +2,7 @@
 import { chownSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { ConversationCgroup, detectCgroups } from "./cgroup.js";
-import { CommandRun, EXIT_CODE_KILLED, takeOutput } from "./command-run.js";
+import { CommandRun, EXIT_CODE_KILLED } from "./command-run.js";
 import type { ShellState } from "./control-channel.js";
 import { isRoot, killUserProcesses, type RunAs } from "./dynamic-user.js";
 import { EgressNeedsSandboxError, type EgressOptions, egressEnv, type NetworkMode } from "./egress-listener.js";
@@ -177,7 +177,7 @@ class Session implements ShellSession {
         for (;;) {
           const item = await run.queue.next();
           if (item.kind === "output") {
-            yield { type: "output", stream: item.stream, data: takeOutput(run.queue, item) };
+            yield { type: "output", stream: item.stream, data: item.data };
             continue;
           }
           // Bookkeeping before the yield: a consumer may stop pulling right after the exit event.
