@@ -258,6 +258,15 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
       async (name) => cpuOf((name.startsWith("grpc-js") ? ref.handle : name.startsWith("other") ? other!.handle : veil.handle) as Child<never>),
       counter,
     );
+    // What a conversation costs the server besides its bytes (shell spawn, workspace mount, kill sweep, clean-up): one byte, 20 times.
+    const fixed = { conversations: 0, serverUs: 0 };
+    if (options.part !== "unary") {
+      const tiny = convRun(() => "printf x", [names[0]!], false);
+      await tiny(1);
+      const c0 = await cpuOf(veil.handle as Child<never>);
+      for (; fixed.conversations < 20; fixed.conversations++) await tiny(1);
+      fixed.serverUs = (await cpuOf(veil.handle as Child<never>)) - c0;
+    }
     const NOT_RUN = { mbPerSec: Number.NaN, runs: [] as number[], serverUsPerMiB: 0, clientUsPerMiB: 0, messagesPerMiB: 0 };
     for (const k of ["grpc-js stream", "conversation, clean logs", "conversation, secret-dense logs"]) streams[k] ??= NOT_RUN;
     for (const c of [refHealth, veilHealth, secrets, refBench, veilBench, conv, otherBench, otherConv]) c?.close();
@@ -294,7 +303,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
       notes: [
         `One independent @grpc/grpc-js client (proto-loader, no generated code) for every row, one HTTP/2 connection per server; servers in child processes: bare grpc-js (\`bench/lib/grpcjs-server.ts\`) and Veil (\`bench/conversation-server.ts\`: the app's routes, interceptors and listener plus BenchService), sandbox off.`,
         `Unary: ${CONCURRENCY} in flight, ${rounds} alternating rounds of ${roundMs} ms after 1 s warm-up each. CPU µs per call, server + client: ${perCall.join(", ")}.`,
-        `Streaming: ${streamRounds} runs of ${streamBytes / MiB} MiB per kind, alternating (order reversed every other round); per run MB/s: ${Object.entries(streams).map(([k, v]) => `${k} ${v.runs.map((x) => x.toFixed(0)).join(", ")}`).join("; ")}. Server CPU µs per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.serverUsPerMiB}`).join(", ")}; the client's: ${Object.entries(streams).map(([k, v]) => `${k} ${v.clientUsPerMiB}`).join(", ")}. Output messages per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.messagesPerMiB.toFixed(1)}`).join(", ")}.`,
+        `Streaming: ${streamRounds} runs of ${streamBytes / MiB} MiB per kind, alternating (order reversed every other round); per run MB/s: ${Object.entries(streams).map(([k, v]) => `${k} ${v.runs.map((x) => x.toFixed(0)).join(", ")}`).join("; ")}. Server CPU µs per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.serverUsPerMiB}`).join(", ")}; the client's: ${Object.entries(streams).map(([k, v]) => `${k} ${v.clientUsPerMiB}`).join(", ")}. A one-byte conversation (start, \`printf x\`, end): ${fixed.conversations > 0 ? Math.round(fixed.serverUs / fixed.conversations / 1000) : 0} ms of server CPU each, ${fixed.conversations > 0 ? Math.round(fixed.serverUs / fixed.conversations / (streamBytes / MiB)) : 0} µs per MiB spread over one ${streamBytes / MiB} MiB run. Output messages per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.messagesPerMiB.toFixed(1)}`).join(", ")}.`,
         `Dense pair: the same ${DENSE_SECRETS} secrets declared in both, \`cat\` of a ${fileBytes / MiB} MiB file of ${DENSE_EVERY}-byte log lines, one secret value in every line vs the same lines with a same-length non-secret; rate = bytes printed / time.`,
         `Load average at the end: ${(await import("node:os")).loadavg().map((l) => l.toFixed(1)).join(", ")} (ratios only: rounds alternate so load hits every phase alike). The section took ${Math.round((performance.now() - started) / 1000)} s.`,
       ],
