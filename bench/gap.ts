@@ -314,7 +314,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
   }
 }
 
-/** Alternates the kinds run by run and sums each kind's bytes, time and server CPU. */
+/** Alternates the kinds run by run and sums each kind's bytes, time, server and client CPU, and output messages (`counter`, bumped by the runs). */
 async function alternateRuns(
   kinds: Record<string, (total: number) => Promise<number>>,
   total: number,
