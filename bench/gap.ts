@@ -26,6 +26,13 @@ export interface GapBenchOptions {
   part?: "unary" | "stream";
   /** Serve unary gRPC through Connect's adapter alone (the code before the lean path), for a before/after pair. */
   connectOnly?: boolean;
+  /** Streaming: only the ceiling and the `yes | head` conversation (e.g. to profile that pair); the other rows read NaN. */
+  conversationOnly?: boolean;
+  /**
+   * Streaming: another checkout (e.g. the code before a change) whose bench/conversation-server.ts runs as a
+   * second Veil server; its ceiling and conversation alternate with this one's, for a same-run before/after.
+   */
+  compareWith?: string;
 }
 
 /** The issue's targets. */
@@ -161,6 +168,14 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
     const token = veil.ready.token;
     const veilPort = Number(new URL(veil.ready.url).port);
     progress(`gap: servers up: grpc-js in pid ${ref.handle.pid}, Veil in pid ${veil.handle.pid}`);
+    const other =
+      options.compareWith === undefined
+        ? undefined
+        : await forkChild<FromConversationServer>(pathToFileURL(join(options.compareWith, "bench/conversation-server.ts")).href, ["off", String(OUTPUT_LIMIT_BYTES), LOG_LINE, "lean"]);
+    if (other !== undefined) {
+      children.push(other.handle as Child<never>);
+      progress(`gap: the other checkout's Veil in pid ${other.handle.pid}`);
+    }
 
     const dense = Array.from({ length: DENSE_SECRETS }, (_, i) => `sk-${i}-${randomBytes(14).toString("hex")}`);
     const names = dense.map((_, i) => `DENSE_${i}`);
@@ -179,6 +194,13 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
     const refBench = grpcJs(protos.veil.bench.v1.BenchService, ref.ready.port, token);
     const veilBench = grpcJs(protos.veil.bench.v1.BenchService, veilPort, token);
     const conv = grpcJs(protos.veil.v1.ConversationService!, veilPort, token);
+    const otherPort = other === undefined ? 0 : Number(new URL(other.ready.url).port);
+    const otherBench = other === undefined ? undefined : grpcJs(protos.veil.bench.v1.BenchService, otherPort, other.ready.token);
+    const otherConv = other === undefined ? undefined : grpcJs(protos.veil.v1.ConversationService!, otherPort, other.ready.token);
+    if (other !== undefined) {
+      const typedOther = await createVeilClient({ baseUrl: other.ready.url, token: other.ready.token, protocol: "grpc" });
+      await typedOther.secrets.setSecrets({ secrets: [{ name: names[0]!, text: dense[0]! }] });
+    }
 
     progress(`gap: unary, ${CONCURRENCY} in flight, ${rounds} rounds of ${roundMs} ms each, alternating ...`);
     const cpu: Record<string, { server: number; client: number; calls: number }> = {};
@@ -220,20 +242,24 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
       const out = event.output as { data?: Buffer } | undefined;
       return out?.data?.length ?? 0;
     };
+    // Output messages the client received: how finely each kind splits the same bytes.
+    const counter = { messages: 0 };
     const benchRun = (client: typeof refBench) => async (total: number) => {
       let bytes = 0;
       await client.stream("Stream", { total_bytes: String(total), chunk_bytes: CHUNK_BYTES }, (m) => {
         bytes += outputBytes(m);
+        counter.messages++;
       });
       if (bytes !== total) throw new Error(`stream sent ${bytes} of ${total} bytes`);
       return total;
     };
-    const convRun = (command: (total: number) => string, declare: readonly string[], exact: boolean) => async (total: number) => {
+    const convRun = (command: (total: number) => string, declare: readonly string[], exact: boolean, client = conv) => async (total: number) => {
       let bytes = 0;
       let head = "";
       let exited: { exit_code?: number; truncated?: boolean } | undefined;
-      await conv.stream("StartConversation", { secrets: declare, commands: [command(total)], end_when_done: true }, (m) => {
+      await client.stream("StartConversation", { secrets: declare, commands: [command(total)], end_when_done: true }, (m) => {
         bytes += outputBytes(m);
+        if (outputBytes(m) > 0) counter.messages++;
         if (head.length < 300 && outputBytes(m) > 0) head += String((m.output as { data: Buffer }).data).slice(0, 300);
         if (m.command_exited !== undefined) exited = m.command_exited as typeof exited;
       });
@@ -244,19 +270,39 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
       return total;
     };
     const cats = (file: string) => (total: number) => `set -o pipefail; for i in $(seq ${Math.ceil(total / fileBytes)}); do cat '${join(scratch, file)}'; done | head -c ${total}`;
+    const kinds: Record<string, (total: number) => Promise<number>> = {
+      "grpc-js stream": benchRun(refBench),
+      "Veil stream from memory": benchRun(veilBench),
+      "Veil conversation": convRun((total) => `yes '${LOG_LINE}' | head -c ${total}`, [names[0]!], true),
+      "conversation, clean logs": convRun(cats("clean.log"), names, true),
+      "conversation, secret-dense logs": convRun(cats("dense.log"), names, false),
+    };
+    if (otherBench !== undefined && otherConv !== undefined) {
+      kinds["other checkout: stream from memory"] = benchRun(otherBench);
+      kinds["other checkout: conversation"] = convRun((total) => `yes '${LOG_LINE}' | head -c ${total}`, [names[0]!], true, otherConv);
+    }
+    if (options.conversationOnly === true) {
+      for (const k of ["grpc-js stream", "conversation, clean logs", "conversation, secret-dense logs"]) delete kinds[k];
+    }
     const streams = await alternateRuns(
-      {
-        "grpc-js stream": benchRun(refBench),
-        "Veil stream from memory": benchRun(veilBench),
-        "Veil conversation": convRun((total) => `yes '${LOG_LINE}' | head -c ${total}`, [names[0]!], true),
-        "conversation, clean logs": convRun(cats("clean.log"), names, true),
-        "conversation, secret-dense logs": convRun(cats("dense.log"), names, false),
-      },
+      kinds,
       streamBytes,
       options.part === "unary" ? 0 : streamRounds,
-      async (name) => cpuOf(name.startsWith("grpc-js") ? (ref.handle as Child<never>) : (veil.handle as Child<never>)),
+      async (name) => cpuOf((name.startsWith("grpc-js") ? ref.handle : name.startsWith("other") ? other!.handle : veil.handle) as Child<never>),
+      counter,
     );
-    for (const c of [refHealth, veilHealth, secrets, refBench, veilBench, conv]) c.close();
+    // What a conversation costs the server besides its bytes (shell spawn, workspace mount, kill sweep, clean-up): one byte, 20 times.
+    const fixed = { conversations: 0, serverUs: 0 };
+    if (options.part !== "unary") {
+      const tiny = convRun(() => "printf x", [names[0]!], false);
+      await tiny(1);
+      const c0 = await cpuOf(veil.handle as Child<never>);
+      for (; fixed.conversations < 20; fixed.conversations++) await tiny(1);
+      fixed.serverUs = (await cpuOf(veil.handle as Child<never>)) - c0;
+    }
+    const NOT_RUN = { mbPerSec: Number.NaN, runs: [] as number[], serverUsPerMiB: 0, clientUsPerMiB: 0, messagesPerMiB: 0 };
+    for (const k of ["grpc-js stream", "conversation, clean logs", "conversation, secret-dense logs"]) streams[k] ??= NOT_RUN;
+    for (const c of [refHealth, veilHealth, secrets, refBench, veilBench, conv, otherBench, otherConv]) c?.close();
 
     const r = (a: LoadResult, b: LoadResult) => a.perSecond / b.perSecond;
     const s = (a: string, b: string) => streams[a]!.mbPerSec / streams[b]!.mbPerSec;
@@ -277,6 +323,13 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
       { what: `conversation, logs without secrets, ${DENSE_SECRETS} declared [MB/s]`, perSecond: streams["conversation, clean logs"]!.mbPerSec, ratio: 1 },
       { what: `conversation, one of ${DENSE_SECRETS} secrets every ~${DENSE_EVERY} bytes [MB/s]`, perSecond: streams["conversation, secret-dense logs"]!.mbPerSec, ratio: denseRatio, ...atLeast(denseRatio, GAP_TARGETS.dense, `>= ${GAP_TARGETS.dense} of clean`) },
     ];
+    if (other !== undefined) {
+      const before = s("other checkout: conversation", "other checkout: stream from memory");
+      rows.push(
+        { what: "other checkout: stream from memory [MB/s]", perSecond: streams["other checkout: stream from memory"]!.mbPerSec, ratio: s("other checkout: stream from memory", "Veil stream from memory") },
+        { what: "other checkout: conversation [MB/s]", perSecond: streams["other checkout: conversation"]!.mbPerSec, ratio: before, ...atLeast(before, GAP_TARGETS.conversation, `>= ${GAP_TARGETS.conversation} of its ceiling`) },
+      );
+    }
     const perCall = Object.entries(cpu).map(([name, c]) => `${name} ${Math.round(c.server / c.calls)} + ${Math.round(c.client / c.calls)}`);
     return {
       title: "Framework gap: Veil vs bare grpc-js, one grpc-js client",
@@ -284,7 +337,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
       notes: [
         `One independent @grpc/grpc-js client (proto-loader, no generated code) for every row, one HTTP/2 connection per server; servers in child processes: bare grpc-js (\`bench/lib/grpcjs-server.ts\`) and Veil (\`bench/conversation-server.ts\`: the app's routes, interceptors and listener plus BenchService), sandbox off.`,
         `Unary: ${CONCURRENCY} in flight, ${rounds} alternating rounds of ${roundMs} ms after 1 s warm-up each. CPU µs per call, server + client: ${perCall.join(", ")}.`,
-        `Streaming: ${streamRounds} runs of ${streamBytes / MiB} MiB per kind, alternating (order reversed every other round); per run MB/s: ${Object.entries(streams).map(([k, v]) => `${k} ${v.runs.map((x) => x.toFixed(0)).join(", ")}`).join("; ")}. Server CPU µs per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.serverUsPerMiB}`).join(", ")}.`,
+        `Streaming: ${streamRounds} runs of ${streamBytes / MiB} MiB per kind, alternating (order reversed every other round); per run MB/s: ${Object.entries(streams).map(([k, v]) => `${k} ${v.runs.map((x) => x.toFixed(0)).join(", ")}`).join("; ")}. Server CPU µs per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.serverUsPerMiB}`).join(", ")}; the client's: ${Object.entries(streams).map(([k, v]) => `${k} ${v.clientUsPerMiB}`).join(", ")}. A one-byte conversation (start, \`printf x\`, end): ${fixed.conversations > 0 ? Math.round(fixed.serverUs / fixed.conversations / 1000) : 0} ms of server CPU each, ${fixed.conversations > 0 ? Math.round(fixed.serverUs / fixed.conversations / (streamBytes / MiB)) : 0} µs per MiB spread over one ${streamBytes / MiB} MiB run. Output messages per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.messagesPerMiB.toFixed(1)}`).join(", ")}.`,
         `Dense pair: the same ${DENSE_SECRETS} secrets declared in both, \`cat\` of a ${fileBytes / MiB} MiB file of ${DENSE_EVERY}-byte log lines, one secret value in every line vs the same lines with a same-length non-secret; rate = bytes printed / time.`,
         `Load average at the end: ${(await import("node:os")).loadavg().map((l) => l.toFixed(1)).join(", ")} (ratios only: rounds alternate so load hits every phase alike). The section took ${Math.round((performance.now() - started) / 1000)} s.`,
       ],
@@ -295,19 +348,30 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
   }
 }
 
-/** Alternates the kinds run by run and sums each kind's bytes, time and server CPU. */
-async function alternateRuns(kinds: Record<string, (total: number) => Promise<number>>, total: number, rounds: number, serverCpu: (name: string) => Promise<number>) {
+/** Alternates the kinds run by run and sums each kind's bytes, time, server and client CPU, and output messages (`counter`, bumped by the runs). */
+async function alternateRuns(
+  kinds: Record<string, (total: number) => Promise<number>>,
+  total: number,
+  rounds: number,
+  serverCpu: (name: string) => Promise<number>,
+  counter: { messages: number },
+): Promise<Record<string, { mbPerSec: number; runs: number[]; serverUsPerMiB: number; clientUsPerMiB: number; messagesPerMiB: number }>> {
   const names = Object.keys(kinds);
-  const sums = new Map(names.map((k) => [k, { bytes: 0, ms: 0, cpu: 0, runs: [] as number[] }]));
-  if (rounds === 0) return Object.fromEntries(names.map((k) => [k, { mbPerSec: Number.NaN, runs: [] as number[], serverUsPerMiB: 0 }]));
+  const sums = new Map(names.map((k) => [k, { bytes: 0, ms: 0, cpu: 0, client: 0, messages: 0, runs: [] as number[] }]));
+  if (rounds === 0) return Object.fromEntries(names.map((k) => [k, { mbPerSec: Number.NaN, runs: [] as number[], serverUsPerMiB: 0, clientUsPerMiB: 0, messagesPerMiB: 0 }]));
   for (const name of names) await kinds[name]!(Math.min(total, 16 * MiB));
   for (let r = 0; r < rounds; r++) {
     for (const name of r % 2 === 0 ? names : [...names].reverse()) {
       const c0 = await serverCpu(name);
+      const m0 = counter.messages;
       const t0 = performance.now();
+      const client0 = process.cpuUsage();
       const bytes = await kinds[name]!(total);
       const ms = performance.now() - t0;
+      const client = process.cpuUsage(client0);
       const sum = sums.get(name)!;
+      sum.client += client.user + client.system;
+      sum.messages += counter.messages - m0;
       sum.cpu += (await serverCpu(name)) - c0;
       sum.bytes += bytes;
       sum.ms += ms;
@@ -317,7 +381,7 @@ async function alternateRuns(kinds: Record<string, (total: number) => Promise<nu
   return Object.fromEntries(
     names.map((k) => {
       const s = sums.get(k)!;
-      return [k, { mbPerSec: s.bytes / 1e6 / (s.ms / 1000), runs: s.runs, serverUsPerMiB: Math.round(s.cpu / (s.bytes / MiB)) }];
+      return [k, { mbPerSec: s.bytes / 1e6 / (s.ms / 1000), runs: s.runs, serverUsPerMiB: Math.round(s.cpu / (s.bytes / MiB)), clientUsPerMiB: Math.round(s.client / (s.bytes / MiB)), messagesPerMiB: s.messages / (s.bytes / MiB) }];
     }),
   );
 }
@@ -327,5 +391,14 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const quick = process.argv.includes("--quick");
   const part = process.argv.includes("--unary") ? "unary" : process.argv.includes("--stream") ? "stream" : undefined;
   const sizes = quick ? { rounds: 3, roundMs: 700, streamBytes: 32 * MiB, streamRounds: 2 } : {};
-  console.log(formatTable(await runGapBench({ ...sizes, ...(part !== undefined ? { part } : {}), connectOnly: process.argv.includes("--connect-only") })));
+  const at = process.argv.indexOf("--compare");
+  const compare = at > 0 ? process.argv[at + 1] : undefined;
+  const options: GapBenchOptions = {
+    ...sizes,
+    ...(part !== undefined ? { part } : {}),
+    connectOnly: process.argv.includes("--connect-only"),
+    conversationOnly: process.argv.includes("--conversation"),
+    ...(compare !== undefined ? { compareWith: compare } : {}),
+  };
+  console.log(formatTable(await runGapBench(options)));
 }

@@ -170,6 +170,19 @@ for (const mode of modes) {
       expect(events.at(-1)?.type).toBe("exit");
     });
 
+    it("hands a prompt without a newline on at once, while the command still waits", async () => {
+      const session = await open({ sandbox: mode.sandbox });
+      const iterator = session.run("printf 'Continue? '; while [ ! -e go ]; do sleep 0.02; done; echo done", { timeoutMs: 10_000 })[Symbol.asyncIterator]();
+      // Nothing more comes until the test answers: a prompt held back for more output would hang here.
+      const prompt = (await iterator.next()).value as CommandEvent;
+      expect(prompt.type === "output" && prompt.stream === "stdout" && Buffer.from(prompt.data).toString()).toBe("Continue? ");
+      writeFileSync(join(realWorkspace(session), "go"), "");
+      const rest: CommandEvent[] = [];
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) rest.push(next.value);
+      expect(rest.filter((e) => e.type === "output").map((e) => Buffer.from(e.data).toString()).join("")).toBe("done\n");
+      expect(rest.at(-1)).toMatchObject({ type: "exit", exitCode: 0 });
+    });
+
     it("reports exit codes, syntax errors and a duration", async () => {
       const session = await open({ sandbox: mode.sandbox });
       for (const [command, code] of [
