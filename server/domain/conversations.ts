@@ -95,8 +95,10 @@ export function createConversations(limits: ConversationLimits) {
 
   /** Gives back what a conversation held: its workspace and its uid (after the shell killed every process of it). */
   function cleanUp(workspace: string, user: RunAs | undefined) {
-    limits.workDir.remove(workspace);
-    if (user !== undefined) users?.release(user);
+    // The uid goes back only once nothing of the conversation is left on disk under it.
+    void limits.workDir.remove(workspace).then(() => {
+      if (user !== undefined) users?.release(user);
+    });
   }
 
   /** FAILED_PRECONDITION, saying how to fix it, when commands cannot run here (no usable bubblewrap). */

@@ -1,7 +1,8 @@
 // The work dir: one private workspace per conversation, in a per-server subdir, and what crashed servers left behind.
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RunAs } from "./executor/dynamic-user.js";
@@ -24,8 +25,12 @@ export interface WorkDir {
   readonly serverDir: string;
   /** Creates a fresh workspace, mode 0700, owned by `owner` when given. */
   create(owner: RunAs | undefined): string;
-  /** Unmounts anything mounted in `path` (a size-capped tmpfs), then removes it. */
-  remove(path: string): void;
+  /**
+   * Unmounts anything mounted in `path` (a size-capped tmpfs), then removes it, without blocking
+   * the event loop on `umount` (a conversation's end must not stall every other call); resolves
+   * once it is gone. A failure leaves it to close() (or, after a crash, the next start).
+   */
+  remove(path: string): Promise<void>;
   /** Removes this server's subdir: on shutdown. */
   close(): void;
 }
@@ -60,7 +65,7 @@ export function openWorkDir(root: string, log: (msg: string, fields: Record<stri
       if (owner !== undefined) chownSync(path, owner.uid, owner.gid);
       return path;
     },
-    remove: removeTree,
+    remove: (path) => removeTreeInBackground(path).catch(() => {}),
     close: () => removeTree(serverDir),
   };
 }
@@ -78,9 +83,20 @@ function isLiveServerDir(name: string): boolean {
 /** Unmounts every mount at or below `path` (deepest first; lazily, so a busy one cannot stop the removal), then deletes it. */
 export function removeTree(path: string): void {
   const mounts = mountPointsUnder(realOrSelf(path)).sort((a, b) => b.length - a.length);
-  for (const mount of mounts) spawnSync("umount", ["-l", mount], { stdio: "ignore", env: { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" } });
+  for (const mount of mounts) spawnSync("umount", ["-l", mount], { stdio: "ignore", env: UMOUNT_ENV });
   rmSync(path, { recursive: true, force: true, maxRetries: 3 });
 }
+
+/** removeTree without waiting on the event loop: `umount` runs as a child the loop does not wait for. */
+async function removeTreeInBackground(path: string): Promise<void> {
+  const mounts = mountPointsUnder(realOrSelf(path)).sort((a, b) => b.length - a.length);
+  for (const mount of mounts) {
+    await new Promise<void>((resolve) => execFile("umount", ["-l", mount], { env: UMOUNT_ENV }, () => resolve()));
+  }
+  await rm(path, { recursive: true, force: true, maxRetries: 3 });
+}
+
+const UMOUNT_ENV = { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" };
 
 function mountPointsUnder(path: string): string[] {
   return readMountInfo()
