@@ -1,5 +1,5 @@
 // The work dir: one private workspace per conversation, in a per-server subdir, and what crashed servers left behind.
-import { execFile, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RunAs } from "./executor/dynamic-user.js";
 import { readProcess } from "./executor/process-tree.js";
+import { runSystemCommand } from "./executor/system-commands.js";
 import { readMountInfo } from "./mount-info.js";
 
 /**
@@ -87,12 +88,10 @@ export function removeTree(path: string): void {
   rmSync(path, { recursive: true, force: true, maxRetries: 3 });
 }
 
-/** removeTree without waiting on the event loop: `umount` runs as a child the loop does not wait for. */
+/** removeTree without blocking the event loop: `umount` runs in the small shell of system-commands.ts, not as a fork of the server. */
 async function removeTreeInBackground(path: string): Promise<void> {
   const mounts = mountPointsUnder(realOrSelf(path)).sort((a, b) => b.length - a.length);
-  for (const mount of mounts) {
-    await new Promise<void>((resolve) => execFile("umount", ["-l", mount], { env: UMOUNT_ENV }, () => resolve()));
-  }
+  for (const mount of mounts) await runSystemCommand(["umount", "-l", mount], 10_000);
   await rm(path, { recursive: true, force: true, maxRetries: 3 });
 }
 

@@ -1,10 +1,10 @@
 // Per-conversation unprivileged uid/gid (like systemd's DynamicUser): allocation, release, and killing all its processes.
-import { spawn } from "node:child_process";
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readProcess } from "./process-tree.js";
+import { runSystemCommand } from "./system-commands.js";
 
 /**
  * The range ids are taken from. Not systemd's 61184-65519: systemd hands those to its own
@@ -210,15 +210,8 @@ export async function killUserProcesses(user: RunAs, timeoutMs = 5_000): Promise
 }
 
 /** Runs bash's `kill -KILL -1` as the user: the kernel's own "every process this user may signal", minus the caller. */
-function killAllAs(user: RunAs): Promise<void> {
-  return new Promise((resolve) => {
-    const child = spawn(setprivArgs(user)[0]!, [...setprivArgs(user).slice(1), "/bin/bash", "-c", "kill -KILL -1 2>/dev/null; true"], {
-      env: { PATH: "/usr/bin:/bin" },
-      stdio: "ignore",
-    });
-    child.on("error", () => resolve());
-    child.on("close", () => resolve());
-  });
+async function killAllAs(user: RunAs): Promise<void> {
+  await runSystemCommand([...setprivArgs(user), "/bin/bash", "-c", "kill -KILL -1 2>/dev/null; true"], 5_000);
 }
 
 function readOrEmpty(path: string): string {

@@ -1,13 +1,12 @@
 // Size-capped workspaces: a tmpfs mounted on the workspace when the server may mount, else measuring it for the watchdog.
-import { execFile, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmdirSync, statSync, statfsSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { promisify } from "node:util";
 import { isRoot } from "./dynamic-user.js";
+import { runSystemCommand } from "./system-commands.js";
 
-const run = promisify(execFile);
 const MOUNT = "/bin/mount";
 const UMOUNT = "/bin/umount";
 
@@ -55,7 +54,8 @@ export async function mountWorkspace(mount: WorkspaceMount): Promise<boolean> {
     "nosuid",
     "nodev",
   ];
-  await run(MOUNT, ["-t", "tmpfs", "-o", options.join(","), "veil-workspace", mount.path], { timeout: 10_000 });
+  const code = await runSystemCommand([MOUNT, "-t", "tmpfs", "-o", options.join(","), "veil-workspace", mount.path], 10_000);
+  if (code !== 0) throw new Error(`mount of the workspace's tmpfs failed (exit ${code})`);
   return true;
 }
 
