@@ -30,10 +30,12 @@ type Shell = ChildProcessByStdio<Writable, Readable, null>;
 /** One shell and the commands sent to it that have not answered yet. */
 interface Runner {
   shell: Shell;
-  pending: Map<number, { resolve: (code: number) => void; timer: NodeJS.Timeout }>;
+  pending: Map<number, { resolve: (code: number) => void; timer: NodeJS.Timeout; argv: readonly string[]; timeoutMs: number }>;
 }
 
 let current: Runner | undefined;
+/** Set when the shell could not be started at all (no /bin/sh): every command then runs directly. */
+let noShell = false;
 let nextId = 1;
 
 /**
@@ -43,7 +45,7 @@ let nextId = 1;
  */
 export function runSystemCommand(argv: readonly string[], timeoutMs: number): Promise<number> {
   if (argv.length === 0 || argv.some((arg) => /[\n\0]/.test(arg))) return runDirectly(argv, timeoutMs);
-  const runner = liveRunner();
+  const runner = noShell ? undefined : liveRunner();
   if (runner === undefined) return runDirectly(argv, timeoutMs);
   const id = nextId++;
   return new Promise((resolve) => {
@@ -58,7 +60,7 @@ export function runSystemCommand(argv: readonly string[], timeoutMs: number): Pr
       }
       if (current === runner) current = undefined;
     }, timeoutMs);
-    runner.pending.set(id, { resolve, timer });
+    runner.pending.set(id, { resolve, timer, argv, timeoutMs });
     runner.shell.stdin.write(`${id}\n${argv.length}\n${argv.join("\n")}\n`);
   });
 }
@@ -94,17 +96,19 @@ function liveRunner(): Runner | undefined {
       waiting.resolve(Number.isInteger(code) ? code! : -1);
     }
   });
-  const gone = () => {
+  const gone = (started: boolean) => {
     if (current === runner) current = undefined;
-    // What was sent to this shell has no answer coming: those commands count as failed.
+    // Never started: the commands run directly. Died: what was sent has no answer coming, so it failed.
+    if (!started) noShell = true;
     for (const waiting of runner.pending.values()) {
       clearTimeout(waiting.timer);
-      waiting.resolve(-1);
+      if (started) waiting.resolve(-1);
+      else void runDirectly(waiting.argv, waiting.timeoutMs).then(waiting.resolve);
     }
     runner.pending.clear();
   };
-  shell.once("error", gone);
-  shell.once("exit", gone);
+  shell.once("error", () => gone(shell.pid !== undefined));
+  shell.once("exit", () => gone(true));
   return runner;
 }
 
