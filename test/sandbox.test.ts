@@ -31,6 +31,22 @@ async function sh(veil: VeilClient, command: string, options: { network?: boolea
   return run.commands.map((c) => c.stdoutText + c.stderrText).join("");
 }
 
+/**
+ * What a command can reach through inherited fds: the fds of its own shell, of its parents up to the
+ * sandbox's pid 1, each as the path it points to, and what writing to fd 20 (where LevelDB's write-ahead
+ * log sat) does. LevelDB opens its files without close-on-exec, so these are the vault's files if any leak.
+ */
+const FD_PROBE =
+  'for p in $$ $PPID 1; do for f in /proc/$p/fd/*; do [ -e "$f" ] && echo "fd $p ${f##*/} $(readlink "$f")"; done; done 2>/dev/null; for n in 9 18 19 20 21 22 23 24; do (echo x >&$n) 2>/dev/null && echo "wrote fd $n"; done; echo probe-done';
+
+/** Asserts no fd a command holds or can reach points into the data dir, and none of them is writable beyond stdio. */
+function expectNoServerFds(out: string, dataDir: string): void {
+  expect(out).toContain("probe-done");
+  expect(out).not.toContain(dataDir);
+  expect(out).not.toMatch(/MANIFEST-|\/LOCK$|\d{6}\.log$/m);
+  expect(out).not.toMatch(/wrote fd/);
+}
+
 describe.skipIf(!hasBwrap)(hasBwrap ? "bubblewrap: what a command can reach" : "bubblewrap: what a command can reach (bubblewrap not installed)", () => {
   // As root, the server's files are placed under bound system dirs on purpose (/usr/local, /etc/ssl):
   // they must be hidden wherever they are, not just because they happen to live in /tmp.
@@ -49,6 +65,10 @@ describe.skipIf(!hasBwrap)(hasBwrap ? "bubblewrap: what a command can reach" : "
   afterAll(async () => {
     await s.close();
     for (const path of [dataDir, workDir, keyFile]) rmSync(path, { recursive: true, force: true });
+  });
+
+  it("holds no fd of the server: none of the vault's LevelDB files reaches a command", async () => {
+    expectNoServerFds(await sh(veil, FD_PROBE), s.dataDir);
   });
 
   it("runs commands as an ordinary user with a passwd entry, never uid 0", async () => {
@@ -208,6 +228,10 @@ describe.skipIf(!isRoot)(isRoot ? "--sandbox off as root" : "--sandbox off as ro
     veil = await createVeilClient({ baseUrl: s.url, token: s.token });
   });
   afterAll(() => s.close());
+
+  it("holds no fd of the server there either: none of the vault's LevelDB files reaches a command", async () => {
+    expectNoServerFds(await sh(veil, FD_PROBE), s.dataDir);
+  });
 
   it("warns at start, and runs each conversation as its own uid that cannot read the server's files or /proc", async () => {
     expect(s.logs.some((l) => /"level":"warn","msg":"--sandbox off: commands run without bubblewrap; each conversation runs as its own unprivileged uid/.test(l))).toBe(true);

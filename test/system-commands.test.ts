@@ -2,11 +2,18 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { Level } from "level";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runSystemCommand } from "../server/domain/executor/system-commands.js";
 
 const dir = mkdtempSync(join(tmpdir(), "veil-system-commands-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// Open before the shell starts: LevelDB's files are not close-on-exec, as in the server.
+const db = new Level<string, string>(join(dir, "db"));
+beforeAll(() => db.open());
+afterAll(async () => {
+  await db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe("system commands", () => {
   it("answers each command's exit code, concurrent ones too", async () => {
@@ -43,8 +50,17 @@ describe("system commands", () => {
     expect(parent).not.toBe(process.pid);
     // The command's parent is the runner shell, itself a child of this process.
     const stat = readFileSync(`/proc/${parent}/stat`, "utf8");
-    expect(stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))).toBe("sh");
+    expect(stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))).toBe("bash");
     expect(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])).toBe(process.pid);
+  });
+
+  it("keeps none of the server's stray fds open in its long-lived shell (LevelDB's files)", async () => {
+    const out = join(dir, "fds");
+    expect(await runSystemCommand(["/bin/sh", "-c", 'for f in /proc/$PPID/fd/*; do readlink "$f"; done > "$1"', "sh", out], 5_000)).toBe(0);
+    const fds = readFileSync(out, "utf8");
+    // Its stdin and stdout (Node's socket pairs) and /dev/null for stderr: nothing else.
+    expect(fds.trim().split("\n")).toHaveLength(3);
+    expect(fds).not.toContain(join(dir, "db"));
   });
 
   it("gives up on a command past its timeout and runs the next one in a fresh shell", async () => {

@@ -8,10 +8,8 @@ import { type EgressFiles, egressBinds, type NetworkMode } from "./egress-listen
 import { SANDBOX_GID, SANDBOX_UID, systemMounts, writeIdentityFiles } from "./sandbox-fs.js";
 import type { BubblewrapSandbox, SandboxMode, SandboxStatus } from "./types.js";
 
-/** The shell every session runs, inside the sandbox or not. */
-export const BASH = existsSync("/bin/bash") ? "/bin/bash" : "/usr/bin/bash";
-/** bash's argv after its path. */
-export const BASH_ARGS = ["--noprofile", "--norc"];
+export { BASH, BASH_ARGS } from "./bash-path.js";
+import { BASH } from "./bash-path.js";
 
 /** What to isolate and what to expose. */
 export interface SandboxLayout {

@@ -10,6 +10,7 @@ import { wrapCgroupJoin } from "./cgroup.js";
 import { type EgressOptions, egressHelperLine, type NetworkMode, receiveListener } from "./egress-listener.js";
 import { type LaunchLimits, withTmpfsCaps, wrapRlimits } from "./limits.js";
 import { killProcessTree, signalCommandProcesses } from "./process-tree.js";
+import { withoutInheritedFds } from "./inherited-fds.js";
 import { BASH, BASH_ARGS, bubblewrapArgs } from "./sandbox.js";
 import type { BubblewrapSandbox } from "./types.js";
 
@@ -146,7 +147,8 @@ export class ShellProcess {
     if (launch.network === "egress" && (egress === undefined || launch.sandbox === undefined)) {
       throw new Error("network egress: needs the sandbox and the egress options");
     }
-    const [file, ...args] = shellArgv(launch);
+    // Only the fds of the protocol below reach the shell (the server's own, LevelDB's files above all, never).
+    const [file, ...args] = withoutInheritedFds(shellArgv(launch), egress === undefined ? [3, 7] : [3, 6, 7]);
     // detached: a process group of its own, so the shell's tree can be killed without touching the server.
     // env: given whole; the server's process.env never reaches the shell (nor bwrap's argv, unlike --setenv).
     // Egress: fd 6 is an IPC channel (NODE_CHANNEL_FD=6) for the helper's listener; 4 and 5 stay free for the prologue.

@@ -1,6 +1,8 @@
-// Runs the short system commands conversations need (mount, umount, the kill sweep) from one small long-lived /bin/sh.
+// Runs the short system commands conversations need (mount, umount, the kill sweep) from one small long-lived bash.
 import { type ChildProcessByStdio, execFile, spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
+import { closeInheritedFdsScript } from "./inherited-fds.js";
+import { BASH, BASH_ARGS } from "./bash-path.js";
 
 /**
  * Why: libuv starts every child with fork(), which copies the page tables of the whole server
@@ -13,6 +15,8 @@ import type { Readable, Writable } from "node:stream";
  * and runs as a child of the server directly, as does everything while the shell is unavailable.
  */
 const SCRIPT = [
+  // The server's stray fds (LevelDB's files) must not stay open for the server's life in this shell.
+  closeInheritedFdsScript([]),
   'while IFS= read -r id && IFS= read -r n; do',
   "  set --",
   "  i=0",
@@ -22,7 +26,7 @@ const SCRIPT = [
   "done",
 ].join("\n");
 
-const SHELL = "/bin/sh";
+
 const ENV = { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" };
 
 type Shell = ChildProcessByStdio<Writable, Readable, null>;
@@ -34,7 +38,7 @@ interface Runner {
 }
 
 let current: Runner | undefined;
-/** Set when the shell could not be started at all (no /bin/sh): every command then runs directly. */
+/** Set when the shell could not be started at all (no bash): every command then runs directly. */
 let noShell = false;
 let nextId = 1;
 
@@ -71,7 +75,7 @@ function liveRunner(): Runner | undefined {
   let shell: Shell;
   try {
     // Its own process group, so a command that hangs can be ended with the shell that runs it.
-    shell = spawn(SHELL, ["-c", SCRIPT], { env: ENV, stdio: ["pipe", "pipe", "ignore"], detached: true });
+    shell = spawn(BASH, [...BASH_ARGS, "-c", SCRIPT], { env: ENV, stdio: ["pipe", "pipe", "ignore"], detached: true });
   } catch {
     return undefined;
   }
