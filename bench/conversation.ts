@@ -11,7 +11,8 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { createVeilClient, type VeilClient } from "../client/index.js";
 import { BenchService } from "../gen/veil/bench/v1/bench_pb.js";
 import { detectSandbox } from "../server/domain/executor.js";
-import { BASH, bubblewrapArgs } from "../server/domain/executor/sandbox.js";
+import { BASH } from "../server/domain/executor/bash-path.js";
+import { bubblewrapArgs } from "../server/domain/executor/sandbox.js";
 import { writeIdentityFiles } from "../server/domain/executor/sandbox-fs.js";
 import type { FromConversationServer, ToConversationServer } from "./conversation-server.js";
 import { waitForChildMessage } from "./lib/child-message.js";

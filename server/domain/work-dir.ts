@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RunAs } from "./executor/dynamic-user.js";
 import { readProcess } from "./executor/process-tree.js";
-import { runSystemCommand } from "./executor/system-commands.js";
+import { runSystemCommand, SYSTEM_COMMAND_ENV } from "./executor/system-commands.js";
 import { readMountInfo } from "./mount-info.js";
 
 /**
@@ -83,24 +83,23 @@ function isLiveServerDir(name: string): boolean {
 
 /** Unmounts every mount at or below `path` (deepest first; lazily, so a busy one cannot stop the removal), then deletes it. */
 export function removeTree(path: string): void {
-  const mounts = mountPointsUnder(realOrSelf(path)).sort((a, b) => b.length - a.length);
-  for (const mount of mounts) spawnSync("umount", ["-l", mount], { stdio: "ignore", env: UMOUNT_ENV });
+  for (const mount of mountsDeepestFirst(path)) spawnSync("umount", ["-l", mount], { stdio: "ignore", env: SYSTEM_COMMAND_ENV });
   rmSync(path, { recursive: true, force: true, maxRetries: 3 });
 }
 
 /** removeTree without blocking the event loop: `umount` runs in the small shell of system-commands.ts, not as a fork of the server. */
 async function removeTreeInBackground(path: string): Promise<void> {
-  const mounts = mountPointsUnder(realOrSelf(path)).sort((a, b) => b.length - a.length);
-  for (const mount of mounts) await runSystemCommand(["umount", "-l", mount], 10_000);
+  for (const mount of mountsDeepestFirst(path)) await runSystemCommand(["umount", "-l", mount], 10_000);
   await rm(path, { recursive: true, force: true, maxRetries: 3 });
 }
 
-const UMOUNT_ENV = { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" };
-
-function mountPointsUnder(path: string): string[] {
+/** The mount points at or below `path` (its real path), deepest first: the order they can be unmounted in. */
+function mountsDeepestFirst(path: string): string[] {
+  const real = realOrSelf(path);
   return readMountInfo()
     .map((m) => m.mountPoint)
-    .filter((point) => point === path || point.startsWith(`${path}/`));
+    .filter((point) => point === real || point.startsWith(`${real}/`))
+    .sort((a, b) => b.length - a.length);
 }
 
 function realOrSelf(path: string): string {

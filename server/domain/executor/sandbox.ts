@@ -5,11 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamicUsers, isRoot, type RunAs, setprivArgs } from "./dynamic-user.js";
 import { type EgressFiles, egressBinds, type NetworkMode } from "./egress-listener.js";
+import { BASH } from "./bash-path.js";
 import { SANDBOX_GID, SANDBOX_UID, systemMounts, writeIdentityFiles } from "./sandbox-fs.js";
 import type { BubblewrapSandbox, SandboxMode, SandboxStatus } from "./types.js";
 
-export { BASH, BASH_ARGS } from "./bash-path.js";
-import { BASH } from "./bash-path.js";
 
 /** What to isolate and what to expose. */
 export interface SandboxLayout {

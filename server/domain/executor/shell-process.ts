@@ -11,7 +11,8 @@ import { type EgressOptions, egressHelperLine, type NetworkMode, receiveListener
 import { type LaunchLimits, withTmpfsCaps, wrapRlimits } from "./limits.js";
 import { killProcessTree, signalCommandProcesses } from "./process-tree.js";
 import { withoutInheritedFds } from "./inherited-fds.js";
-import { BASH, BASH_ARGS, bubblewrapArgs } from "./sandbox.js";
+import { BASH, BASH_ARGS } from "./bash-path.js";
+import { bubblewrapArgs } from "./sandbox.js";
 import type { BubblewrapSandbox } from "./types.js";
 
 /** Which of the shell's output pipes. */

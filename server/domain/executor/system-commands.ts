@@ -26,8 +26,8 @@ const SCRIPT = [
   "done",
 ].join("\n");
 
-
-const ENV = { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" };
+/** The environment of every system command: a fixed PATH and nothing of the server's. */
+export const SYSTEM_COMMAND_ENV = { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" };
 
 type Shell = ChildProcessByStdio<Writable, Readable, null>;
 
@@ -75,7 +75,7 @@ function liveRunner(): Runner | undefined {
   let shell: Shell;
   try {
     // Its own process group, so a command that hangs can be ended with the shell that runs it.
-    shell = spawn(BASH, [...BASH_ARGS, "-c", SCRIPT], { env: ENV, stdio: ["pipe", "pipe", "ignore"], detached: true });
+    shell = spawn(BASH, [...BASH_ARGS, "-c", SCRIPT], { env: SYSTEM_COMMAND_ENV, stdio: ["pipe", "pipe", "ignore"], detached: true });
   } catch {
     return undefined;
   }
@@ -119,7 +119,7 @@ function liveRunner(): Runner | undefined {
 function runDirectly(argv: readonly string[], timeoutMs: number): Promise<number> {
   if (argv.length === 0) return Promise.resolve(-1);
   return new Promise((resolve) => {
-    execFile(argv[0]!, argv.slice(1), { env: ENV, timeout: timeoutMs }, (error) => {
+    execFile(argv[0]!, argv.slice(1), { env: SYSTEM_COMMAND_ENV, timeout: timeoutMs }, (error) => {
       resolve(error === null ? 0 : typeof error.code === "number" ? error.code : -1);
     });
   });
