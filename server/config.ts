@@ -1,9 +1,10 @@
 // Server configuration from flags and VEIL_* variables, validated once at start.
-import { resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { SERVER_ID_PATTERN } from "./domain/conversation-id.js";
-import { defaultWorkDir } from "./domain/work-dir.js";
+import { SERVER_ID_PATTERN } from "./server-id.js";
 
 /** Everything `veil serve` can be told. */
 export interface ServerConfig {
@@ -319,4 +320,12 @@ function checkTls(host: string, insecure: boolean, cert?: string, key?: string, 
       `--host ${host} is not loopback and TLS is off: bearer tokens would cross the network in the clear. Give --tls-cert and --tls-key, or --insecure-listen to accept that`,
     );
   }
+}
+
+/**
+ * The default work dir: outside the data dir (a command filling its workspace must not fill the
+ * vault's disk), under the system temp dir, one per data dir so two servers never mix by accident.
+ */
+function defaultWorkDir(dataDir: string): string {
+  return join(tmpdir(), `veil-work-${createHash("sha256").update(dataDir).digest("hex").slice(0, 12)}`);
 }

@@ -1,6 +1,6 @@
 // The peer proof a server adds to a call it forwards: an HMAC, under a key derived from the master key, over its id, the time and the call.
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
-import { SERVER_ID_PATTERN } from "../domain/conversation-id.js";
+import { SERVER_ID_PATTERN } from "../server-id.js";
 
 /** The header that carries it. */
 export const PEER_HEADER = "x-veil-peer";

@@ -1,9 +1,6 @@
 // Conversation ids name the server that runs the conversation (`conv_<serverId>_<hex>`), so any server can route to it without a store write.
 import { randomBytes } from "node:crypto";
 
-/** A server id: 1-32 of lowercase letters, digits and inner hyphens (no `_`: it separates the id's parts). */
-export const SERVER_ID_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
-
 /** A random server id for a server started without `--server-id`: 10 hex digits. */
 export function randomServerId(): string {
   return randomBytes(5).toString("hex");

@@ -1,22 +1,13 @@
 // The work dir: one private workspace per conversation, in a per-server subdir, and what crashed servers left behind.
 import { spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RunAs } from "./executor/dynamic-user.js";
 import { readProcess } from "./executor/process-tree.js";
 import { runSystemCommand, SYSTEM_COMMAND_ENV } from "./executor/system-commands.js";
 import { readMountInfo } from "./mount-info.js";
-
-/**
- * The default work dir: outside the data dir (a command filling its workspace must not fill the
- * vault's disk), under the system temp dir, one per data dir so two servers never mix by accident.
- */
-export function defaultWorkDir(dataDir: string): string {
-  return join(tmpdir(), `veil-work-${createHash("sha256").update(dataDir).digest("hex").slice(0, 12)}`);
-}
 
 /** Workspaces of this server. */
 export interface WorkDir {
