@@ -1,7 +1,7 @@
 // Real etcd members for tests: one or three on free loopback ports, each with its own temp dir; killed and restarted at will.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -44,19 +44,27 @@ process.once("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
-/** A port free right now on loopback (the member binds it a moment later). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
+/**
+ * `n` distinct ports free right now on loopback (the members bind them a moment later). All are held
+ * until every one is chosen, so the kernel cannot hand the same port out twice.
+ */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const server = createServer();
+          server.once("error", reject);
+          server.listen(0, "127.0.0.1", () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => (server.address() as { port: number }).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
 }
 
-/** Client-side TLS of the members: their certificate, and the CA client certificates must chain to (mutual TLS). */
 export interface EtcdTls {
   certFile: string;
   keyFile: string;
@@ -133,17 +141,31 @@ function exited(child: ChildProcess | undefined): Promise<void> {
   return new Promise((resolve) => child.once("exit", () => resolve()));
 }
 
-/** Starts `members` etcd members (1 or 3) forming one cluster, and waits until every one is healthy. */
+/**
+ * Starts `members` etcd members (1 or 3) forming one cluster, and waits until every one is healthy.
+ * A port taken by another test between choosing and binding it fails the start: it is tried again on other ports.
+ */
 export async function startEtcd(options: { members?: number; tls?: EtcdTls } = {}): Promise<EtcdCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEtcdOnce(options);
+    } catch (error) {
+      if (attempt >= 3 || !/address already in use/.test((error as Error).message)) throw error;
+    }
+  }
+}
+
+async function startEtcdOnce(options: { members?: number; tls?: EtcdTls }): Promise<EtcdCluster> {
   if (etcdMissing !== undefined) throw new Error(etcdMissing);
   const count = options.members ?? 1;
   const root = mkdtempSync(join(tmpdir(), "veil-etcd-"));
   const members: Member[] = [];
+  const ports = await freePorts(2 * count);
   for (let i = 0; i < count; i++) {
     members.push({
       name: `m${i}`,
-      clientUrl: `${options.tls !== undefined ? "https" : "http"}://127.0.0.1:${await freePort()}`,
-      peerUrl: `http://127.0.0.1:${await freePort()}`,
+      clientUrl: `${options.tls !== undefined ? "https" : "http"}://127.0.0.1:${ports[2 * i]}`,
+      peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
       dataDir: join(root, `m${i}`),
       process: undefined,
       log: [],
