@@ -7,6 +7,7 @@ import { type AddressInfo, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, parseServerConfig } from "../server/config.js";
+import { serialNumber } from "../server/egress/ca.js";
 import { createGateway, type Gateway, type GatewayAuditEvent } from "../server/egress/gateway.js";
 import type { GatewayIdentity, GatewaySubstitution } from "../server/egress/identity.js";
 import { matchesHost, parseHostRule } from "../server/egress/rules.js";
@@ -290,6 +291,15 @@ describe("egress gateway", () => {
     detach();
     expect(listener.listening).toBe(false);
     expect((await curl([`https://localhost:${up.port}/echo`], port)).code).toBe(7);
+  });
+});
+
+describe("certificate serial numbers", () => {
+  it("are positive 16-byte values with no leading zero byte (DER drops it, so a peer would read another serial)", () => {
+    // 1 in 128 serials began with 0x00 before, which DER drops: 1,000 draws find it almost surely.
+    const serials = Array.from({ length: 1000 }, serialNumber);
+    for (const serial of serials) expect(serial).toMatch(/^(0[1-9a-f]|[1-7][0-9a-f])[0-9a-f]{30}$/);
+    expect(new Set(serials).size).toBe(serials.length);
   });
 });
 

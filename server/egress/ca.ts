@@ -19,10 +19,14 @@ export interface EgressCa {
   readonly certPem: string;
 }
 
-/** A random positive 128-bit serial number, hex. */
+/**
+ * A random positive serial number of 16 bytes, hex. The first byte is 0x01-0x7f: positive, and
+ * never a leading zero that DER's minimal encoding would drop, so this hex is exactly the serial
+ * the certificate carries and a TLS peer reports (with 0x00 first, 1 in 128 before, it was not).
+ */
 export function serialNumber(): string {
   const bytes = randomBytes(16);
-  bytes[0]! &= 0x7f;
+  bytes[0] = 1 + (bytes[0]! % 0x7f);
   return bytes.toString("hex");
 }
 
