@@ -87,13 +87,17 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
   }
 
   /**
-   * Reads issued in the same tick share one native getMany: each native round trip
-   * costs more than the lookups themselves when many calls are in flight.
+   * Reads issued in the same turn of the event loop share one native getMany: each native round
+   * trip costs more than the lookups themselves when many calls are in flight (~45 µs of the
+   * main thread for one key). Flushed on setImmediate, not a microtask: concurrent calls reach
+   * their reads at different microtask depths (each interceptor awaits), so a microtask flush
+   * sent 1.01 keys per getMany under 32 GetSecrets in flight; setImmediate sends ~13
+   * (bench/README.md, "GetSecret"), and waits at most the rest of the current loop turn.
    */
   getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
     if (keys.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      if (this.reads.push({ keys, resolve, reject }) === 1) queueMicrotask(() => this.flushReads());
+      if (this.reads.push({ keys, resolve, reject }) === 1) setImmediate(() => void this.flushReads());
     });
   }
 
