@@ -70,7 +70,7 @@ try {
   if (token === undefined) throw new Error(`fresh data dir ${dir} did not create an operator token`);
   // Not a Veil RPC: it needs a token (the app's own) and is neither validated nor audited.
   app.rules.set(BenchService.method.stream, { request: null, audit: null, public: false });
-  const unary = createGrpcLeanPath({ interceptors: app.interceptors, readMaxBytes: LIMITS.messageBytes });
+  const unary = createGrpcLeanPath({ interceptors: app.interceptors, readMaxBytes: LIMITS.messageBytes, encoders: veil.secretWire.HAND_ENCODERS });
   const routes = (router: ConnectRouter) => {
     app.routes(unary.record(router));
     router.service(BenchService, benchService(logLine));

@@ -11,6 +11,7 @@ import { createMetrics } from "./metrics.js";
 import { withCors } from "./net/cors.js";
 import { withSpecGrpcMessage } from "./net/grpc-message.js";
 import { createGrpcLeanPath } from "./net/grpc-lean.js";
+import { HAND_ENCODERS } from "./rpc/secret-wire.js";
 import { type HttpRoute, withHttpRoutes } from "./net/http-routes.js";
 import { listen } from "./net/listener.js";
 import { createMcpRoute } from "./mcp/http-route.js";
@@ -56,6 +57,7 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
   const unary = createGrpcLeanPath({
     interceptors: app.interceptors,
     readMaxBytes: LIMITS.messageBytes,
+    encoders: HAND_ENCODERS,
     onReplayFailure: (procedure, code) => logger.log("warn", "rpc response not written", { procedure, code }),
   });
   const handler = connectNodeAdapter({

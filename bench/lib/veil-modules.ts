@@ -12,6 +12,7 @@ type Modules = {
   requestId: typeof import("../../server/net/request-id.js");
   decodeGuard: typeof import("../../server/rpc/decode-guard.js");
   schemas: typeof import("../../server/rpc/schemas.js");
+  secretWire: typeof import("../../server/rpc/secret-wire.js");
   benchPb: typeof import("../../gen/veil/bench/v1/bench_pb.js");
   conversationPb: typeof import("../../gen/veil/v1/conversation_pb.js");
 };
@@ -27,6 +28,7 @@ const PATHS: Record<keyof Modules, string> = {
   requestId: "server/net/request-id.js",
   decodeGuard: "server/rpc/decode-guard.js",
   schemas: "server/rpc/schemas.js",
+  secretWire: "server/rpc/secret-wire.js",
   benchPb: "gen/veil/bench/v1/bench_pb.js",
   conversationPb: "gen/veil/v1/conversation_pb.js",
 };
