@@ -10,7 +10,7 @@ import { createVeilClient } from "../client/index.js";
 import type { FromConversationServer, ToConversationServer } from "./conversation-server.js";
 import { waitForChildMessage } from "./lib/child-message.js";
 import { type FromGrpcJsServer, loadGapProtos, type ToGrpcJsServer } from "./lib/grpcjs-server.js";
-import { type LoadResult, runInterleaved } from "./lib/load.js";
+import { type LoadResult, type Phase, runInterleaved } from "./lib/load.js";
 import { atLeast, type BenchRow, type BenchTable, formatTable } from "./lib/table.js";
 
 /** Knobs; the defaults are what bench/README.md's tables used. */
@@ -199,12 +199,14 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
     const otherConv = other === undefined ? undefined : grpcJs(protos.veil.v1.ConversationService!, otherPort, other.ready.token);
     if (other !== undefined) {
       const typedOther = await createVeilClient({ baseUrl: other.ready.url, token: other.ready.token, protocol: "grpc" });
-      await typedOther.secrets.setSecrets({ secrets: [{ name: names[0]!, text: dense[0]! }] });
+      await typedOther.secrets.setSecrets({ secrets: [{ name: names[0]!, text: dense[0]! }, { name: GET_NAME, text: `v-${randomBytes(16).toString("hex")}` }] });
     }
 
     progress(`gap: unary, ${CONCURRENCY} in flight, ${rounds} rounds of ${roundMs} ms each, alternating ...`);
     const cpu: Record<string, { server: number; client: number; calls: number }> = {};
-    const serverOf = (name: string) => (name.startsWith("grpc-js") ? ref.handle : veil.handle) as Child<never>;
+    const serverOf = (name: string) => (name.startsWith("grpc-js") ? ref.handle : name.startsWith("other") ? other!.handle : veil.handle) as Child<never>;
+    const otherHealth = other === undefined ? undefined : grpcJs(protos.grpc.health.v1.Health, otherPort, other.ready.token);
+    const otherSecrets = other === undefined ? undefined : grpcJs(protos.veil.v1.SecretService!, otherPort, other.ready.token);
     const skip = { op: async () => {}, concurrency: 1 };
     const unaryOnly = options.part === "stream" ? skip : undefined;
     const unary = await runInterleaved(
@@ -213,6 +215,13 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
         "Veil no-op": unaryOnly ?? { op: () => veilHealth.unary("Check", {}) },
         "Veil GetSecret": unaryOnly ?? { op: () => secrets.unary("GetSecret", { name: GET_NAME }) },
         ...deadlinePhases(refHealth.unary, veilHealth.unary, secrets.unary, unaryOnly),
+        // --compare: the other checkout's server in the same rounds, a same-run before/after.
+        ...(otherHealth !== undefined && otherSecrets !== undefined
+          ? {
+              "other checkout: no-op": unaryOnly ?? { op: () => otherHealth.unary("Check", {}) },
+              "other checkout: GetSecret": unaryOnly ?? { op: () => otherSecrets.unary("GetSecret", { name: GET_NAME }) },
+            }
+          : ({} as Record<"other checkout: no-op" | "other checkout: GetSecret", Phase>)),
       },
       {
         concurrency: CONCURRENCY,
@@ -302,7 +311,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
     }
     const NOT_RUN = { mbPerSec: Number.NaN, runs: [] as number[], serverUsPerMiB: 0, clientUsPerMiB: 0, messagesPerMiB: 0 };
     for (const k of ["grpc-js stream", "conversation, clean logs", "conversation, secret-dense logs"]) streams[k] ??= NOT_RUN;
-    for (const c of [refHealth, veilHealth, secrets, refBench, veilBench, conv, otherBench, otherConv]) c?.close();
+    for (const c of [refHealth, veilHealth, secrets, refBench, veilBench, conv, otherBench, otherConv, otherHealth, otherSecrets]) c?.close();
 
     const r = (a: LoadResult, b: LoadResult) => a.perSecond / b.perSecond;
     const s = (a: string, b: string) => streams[a]!.mbPerSec / streams[b]!.mbPerSec;
@@ -325,6 +334,14 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
     ];
     if (other !== undefined) {
       const before = s("other checkout: conversation", "other checkout: stream from memory");
+      for (const [what, name, target] of [
+        ["other checkout: no-op", "other checkout: no-op", GAP_TARGETS.noop],
+        ["other checkout: GetSecret", "other checkout: GetSecret", GAP_TARGETS.getSecret],
+      ] as const) {
+        const result = unary[name];
+        const ratio = r(result, unary["grpc-js no-op"]);
+        rows.push({ what, perSecond: result.perSecond, p50Ms: result.p50Ms, p99Ms: result.p99Ms, ratio, ...atLeast(ratio, target, `>= ${target} of grpc-js`) });
+      }
       rows.push(
         { what: "other checkout: stream from memory [MB/s]", perSecond: streams["other checkout: stream from memory"]!.mbPerSec, ratio: s("other checkout: stream from memory", "Veil stream from memory") },
         { what: "other checkout: conversation [MB/s]", perSecond: streams["other checkout: conversation"]!.mbPerSec, ratio: before, ...atLeast(before, GAP_TARGETS.conversation, `>= ${GAP_TARGETS.conversation} of its ceiling`) },

@@ -2,7 +2,7 @@
 import * as http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
-import type { ConnectRouter, Interceptor, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { GetSecretRequestSchema } from "../gen/veil/v1/secret_pb.js";
 import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus as Status } from "../gen/grpc/health/v1/health_pb.js";
@@ -186,13 +186,27 @@ describe("lean gRPC path: the same answers as Connect's adapter, with and withou
 describe("lean gRPC path: a deadline runs out as on Connect's path", () => {
   // Signals of finished calls, to see what they were aborted with afterwards.
   const kept: AbortSignal[] = [];
+  const keptContexts: HandlerContext[] = [];
   /** Health/Check as a test handler: "wait" waits for the signal, "keep" keeps it; each says what timeoutMs() gave (in whole seconds, rounded up). */
   const impl: ServiceImpl<typeof Health> = {
     async check(req, ctx) {
+      // These two leave the signal unread during the call, and read it (if at all) only afterwards.
+      if (req.service === "keep-context") {
+        keptContexts.push(ctx);
+        return { status: Status.SERVING };
+      }
+      if (req.service === "late") {
+        // First read once the deadline has passed: it must show the deadline, as on Connect's path.
+        await new Promise((r) => setTimeout(r, 150));
+        ctx.responseHeader.set("x-late-aborted", String(ctx.signal.aborted));
+        ctx.responseHeader.set("x-late-reason", ctx.signal.reason instanceof ConnectError ? Code[ctx.signal.reason.code] : String((ctx.signal.reason as Error | undefined)?.name));
+        return { status: Status.SERVING };
+      }
       const left = ctx.timeoutMs();
       ctx.responseHeader.set("x-timeout-s", left === undefined ? "none" : String(Math.ceil(left / 1000)));
       ctx.responseHeader.set("x-aborted-at-start", String(ctx.signal.aborted));
       if (req.service === "keep") kept.push(ctx.signal);
+
       if (req.service === "wait") {
         await new Promise((_, reject) => {
           if (ctx.signal.aborted) reject(ctx.signal.reason);
@@ -270,6 +284,24 @@ describe("lean gRPC path: a deadline runs out as on Connect's path", () => {
     // The lean path ends every call with one shared reason (Connect makes a new one per call): both deadline calls took it.
     expect(kept[2]!.reason).toBe(kept[0]!.reason);
     expect(kept[1]!.reason).not.toBe(kept[0]!.reason);
+  });
+
+  it("a signal first read after its call ended is aborted, as on Connect's path", async () => {
+    keptContexts.length = 0;
+    const { lean, connect } = await both(pair, CHECK, check("keep-context"), {});
+    expect(lean).toEqual(connect);
+    expect(keptContexts).toHaveLength(2);
+    for (const ctx of keptContexts) {
+      expect(ctx.signal.aborted).toBe(true);
+      expect((ctx.signal.reason as Error).name).toBe("AbortError");
+    }
+  });
+
+  it("a signal first read after the deadline passed shows DEADLINE_EXCEEDED, on both paths alike", async () => {
+    const { lean, connect } = await both(pair, CHECK, check("late"), { timeout: "50m" });
+    expect(lean).toEqual(connect);
+    expect(lean.headers["x-late-aborted"]).toBe("true");
+    expect(lean.headers["x-late-reason"]).toBe("DeadlineExceeded");
   });
 
   it("a finished call leaves no timer behind", async () => {
