@@ -150,5 +150,20 @@ for (const mode of [
       const inputs = await t.admin.audit.listAuditEvents({ action: "conversation.input" });
       expect(inputs.events.length).toBeGreaterThan(0);
     });
+
+    it("accepts a late eof to a stdin command that has just exited, and refuses late data naming why", async () => {
+      // The command ends without reading; the client's stdin ends after that (as `veil run < /dev/null` races).
+      const result = await runWithInput(t.admin, "echo done", async () => {});
+      const ids = { conversationId: result.conversationId, commandId: result.commandId };
+      await t.admin.conversations.sendInput({ ...ids, data: new Uint8Array(0), eof: true });
+      await expectCode(t.admin.conversations.sendInput({ ...ids, data: bytes("late") }), Code.FailedPrecondition, /command_id: cmd_\d+ has ended; its input is closed/);
+      const inputs = await t.admin.audit.listAuditEvents({ action: "conversation.input" });
+      expect(inputs.events.filter((e) => e.conversationId === result.conversationId).map((e) => [e.outcome, e.detail])).toEqual(
+        expect.arrayContaining([
+          [Outcome.OK, `command=${result.commandId} bytes=0 eof`],
+          [Outcome.FAILED, "failed_precondition"],
+        ]),
+      );
+    });
   });
 }

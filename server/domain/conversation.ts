@@ -69,6 +69,12 @@ export class Conversation {
   private commandCount = 0;
   /** Handles on the commands started and not yet exited, for SendInput and SignalCommand. */
   private readonly controls = new Map<string, CommandControl>();
+  /**
+   * The last commands that ran with stdin and have exited: a client copying its stdin sends the
+   * eof when its input ends, and cannot know whether the command has ended just before (a quick
+   * `echo`, the exit still on its way). That eof closes what is already closed: accepted, not a failure.
+   */
+  private readonly exitedWithStdin = new Set<string>();
   private ended = false;
   /**
    * One masker per output stream for the conversation's whole life, not per command: a
@@ -190,8 +196,10 @@ export class Conversation {
         };
       }
     } finally {
-      this.controls.get(commandId)?.close();
+      const control = this.controls.get(commandId);
+      control?.close();
       this.controls.delete(commandId);
+      if (control?.stdin === true) this.rememberExited(commandId);
       this.running--;
       this.lastActive = Date.now();
     }
@@ -207,10 +215,20 @@ export class Conversation {
 
   /** Writes to the running command's stdin (it must have been started with stdin); RESOURCE_EXHAUSTED when its buffer is full. */
   sendInput(commandId: string, data: Uint8Array, eof: boolean): void {
+    if (!this.ended && !this.controls.has(commandId) && this.exitedWithStdin.has(commandId)) {
+      if (eof && data.length === 0) return;
+      throw fail.precondition(`command_id: ${commandId} has ended; its input is closed`);
+    }
     const control = this.runningCommand(commandId);
     if (!control.stdin) throw fail.precondition(`command_id: ${commandId} was not started with stdin`);
     this.lastActive = Date.now();
     if (!control.sendInput(data, eof)) throw fail.exhausted(`data: ${commandId} has not read the input sent so far (at most 1 MiB waits); send again later`);
+  }
+
+  private rememberExited(commandId: string): void {
+    this.exitedWithStdin.add(commandId);
+    // A few are enough for a late eof; the oldest goes first.
+    if (this.exitedWithStdin.size > 16) this.exitedWithStdin.delete(this.exitedWithStdin.values().next().value!);
   }
 
   /** Sends a signal to the running command's processes. */
