@@ -56,12 +56,15 @@ describe("conversations", () => {
     expect(cmd?.exitCode).toBe(0);
   });
 
-  it("masks every derived form: base64 (both alphabets, every alignment), percent, JSON, XML, each line", async () => {
+  it("masks every derived form: base64 (both alphabets, every alignment), hex, percent, JSON, XML, each line", async () => {
     const forms = [
       'printf %s "$API_KEY" | base64 -w0',
       'printf "x%s" "$API_KEY" | base64 -w0',
       'printf "xy%s" "$API_KEY" | base64 -w0',
       'printf %s "$API_KEY" | base64 -w0 | tr "+/" "-_" | tr -d =',
+      // Hex as od (coreutils) and Python print it.
+      "printf %s \"$API_KEY\" | od -An -tx1 | tr -d ' \\n'",
+      "python3 -c 'import os;print(os.environ[\"API_KEY\"].encode().hex().upper())'",
       "python3 -c 'import os,urllib.parse;print(urllib.parse.quote(os.environ[\"MULTI\"]))' 2>/dev/null || jq -rn 'env.MULTI|@uri' 2>/dev/null || node -e 'console.log(encodeURIComponent(process.env.MULTI))'",
       'printf "%s" "$MULTI" | sed -n 2p',
       "printf '{\"k\":\"%s\"}' \"$(printf %s \"$MULTI\" | sed ':a;N;$!ba;s/\\n/\\\\n/g')\"",
@@ -71,7 +74,7 @@ describe("conversations", () => {
     expect(run.commands).toHaveLength(forms.length);
     const all = run.commands.map((c) => c.stdoutText + c.stderrText).join("\n");
     for (const c of run.commands) expect(c.stdoutText, c.command).toContain("<secret-hidden>");
-    for (const leak of [API_KEY, "line-one-canary", "line-two-canary", DB.password, Buffer.from(API_KEY).toString("base64").slice(4, 24)]) {
+    for (const leak of [API_KEY, "line-one-canary", "line-two-canary", DB.password, Buffer.from(API_KEY).toString("base64").slice(4, 24), Buffer.from(API_KEY).toString("hex").slice(4, 40)]) {
       expect(all).not.toContain(leak);
     }
   });

@@ -49,6 +49,8 @@ const FORMS: [name: string, form: string][] = [
   ["base64 unpadded", Buffer.from(SECRET).toString("base64").replace(/=+$/, "")],
   ["base64url", Buffer.from(SECRET).toString("base64url")],
   ["base64url padded", Buffer.from(SECRET).toString("base64").replaceAll("+", "-").replaceAll("/", "_")],
+  ["hex", Buffer.from(SECRET).toString("hex")],
+  ["hex, upper case", Buffer.from(SECRET).toString("hex").toUpperCase()],
   ["encodeURIComponent", encodeURIComponent(SECRET)],
   ["percent, lowercase hex", percentLower(encodeURIComponent(SECRET))],
   ["URLSearchParams", new URLSearchParams({ k: SECRET }).toString().slice(2)],
@@ -73,6 +75,18 @@ describe("derived forms", () => {
       expect(utf8(out)).toBe(`before ${MASK} after\n`);
     });
   }
+});
+
+describe("hex of a longer value", () => {
+  it("masks it as xxd -p wraps it (60 digits a line) when the value starts the dump", () => {
+    const value = "sk-live-0123456789abcdef0123456789abcdef-CANARY-hex";
+    const dump = `${Buffer.from(`${value}\n`).toString("hex").replace(/(.{60})/g, "$1\n")}\n`;
+    expect(dump.split("\n")[0]).toHaveLength(60);
+    const out = utf8(maskAll(createMaskSet([value]), enc(dump)));
+    expect(out).toContain(MASK);
+    const digits = Buffer.from(value).toString("hex");
+    for (const line of dump.trim().split("\n")) if (digits.includes(line)) expect(out).not.toContain(line);
+  });
 });
 
 describe("base64 of a longer text", () => {

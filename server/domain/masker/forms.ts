@@ -16,7 +16,7 @@ export function trimBreaks(value: string): string {
  * The deduplicated byte patterns to mask for `value`, none shorter than `minLength` bytes:
  * the value (without line breaks at its ends) and each line of a multi-line value (lines of
  * at least `minLength` code points), each also base64-encoded (standard and URL-safe, padded
- * and not, at every byte alignment), percent-encoded, JSON-escaped, HTML/XML-escaped,
+ * and not, at every byte alignment), hex (both cases, and as `xxd -p` wraps it), percent-encoded, JSON-escaped, HTML/XML-escaped,
  * shell-quoted and as Python's repr, each as the masker's view sees it (see stream.ts).
  * Distinct strings that encode to the same bytes (lone surrogates) may both be listed. The
  * caller decides whether `value` itself is long enough to be masked.
@@ -36,6 +36,7 @@ export function derivedForms(value: string, minLength: number): Uint8Array[] {
     const bytes = Buffer.from(base, "utf8");
     forms.add(base);
     for (const form of base64Forms(bytes)) forms.add(form);
+    for (const form of hexForms(bytes)) forms.add(form);
     if (NEEDS_PERCENT.test(base)) for (const form of percentForms(bytes)) forms.add(form);
     if (NEEDS_JSON.test(base)) for (const form of jsonForms(base)) forms.add(form);
     if (NEEDS_XML.test(base)) for (const form of xmlForms(base)) forms.add(form);
@@ -114,6 +115,22 @@ export function base64Forms(bytes: Uint8Array): string[] {
       forms.push(form, form.replaceAll("+", "-").replaceAll("/", "_"));
     }
   }
+  return forms;
+}
+
+/** `xxd -p` writes 30 bytes (60 hex digits) a line. */
+const XXD_PLAIN_COLUMNS = 60;
+
+/**
+ * Hex of the bytes, lower and upper case (`od -An -tx1 | tr -d ' \n'`, Python's `.hex()`,
+ * `hexdump -ve '1/1 "%.2x"'`), and lower case wrapped as `xxd -p` wraps it when the value starts
+ * its dump (`printf %s "$KEY" | xxd -p`). A value further into a wrapped dump is not found: its
+ * line breaks could fall at any of 30 places.
+ */
+export function hexForms(bytes: Uint8Array): string[] {
+  const hex = Buffer.from(bytes).toString("hex");
+  const forms = [hex, hex.toUpperCase()];
+  if (hex.length > XXD_PLAIN_COLUMNS) forms.push(hex.match(new RegExp(`.{1,${XXD_PLAIN_COLUMNS}}`, "g"))!.join("\n"));
   return forms;
 }
 
