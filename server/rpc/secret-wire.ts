@@ -91,7 +91,7 @@ class Writer {
   }
 
   map(field: number, entries: { [key: string]: string }): void {
-    for (const key in entries) {
+    for (const key of Object.keys(entries)) {
       this.message(field, key, (w, k) => {
         w.stringAlways(1, k);
         w.stringAlways(2, entries[k]!);
