@@ -334,11 +334,11 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
     ];
     if (other !== undefined) {
       const before = s("other checkout: conversation", "other checkout: stream from memory");
-      for (const [what, name, target] of [
-        ["other checkout: no-op", "other checkout: no-op", GAP_TARGETS.noop],
-        ["other checkout: GetSecret", "other checkout: GetSecret", GAP_TARGETS.getSecret],
+      for (const [what, target] of [
+        ["other checkout: no-op", GAP_TARGETS.noop],
+        ["other checkout: GetSecret", GAP_TARGETS.getSecret],
       ] as const) {
-        const result = unary[name];
+        const result = unary[what];
         const ratio = r(result, unary["grpc-js no-op"]);
         rows.push({ what, perSecond: result.perSecond, p50Ms: result.p50Ms, p99Ms: result.p99Ms, ratio, ...atLeast(ratio, target, `>= ${target} of grpc-js`) });
       }

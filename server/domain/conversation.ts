@@ -215,7 +215,8 @@ export class Conversation {
 
   /** Writes to the running command's stdin (it must have been started with stdin); RESOURCE_EXHAUSTED when its buffer is full. */
   sendInput(commandId: string, data: Uint8Array, eof: boolean): void {
-    if (!this.ended && !this.controls.has(commandId) && this.exitedWithStdin.has(commandId)) {
+    // Command ids are never reused, so one that exited is not running again.
+    if (!this.ended && this.exitedWithStdin.has(commandId)) {
       if (eof && data.length === 0) return;
       throw fail.precondition(`command_id: ${commandId} has ended; its input is closed`);
     }

@@ -80,8 +80,8 @@ export function createGrpcLeanPath(options: GrpcLeanOptions) {
       const serialization = createMethodSerializationLookup(m.method, opt.binaryOptions, opt.jsonOptions, opt);
       const i = serialization.getI(true);
       const o = serialization.getO(true);
-      const encode = options.encoders?.get(m.method.output.typeName);
-      const serialize = encode === undefined ? (x: unknown) => o.serialize(x as never) : (x: unknown) => encode(x as never);
+      const encode = options.encoders?.get(m.method.output.typeName) as ((message: unknown) => Uint8Array) | undefined;
+      const serialize = encode ?? ((x: unknown) => o.serialize(x as never));
       routes.set(createMethodUrl("/", m.method), { spec: m, method: m.method, service, parse: (d) => i.parse(d), serialize });
     }
   };

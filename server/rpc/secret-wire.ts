@@ -5,7 +5,7 @@ import { type GetSecretResponse, GetSecretResponseSchema, type LookupSummary, ty
 
 /**
  * Why this exists: protobuf-es encodes reflectively (a field walk, a fork and join per
- * sub-message and map entry), ~16 µs for a 70-byte GetSecretResponse here, the largest share of
+ * sub-message and map entry), ~16-22 µs for a 70-byte GetSecretResponse here, the largest share of
  * a read's reply after the transport. Written directly it is a fraction of that
  * (bench/README.md, "GetSecret"). Same field order, same presence rules, same map entry shape:
  * test/secret-wire.test.ts compares the bytes with toBinary over random messages and fails
@@ -30,7 +30,7 @@ function writeMeta(w: Writer, m: SecretMeta): void {
   w.string(1, m.name);
   w.string(2, m.description);
   w.map(3, m.metadata);
-  w.uint64(4, m.version);
+  w.int64(4, m.version);
   if (m.createdAt !== undefined) w.message(5, m.createdAt, writeTimestamp);
   if (m.updatedAt !== undefined) w.message(6, m.updatedAt, writeTimestamp);
   for (const agent of m.allowedAgents) w.stringAlways(7, agent);
@@ -119,12 +119,7 @@ class Writer {
     this.pos += length;
   }
 
-  uint64(field: number, value: bigint): void {
-    if (value === 0n) return;
-    this.tag(field, VARINT);
-    this.varint64(BigInt.asUintN(64, value));
-  }
-
+  /** int64 and uint64 alike: the varint of the value's 64-bit two's complement. */
   int64(field: number, value: bigint): void {
     if (value === 0n) return;
     this.tag(field, VARINT);
