@@ -5,6 +5,7 @@ import { Level } from "level";
 import { VeilError } from "../errors.js";
 import { checkWriteLimits, type KvGuard, type KvLimits, type KvOp, type KvRange, type KvSnapshot, type KvStore, KvConflictError, sameBytes } from "./kv.js";
 import { LocallyCoordinatedStore } from "./local-coordination.js";
+import { MISS, type ReadCacheLimits, ReadCache } from "./read-cache.js";
 
 interface PendingWrite {
   ops: readonly KvOp[];
@@ -17,13 +18,18 @@ interface PendingWrite {
 export interface LevelStoreOptions {
   /** Called for each synced batch with how many writes it grouped. */
   onBatch?: (writes: number) => void;
+  /** Bounds of the read cache (default READ_CACHE_LIMITS). */
+  readCache?: ReadCacheLimits;
 }
+
+/** Enough for every record and ciphertext of a large tenant; a value over 64 KiB is read from LevelDB each time. */
+export const READ_CACHE_LIMITS: ReadCacheLimits = { maxEntries: 20_000, maxBytes: 32 * 1024 * 1024, maxValueBytes: 64 * 1024 };
 
 /** Opens (creating if needed) a LevelDB store in `dir`. */
 export async function openLevelStore(dir: string, options: LevelStoreOptions = {}): Promise<KvStore> {
   const db = new Level<string, Uint8Array>(dir, { keyEncoding: "utf8", valueEncoding: "view" });
   await db.open();
-  return new LevelStore(db, dir, options.onBatch);
+  return new LevelStore(db, dir, new ReadCache(options.readCache ?? READ_CACHE_LIMITS), options.onBatch);
 }
 
 /** Every message of an error and its causes, so a wrapped I/O error is still recognised. */
@@ -77,6 +83,7 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
   constructor(
     private readonly db: Level<string, Uint8Array>,
     private readonly dir: string,
+    private readonly cache: ReadCache,
     private readonly onBatch?: (writes: number) => void,
   ) {
     super();
@@ -87,18 +94,32 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
   }
 
   /**
-   * Reads issued in the same turn of the event loop share one native getMany: each native round
-   * trip costs more than the lookups themselves when many calls are in flight (~45 µs of the
-   * main thread for one key). Flushed on setImmediate, not a microtask: concurrent calls reach
-   * their reads at different microtask depths (each interceptor awaits), so a microtask flush
-   * sent 1.01 keys per getMany under 32 GetSecrets in flight; setImmediate sends ~13
+   * Reads are answered from the read cache where it holds the key (server/store/read-cache.ts);
+   * the rest, issued in the same turn of the event loop, share one native getMany: each native
+   * round trip costs more than the lookups themselves when many calls are in flight (~45 µs of
+   * the main thread for one key). Flushed on setImmediate, not a microtask: concurrent calls
+   * reach their reads at different microtask depths (each interceptor awaits), so a microtask
+   * flush sent 1.01 keys per getMany under 32 GetSecrets in flight; setImmediate sends ~13
    * (bench/README.md, "GetSecret"), and waits at most the rest of the current loop turn.
    */
   getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
     if (keys.length === 0) return Promise.resolve([]);
+    const known = this.cached(keys);
+    if (known !== undefined) return Promise.resolve(known);
     return new Promise((resolve, reject) => {
       if (this.reads.push({ keys, resolve, reject }) === 1) setImmediate(() => void this.flushReads());
     });
+  }
+
+  /** Every key's value from the cache, or undefined if any is not there: one read is one instant of the store, so a partial hit reads all its keys again. */
+  private cached(keys: readonly string[]): (Uint8Array | undefined)[] | undefined {
+    const values: (Uint8Array | undefined)[] = [];
+    for (const key of keys) {
+      const value = this.cache.lookup(key);
+      if (value === MISS) return undefined;
+      values.push(value);
+    }
+    return values;
   }
 
   private async flushReads() {
@@ -106,8 +127,11 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
     this.reads = [];
     // Reads keep working while LevelDB refuses writes; they only wait out a reopen.
     if (this.recovering !== undefined || this.db.status !== "open") await this.recover();
-    this.db.getMany(reads.flatMap((r) => r.keys)).then(
+    const keys = reads.flatMap((r) => r.keys);
+    const sent = this.cache.begin(keys);
+    this.db.getMany(keys).then(
       (values) => {
+        this.cache.answered(sent, values);
         let offset = 0;
         for (const r of reads) {
           r.resolve(values.slice(offset, offset + r.keys.length));
@@ -115,6 +139,7 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
         }
       },
       (error: unknown) => {
+        this.cache.failed(sent);
         for (const r of reads) r.reject(storeError(error));
       },
     );
@@ -174,6 +199,7 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
     await this.flushing;
     await this.recovering;
     await this.db.close();
+    this.cache.clear();
   }
 
   /**
@@ -249,7 +275,12 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
             if (op.type === "put") batch.put(op.key, op.value);
             else batch.del(op.key);
           }
-          await batch.write({ sync: true });
+          try {
+            await batch.write({ sync: true });
+          } finally {
+            // Before any writer hears back; after a failure too, since a failed sync cannot say what reached the disk.
+            this.cache.written(ops.map((op) => op.key));
+          }
           this.onBatch?.(accepted.length);
           this.notify(ops);
         }
