@@ -33,6 +33,8 @@ export interface GapBenchOptions {
    * second Veil server; its ceiling and conversation alternate with this one's, for a same-run before/after.
    */
   compareWith?: string;
+  /** Unary: run only the phases whose name contains this (e.g. "Veil GetSecret", to profile one call alone); the others read NaN. */
+  only?: string;
 }
 
 /** The issue's targets. */
@@ -210,7 +212,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
     const skip = { op: async () => {}, concurrency: 1 };
     const unaryOnly = options.part === "stream" ? skip : undefined;
     const unary = await runInterleaved(
-      {
+      onlyPhases(options.only, skip, {
         "grpc-js no-op": unaryOnly ?? { op: () => refHealth.unary("Check", {}) },
         "Veil no-op": unaryOnly ?? { op: () => veilHealth.unary("Check", {}) },
         "Veil GetSecret": unaryOnly ?? { op: () => secrets.unary("GetSecret", { name: GET_NAME }) },
@@ -222,7 +224,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
               "other checkout: GetSecret": unaryOnly ?? { op: () => otherSecrets.unary("GetSecret", { name: GET_NAME }) },
             }
           : ({} as Record<"other checkout: no-op" | "other checkout: GetSecret", Phase>)),
-      },
+      }),
       {
         concurrency: CONCURRENCY,
         rounds,
@@ -403,6 +405,12 @@ async function alternateRuns(
   );
 }
 
+/** The phases, with those not named by `only` (when set) replaced by `skip`. */
+function onlyPhases<K extends string>(only: string | undefined, skip: Phase, phases: Record<K, Phase>): Record<K, Phase> {
+  if (only === undefined) return phases;
+  return Object.fromEntries(Object.entries<Phase>(phases).map(([name, phase]) => [name, name.includes(only) ? phase : skip])) as Record<K, Phase>;
+}
+
 // Run directly: print this section's table alone.
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const quick = process.argv.includes("--quick");
@@ -410,12 +418,15 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const sizes = quick ? { rounds: 3, roundMs: 700, streamBytes: 32 * MiB, streamRounds: 2 } : {};
   const at = process.argv.indexOf("--compare");
   const compare = at > 0 ? process.argv[at + 1] : undefined;
+  const onlyAt = process.argv.indexOf("--only");
+  const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
   const options: GapBenchOptions = {
     ...sizes,
     ...(part !== undefined ? { part } : {}),
     connectOnly: process.argv.includes("--connect-only"),
     conversationOnly: process.argv.includes("--conversation"),
     ...(compare !== undefined ? { compareWith: compare } : {}),
+    ...(only !== undefined ? { only } : {}),
   };
   console.log(formatTable(await runGapBench(options)));
 }
