@@ -54,24 +54,22 @@ export function createAuditInterceptor(audit: Audit, rules: RpcRules = RPC_RULES
     if (action === null || principal === undefined) return next(req);
 
     const message = (req.stream ? undefined : req.message) as { name?: unknown; session?: unknown; conversationId?: unknown } | undefined;
-    let details: Details = {
-      agent: principal.agent ?? "",
-      client: clientLabel(req.header.get(CLIENT_HEADER)),
-      ...(typeof message?.name === "string" ? { secretName: message.name } : {}),
-      ...(typeof message?.session === "string" ? { session: message.session } : {}),
-      ...(typeof message?.conversationId === "string" ? { conversationId: message.conversationId } : {}),
-    };
+    // One object per call, added to in place: the trail's events are built from it as the call ends.
+    const details: Details = { agent: principal.agent ?? "", client: clientLabel(req.header.get(CLIENT_HEADER)) };
+    if (typeof message?.name === "string") details.secretName = message.name;
+    if (typeof message?.session === "string") details.session = message.session;
+    if (typeof message?.conversationId === "string") details.conversationId = message.conversationId;
     let recorded = false;
-    const base = { tenant: principal.tenant, tokenId: principal.tokenId, action };
     const tags: string[] = [];
     /** One event: the call's details, then the event's own, with the call's tags after its detail. */
     const event = (own: Details, outcome: AuditInput["outcome"]): AuditInput => {
-      const merged = { ...base, ...details, ...own, outcome };
-      return tags.length === 0 ? merged : { ...merged, detail: [merged.detail ?? "", ...tags].join(" ").trim() };
+      const merged: AuditInput = Object.assign({}, details, own, { tenant: principal.tenant, tokenId: principal.tokenId, action, outcome });
+      if (tags.length > 0) merged.detail = [merged.detail ?? "", ...tags].join(" ").trim();
+      return merged;
     };
     const trail: AuditTrail = {
       note(more) {
-        details = { ...details, ...more };
+        Object.assign(details, more);
       },
       tag(word) {
         tags.push(word);
