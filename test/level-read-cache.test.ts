@@ -77,6 +77,19 @@ describe("LevelDB read cache", () => {
     expect((await reopened.getMany(keys)).map(text)).toEqual(final.map(text));
   });
 
+  it("reads answered from the cache still yield to timers and I/O: a loop of them does not starve the event loop", async () => {
+    const { store } = await level();
+    await store.write([{ type: "put", key: "hot", value: enc.encode("v") }]);
+    await store.get("hot");
+    let fired = false;
+    setTimeout(() => {
+      fired = true;
+    }, 1);
+    const started = Date.now();
+    while (!fired && Date.now() - started < 2000) await store.get("hot");
+    expect(fired).toBe(true);
+  });
+
   it("a guarded write checks the guard against the store, not a replaced cached value", async () => {
     const { store } = await level();
     await store.write([{ type: "put", key: "g", value: enc.encode("1") }]);

@@ -94,18 +94,17 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
   }
 
   /**
-   * Reads are answered from the read cache where it holds the key (server/store/read-cache.ts);
-   * the rest, issued in the same turn of the event loop, share one native getMany: each native
-   * round trip costs more than the lookups themselves when many calls are in flight (~45 µs of
-   * the main thread for one key). Flushed on setImmediate, not a microtask: concurrent calls
-   * reach their reads at different microtask depths (each interceptor awaits), so a microtask
-   * flush sent 1.01 keys per getMany under 32 GetSecrets in flight; setImmediate sends ~13
-   * (bench/README.md, "GetSecret"), and waits at most the rest of the current loop turn.
+   * Reads issued in the same turn of the event loop are answered together on setImmediate: from
+   * the read cache where it holds every key of a read (server/store/read-cache.ts), the rest by one
+   * native getMany, since each native round trip costs more than the lookups themselves when many
+   * calls are in flight (~45 µs of the main thread for one key). setImmediate, not a microtask:
+   * concurrent calls reach their reads at different microtask depths (each interceptor awaits), so
+   * a microtask flush sent 1.01 keys per getMany under 32 GetSecrets in flight, setImmediate ~13
+   * (bench/README.md, "GetSecret"). A cached read waits for the turn too: a loop of reads that all
+   * hit would otherwise never yield to timers and I/O.
    */
   getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
     if (keys.length === 0) return Promise.resolve([]);
-    const known = this.cached(keys);
-    if (known !== undefined) return Promise.resolve(known);
     return new Promise((resolve, reject) => {
       if (this.reads.push({ keys, resolve, reject }) === 1) setImmediate(() => void this.flushReads());
     });
@@ -123,8 +122,15 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
   }
 
   private async flushReads() {
-    const reads = this.reads;
+    const queued = this.reads;
     this.reads = [];
+    const reads: PendingRead[] = [];
+    for (const r of queued) {
+      const known = this.cached(r.keys);
+      if (known !== undefined) r.resolve(known);
+      else reads.push(r);
+    }
+    if (reads.length === 0) return;
     // Reads keep working while LevelDB refuses writes; they only wait out a reopen.
     if (this.recovering !== undefined || this.db.status !== "open") await this.recover();
     const keys = reads.flatMap((r) => r.keys);
