@@ -18,6 +18,7 @@ import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { NodeRequest, NodeResponse, RequestHandler } from "./listener.js";
+import { NodeRequestHeaders } from "./node-headers.js";
 
 /**
  * Why this exists: Connect serves every gRPC call, unary ones too, as a pipeline of async
@@ -363,16 +364,8 @@ const NO_TIMEOUT = () => undefined;
 
 /** The request the interceptors see, as Connect's gRPC handler builds it (requestCommon), its signal read through `call`. */
 function requestOf(route: UnaryRoute, req: Http2ServerRequest, call: CallSignal, input: unknown): UnaryRequest {
-  // As Connect's adapter converts them (nodeHeaderToWebHeader): pseudo-headers left out, x-request-id as withRequestId set it.
-  const header = new Headers();
-  const headers = req.headers;
-  for (const key in headers) {
-    if (key.charCodeAt(0) === 58 /* ":" */) continue;
-    const value = headers[key];
-    if (typeof value === "string") header.append(key, value);
-    else if (Array.isArray(value)) for (const v of value) header.append(key, v);
-    else if (typeof value === "number") header.append(key, String(value));
-  }
+  // As Connect's adapter converts them (pseudo-headers left out, x-request-id as withRequestId set it), read in place until changed.
+  const header = new NodeRequestHeaders(req.headers);
   const secure = "encrypted" in req.socket && (req.socket as { encrypted?: boolean }).encrypted === true;
   return {
     stream: false,
