@@ -18,7 +18,9 @@ function copied(node: IncomingHttpHeaders): Headers {
 
 const listed = (h: Headers) => {
   const out: [string, string][] = [];
-  h.forEach((v, k) => out.push([k, v]));
+  h.forEach((v, k) => {
+    out.push([k, v]);
+  });
   return out;
 };
 
