@@ -33,7 +33,7 @@ function strip(headers: http2.IncomingHttpHeaders): Record<string, unknown> {
 }
 
 /** One gRPC call over a raw HTTP/2 stream; `timeout` is sent as grpc-timeout as it is (malformed ones too). */
-function rawCall(session: http2.ClientHttp2Session, path: string, body: Uint8Array, opts: { token?: string; timeout?: string | string[] }): Promise<RawAnswer> {
+function rawCall(session: http2.ClientHttp2Session, path: string, body: Uint8Array, opts: { token?: string; timeout?: string | string[]; headers?: Record<string, string>; seen?: (headers: http2.IncomingHttpHeaders) => void }): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const req = session.request({
       ":method": "POST",
@@ -42,12 +42,14 @@ function rawCall(session: http2.ClientHttp2Session, path: string, body: Uint8Arr
       te: "trailers",
       ...(opts.token !== undefined ? { authorization: `Bearer ${opts.token}` } : {}),
       ...(opts.timeout !== undefined ? { "grpc-timeout": opts.timeout } : {}),
+      ...opts.headers,
     });
     let status: number | undefined;
     let headers: Record<string, unknown> = {};
     let trailers: Record<string, unknown> = {};
     const chunks: Buffer[] = [];
     req.on("response", (h) => {
+      opts.seen?.(h);
       status = h[":status"] as number;
       headers = strip(h);
     });
@@ -91,6 +93,7 @@ async function leanAndConnect(routes: (router: ConnectRouter) => void, intercept
     connect: sessions[0],
     lean: sessions[1],
     leanUrl,
+    connectUrl: listeners[0]!.url,
     async close() {
       for (const session of sessions) session.close();
       await Promise.all(listeners.map((l) => l.close({ drainMs: 1000 })));
@@ -99,7 +102,7 @@ async function leanAndConnect(routes: (router: ConnectRouter) => void, intercept
 }
 
 /** The same call down both paths, one after the other; the two answers. */
-async function both(pair: { lean: http2.ClientHttp2Session; connect: http2.ClientHttp2Session }, path: string, body: Uint8Array, opts: { token?: string; timeout?: string | string[] }) {
+async function both(pair: { lean: http2.ClientHttp2Session; connect: http2.ClientHttp2Session }, path: string, body: Uint8Array, opts: Parameters<typeof rawCall>[3]) {
   return { lean: await rawCall(pair.lean, path, body, opts), connect: await rawCall(pair.connect, path, body, opts) };
 }
 
@@ -162,6 +165,37 @@ describe("lean gRPC path: the same answers as Connect's adapter, with and withou
       }
     });
   }
+
+  it("a lean answer carries what the compat layer and wrappers add, as Connect's does: the date, the caller's sane request id, else a new one", async () => {
+    const seen: http2.IncomingHttpHeaders[] = [];
+    await rawCall(pair.lean, "/veil.v1.SecretService/GetSecret", get("LEAN_KNOWN"), { token: s.token, headers: { "x-request-id": "trace-42" }, seen: (h) => seen.push(h) });
+    await rawCall(pair.lean, "/veil.v1.SecretService/GetSecret", get("LEAN_KNOWN"), { token: s.token, headers: { "x-request-id": "bad id\twith space" }, seen: (h) => seen.push(h) });
+    await rawCall(pair.connect, "/veil.v1.SecretService/GetSecret", get("LEAN_KNOWN"), { token: s.token, seen: (h) => seen.push(h) });
+    expect(seen[0]!["x-request-id"]).toBe("trace-42");
+    expect(seen[1]!["x-request-id"]).toMatch(/^[0-9a-f]{16}$/);
+    for (const h of seen) expect(new Date(String(h.date)).getTime()).toBeGreaterThan(Date.now() - 60_000);
+    expect(Object.keys(seen[0]!).sort()).toEqual(Object.keys(seen[2]!).sort());
+  });
+
+  it("a call from a browser page (an Origin header) gets the same answer and the same CORS headers as on Connect's adapter", async () => {
+    // Each server's own origin, as a page it served would send it (the one origin allowed by default).
+    const seen: http2.IncomingHttpHeaders[] = [];
+    const opts = (url: string) => ({ token: s.token, headers: { origin: new URL(url).origin }, seen: (h: http2.IncomingHttpHeaders) => seen.push(h) });
+    const lean = await rawCall(pair.lean, "/veil.v1.SecretService/GetSecret", get("LEAN_KNOWN"), opts(pair.leanUrl));
+    const connect = await rawCall(pair.connect, "/veil.v1.SecretService/GetSecret", get("LEAN_KNOWN"), opts(pair.connectUrl));
+    const cors = (h: Record<string, unknown>) => ({ ...h, "access-control-allow-origin": "(own)" });
+    expect(cors(lean.headers)).toEqual(cors(connect.headers));
+    expect({ ...lean, headers: {} }).toEqual({ ...connect, headers: {} });
+    expect(lean.headers["access-control-expose-headers"]).toContain("x-request-id");
+    expect(seen.map((h) => h["access-control-allow-origin"])).toEqual([new URL(pair.leanUrl).origin, new URL(pair.connectUrl).origin]);
+  });
+
+  it("a body over the message limit is handed on with the bytes read and the rest unread: Connect's own answer", async () => {
+    const big = new Uint8Array(LIMITS.messageBytes + 4096).fill(0x41);
+    const { lean, connect } = await both(pair, "/veil.v1.SecretService/GetSecret", big, { token: s.token });
+    expect(lean).toEqual(connect);
+    expect(lean.trailers["grpc-status"]).toBe("8");
+  });
 
   it("a real grpc-js client with a deadline reads through the lean path", async () => {
     const health = grpcJsClient(s.port, "Health");
