@@ -33,7 +33,7 @@ export interface GapBenchOptions {
    * second Veil server; its ceiling and conversation alternate with this one's, for a same-run before/after.
    */
   compareWith?: string;
-  /** Unary: run only the phases whose name contains this (e.g. "Veil GetSecret", to profile one call alone); the others read NaN. */
+  /** Run only the unary phases and streaming kinds whose name contains this (e.g. "Veil GetSecret", or "logs" for the dense pair), to profile one alone; the others read NaN. */
   only?: string;
 }
 
@@ -295,6 +295,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
     if (options.conversationOnly === true) {
       for (const k of ["grpc-js stream", "conversation, clean logs", "conversation, secret-dense logs"]) delete kinds[k];
     }
+    if (options.only !== undefined) for (const k of Object.keys(kinds)) if (!k.includes(options.only)) delete kinds[k];
     const streams = await alternateRuns(
       kinds,
       streamBytes,
@@ -312,7 +313,7 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
       fixed.serverUs = (await cpuOf(veil.handle as Child<never>)) - c0;
     }
     const NOT_RUN = { mbPerSec: Number.NaN, runs: [] as number[], serverUsPerMiB: 0, clientUsPerMiB: 0, messagesPerMiB: 0 };
-    for (const k of ["grpc-js stream", "conversation, clean logs", "conversation, secret-dense logs"]) streams[k] ??= NOT_RUN;
+    for (const k of ["grpc-js stream", "Veil stream from memory", "Veil conversation", "conversation, clean logs", "conversation, secret-dense logs"]) streams[k] ??= NOT_RUN;
     for (const c of [refHealth, veilHealth, secrets, refBench, veilBench, conv, otherBench, otherConv, otherHealth, otherSecrets]) c?.close();
 
     const r = (a: LoadResult, b: LoadResult) => a.perSecond / b.perSecond;
