@@ -58,6 +58,9 @@ export function storeError(error: unknown): unknown {
  */
 export const LEVEL_LIMITS: KvLimits = { maxOps: 100_000, maxGuards: 100_000, maxBytes: 256 * 1024 * 1024 };
 
+/** How long a batch may wait to fill, and how full it may get (gather). */
+const GATHER = { maxMs: 2, maxWrites: 512 };
+
 /** Room a reopen needs: LevelDB turns the write-ahead logs into a table when it opens, plus slack. */
 const REOPEN_SLACK_BYTES = 256 * 1024;
 
@@ -243,6 +246,24 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
   }
 
   /**
+   * Lets a batch fill while writes keep arriving: waits turn by turn of the event loop until one
+   * passes without a new write, at most GATHER.maxMs (or GATHER.maxWrites writes). Why: a synced
+   * batch has a fixed CPU cost besides its writes (the log write, fdatasync, the thread pool's
+   * wake-ups): measured alone, 21 µs of CPU per write in batches of 8 and 8 µs in batches of 32.
+   * Under 32 GetSecrets in flight the batches that formed during one sync held ~10 audit events;
+   * gathering cut the server's CPU per GetSecret by 15-21 % (bench/README.md). A lone write waits
+   * one turn.
+   */
+  private async gather(): Promise<void> {
+    const started = performance.now();
+    let seen = 0;
+    while (this.queue.length > seen && this.queue.length < GATHER.maxWrites && performance.now() - started < GATHER.maxMs) {
+      seen = this.queue.length;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /**
    * Group commit: a synced put costs ~0.25 ms here whatever its size, so every
    * write that arrives while one batch is syncing joins the next batch. Guards
    * are checked by this single writer against the disk plus the earlier writes
@@ -250,6 +271,7 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
    */
   private async flushLoop(): Promise<void> {
     while (this.queue.length > 0) {
+      await this.gather();
       const group = this.queue;
       this.queue = [];
       const refusal = await this.recover();
