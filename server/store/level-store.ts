@@ -5,7 +5,7 @@ import { Level } from "level";
 import { VeilError } from "../errors.js";
 import { checkWriteLimits, type KvGuard, type KvLimits, type KvOp, type KvRange, type KvSnapshot, type KvStore, KvConflictError, sameBytes } from "./kv.js";
 import { LocallyCoordinatedStore } from "./local-coordination.js";
-import { MISS, type ReadCacheLimits, ReadCache } from "./read-cache.js";
+import { type ReadCacheLimits, ReadCache } from "./read-cache.js";
 
 interface PendingWrite {
   ops: readonly KvOp[];
@@ -113,23 +113,12 @@ class LevelStore extends LocallyCoordinatedStore implements KvStore {
     });
   }
 
-  /** Every key's value from the cache, or undefined if any is not there: one read is one instant of the store, so a partial hit reads all its keys again. */
-  private cached(keys: readonly string[]): (Uint8Array | undefined)[] | undefined {
-    const values: (Uint8Array | undefined)[] = [];
-    for (const key of keys) {
-      const value = this.cache.lookup(key);
-      if (value === MISS) return undefined;
-      values.push(value);
-    }
-    return values;
-  }
-
   private async flushReads() {
     const queued = this.reads;
     this.reads = [];
     const reads: PendingRead[] = [];
     for (const r of queued) {
-      const known = this.cached(r.keys);
+      const known = this.cache.lookupAll(r.keys);
       if (known !== undefined) r.resolve(known);
       else reads.push(r);
     }

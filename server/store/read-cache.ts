@@ -41,6 +41,20 @@ export class ReadCache {
     return MISS;
   }
 
+  /**
+   * Every key's value, or undefined if any key is not held: one read is one instant of the store,
+   * so a read the cache answers only in part goes to the database whole.
+   */
+  lookupAll(keys: readonly string[]): (Uint8Array | undefined)[] | undefined {
+    const values: (Uint8Array | undefined)[] = [];
+    for (const key of keys) {
+      const value = this.lookup(key);
+      if (value === MISS) return undefined;
+      values.push(value);
+    }
+    return values;
+  }
+
   /** Registers a read about to be sent to the database. */
   begin(keys: readonly string[]): ReadInFlight {
     const read: ReadInFlight = { keys };
