@@ -417,10 +417,12 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const quick = process.argv.includes("--quick");
   const part = process.argv.includes("--unary") ? "unary" : process.argv.includes("--stream") ? "stream" : undefined;
   const sizes = quick ? { rounds: 3, roundMs: 700, streamBytes: 32 * MiB, streamRounds: 2 } : {};
-  const at = process.argv.indexOf("--compare");
-  const compare = at > 0 ? process.argv[at + 1] : undefined;
-  const onlyAt = process.argv.indexOf("--only");
-  const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
+  const flagValue = (flag: string) => {
+    const at = process.argv.indexOf(flag);
+    return at > 0 ? process.argv[at + 1] : undefined;
+  };
+  const compare = flagValue("--compare");
+  const only = flagValue("--only");
   const options: GapBenchOptions = {
     ...sizes,
     ...(part !== undefined ? { part } : {}),
