@@ -3,6 +3,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, rea
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { processIdsNow, readProcFile, statusLine } from "./proc-files.js";
 import { readProcess } from "./process-tree.js";
 import { runSystemCommand } from "./system-commands.js";
 
@@ -156,34 +157,36 @@ function idsInUse(): Set<number> {
       for (let id = from; id < to; id++) ids.add(id);
     }
   }
-  for (const pid of livePids()) for (const id of processIds(pid)) ids.add(id);
+  for (const pid of processIdsNow()) for (const id of processIds(pid)) ids.add(id);
   return ids;
-}
-
-function livePids(): number[] {
-  return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map(Number);
 }
 
 /** A process's real, effective, saved and fs uids and gids; empty when it is gone or a zombie. */
 function processIds(pid: number): number[] {
-  const status = readOrEmpty(`/proc/${pid}/status`);
-  if (/^State:\s+Z/m.test(status)) return [];
-  const ids: number[] = [];
-  for (const key of ["Uid", "Gid"]) {
-    const match = new RegExp(`^${key}:\\s+(.*)$`, "m").exec(status);
-    if (match) ids.push(...match[1]!.trim().split(/\s+/).map(Number));
-  }
-  return ids;
+  const status = liveStatus(pid);
+  if (status === undefined) return [];
+  return [...idsOf(status, "Uid"), ...idsOf(status, "Gid")];
 }
 
 /** Live (non-zombie) processes with `uid` as any of their uids. */
 export function processesOf(uid: number): number[] {
-  return livePids().filter((pid) => {
-    const status = readOrEmpty(`/proc/${pid}/status`);
-    if (/^State:\s+Z/m.test(status)) return false;
-    const match = /^Uid:\s+(.*)$/m.exec(status);
-    return match !== null && match[1]!.trim().split(/\s+/).map(Number).includes(uid);
+  return processIdsNow().filter((pid) => {
+    const status = liveStatus(pid);
+    return status !== undefined && idsOf(status, "Uid").includes(uid);
   });
+}
+
+/** A process's /proc status, undefined when it is gone or a zombie (which holds nothing but its pid). */
+function liveStatus(pid: number): string | undefined {
+  const status = readProcFile(`/proc/${pid}/status`);
+  const state = status === undefined ? undefined : statusLine(status, "State");
+  return state === undefined || state.startsWith("Z") ? undefined : status;
+}
+
+/** The four ids (real, effective, saved, fs) of a status line such as `Uid:`. */
+function idsOf(status: string, key: "Uid" | "Gid"): number[] {
+  const line = statusLine(status, key);
+  return line === undefined ? [] : line.split(/\s+/).map(Number);
 }
 
 /**

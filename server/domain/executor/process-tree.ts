@@ -1,6 +1,7 @@
 // Killing a shell and everything it started, found through /proc, and waiting until they are gone.
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
+import { processIdsNow, readProcFile } from "./proc-files.js";
 
 /** One line of /proc/<pid>/stat, the fields we use. */
 export interface ProcessInfo {
@@ -14,12 +15,8 @@ export interface ProcessInfo {
 
 /** Reads /proc/<pid>/stat; undefined when the process is gone. */
 export function readProcess(pid: number): ProcessInfo | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-  } catch {
-    return undefined;
-  }
+  const stat = readProcFile(`/proc/${pid}/stat`);
+  if (stat === undefined) return undefined;
   // comm (field 2) may hold spaces and parentheses: the fields after it start at the last ')'.
   const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return { pid, state: rest[0]!, ppid: Number(rest[1]), pgrp: Number(rest[2]), start: rest[19]! };
@@ -28,9 +25,8 @@ export function readProcess(pid: number): ProcessInfo | undefined {
 /** Every process visible in /proc. */
 export function listProcesses(): ProcessInfo[] {
   const all: ProcessInfo[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    const info = readProcess(Number(name));
+  for (const pid of processIdsNow()) {
+    const info = readProcess(pid);
     if (info) all.push(info);
   }
   return all;

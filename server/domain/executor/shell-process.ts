@@ -103,6 +103,8 @@ export class ShellProcess {
   private killing: Promise<void> | undefined;
   private startupError = "";
   private finishing = false;
+  /** kill() swept the live shell's tree: nothing it started is left for finish() to find. */
+  private swept = false;
   private done = false;
   /** Egress only: detaches and closes this shell's listener. */
   private releaseEgress: (() => void) | undefined;
@@ -235,7 +237,12 @@ export class ShellProcess {
   /** Kills the shell and everything it started; resolves when they are gone and the pipes are closed. */
   kill(): Promise<void> {
     this.killing ??= (async () => {
-      if (this.child.pid !== undefined && !this.exited) await killProcessTree(this.child.pid);
+      if (this.child.pid !== undefined && !this.exited) {
+        // Every signal of the sweep is sent before its first await: by the time the exit is seen, the tree is frozen and killed.
+        const sweep = killProcessTree(this.child.pid);
+        this.swept = true;
+        await sweep;
+      }
       await this.closed;
     })();
     return this.killing;
@@ -319,8 +326,9 @@ export class ShellProcess {
     this.finishing = true;
     // The network goes with the shell: nothing of a dead shell may still reach the gateway.
     this.releaseEgress?.();
-    // The shell's pid is already reaped here, so only its process group seeds the sweep.
-    if (this.child.pid !== undefined) await killProcessTree(this.child.pid, { rootReaped: true }).catch(() => {});
+    // The shell's pid is already reaped here, so only its process group seeds the sweep. A shell
+    // that kill() swept needs none: its group and descendants were frozen and killed before it could exit.
+    if (this.child.pid !== undefined && !this.swept) await killProcessTree(this.child.pid, { rootReaped: true }).catch(() => {});
     this.draining = true;
     this.child.stdout.resume();
     this.child.stderr.resume();
