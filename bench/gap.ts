@@ -110,12 +110,12 @@ const DEADLINE_MS = 30_000;
 type DeadlineResults = Record<"grpc-js no-op, deadline" | "Veil no-op, deadline" | "Veil GetSecret, deadline", LoadResult>;
 
 /** The unary phases again with a client deadline on every call (grpc-timeout on the wire), grpc-js's own no-op the reference. */
-function deadlinePhases(ref: Unary, health: Unary, secrets: Unary, skip: { op: () => Promise<void>; concurrency: number } | undefined) {
+function deadlinePhases(ref: Unary, health: Unary, secrets: Unary) {
   const deadline = () => ({ deadline: Date.now() + DEADLINE_MS });
   return {
-    "grpc-js no-op, deadline": skip ?? { op: () => ref("Check", {}, deadline()) },
-    "Veil no-op, deadline": skip ?? { op: () => health("Check", {}, deadline()) },
-    "Veil GetSecret, deadline": skip ?? { op: () => secrets("GetSecret", { name: GET_NAME }, deadline()) },
+    "grpc-js no-op, deadline": { op: () => ref("Check", {}, deadline()) },
+    "Veil no-op, deadline": { op: () => health("Check", {}, deadline()) },
+    "Veil GetSecret, deadline": { op: () => secrets("GetSecret", { name: GET_NAME }, deadline()) },
   };
 }
 
@@ -209,22 +209,21 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
     const serverOf = (name: string) => (name.startsWith("grpc-js") ? ref.handle : name.startsWith("other") ? other!.handle : veil.handle) as Child<never>;
     const otherHealth = other === undefined ? undefined : grpcJs(protos.grpc.health.v1.Health, otherPort, other.ready.token);
     const otherSecrets = other === undefined ? undefined : grpcJs(protos.veil.v1.SecretService!, otherPort, other.ready.token);
-    const skip = { op: async () => {}, concurrency: 1 };
-    const unaryOnly = options.part === "stream" ? skip : undefined;
-    const unary = await runInterleaved(
-      onlyPhases(options.only, skip, {
-        "grpc-js no-op": unaryOnly ?? { op: () => refHealth.unary("Check", {}) },
-        "Veil no-op": unaryOnly ?? { op: () => veilHealth.unary("Check", {}) },
-        "Veil GetSecret": unaryOnly ?? { op: () => secrets.unary("GetSecret", { name: GET_NAME }) },
-        ...deadlinePhases(refHealth.unary, veilHealth.unary, secrets.unary, unaryOnly),
+    const unary = await runSelected(
+      options.part === "stream" ? () => false : (name) => options.only === undefined || name.includes(options.only),
+      {
+        "grpc-js no-op": { op: () => refHealth.unary("Check", {}) },
+        "Veil no-op": { op: () => veilHealth.unary("Check", {}) },
+        "Veil GetSecret": { op: () => secrets.unary("GetSecret", { name: GET_NAME }) },
+        ...deadlinePhases(refHealth.unary, veilHealth.unary, secrets.unary),
         // --compare: the other checkout's server in the same rounds, a same-run before/after.
         ...(otherHealth !== undefined && otherSecrets !== undefined
           ? {
-              "other checkout: no-op": unaryOnly ?? { op: () => otherHealth.unary("Check", {}) },
-              "other checkout: GetSecret": unaryOnly ?? { op: () => otherSecrets.unary("GetSecret", { name: GET_NAME }) },
+              "other checkout: no-op": { op: () => otherHealth.unary("Check", {}) },
+              "other checkout: GetSecret": { op: () => otherSecrets.unary("GetSecret", { name: GET_NAME }) },
             }
           : ({} as Record<"other checkout: no-op" | "other checkout: GetSecret", Phase>)),
-      }),
+      },
       {
         concurrency: CONCURRENCY,
         rounds,
@@ -350,15 +349,18 @@ export async function runGapBench(options: GapBenchOptions = {}): Promise<BenchT
         { what: "other checkout: conversation [MB/s]", perSecond: streams["other checkout: conversation"]!.mbPerSec, ratio: before, ...atLeast(before, GAP_TARGETS.conversation, `>= ${GAP_TARGETS.conversation} of its ceiling`) },
       );
     }
+    // Phases and kinds this run left out (--unary, --stream, --only) have no rate: no row.
+    const shown = rows.filter((row) => !Number.isNaN(row.perSecond));
+    const ran = Object.entries(streams).filter(([, v]) => v.runs.length > 0);
     const perCall = Object.entries(cpu).map(([name, c]) => `${name} ${Math.round(c.server / c.calls)} + ${Math.round(c.client / c.calls)}`);
     return {
       title: "Framework gap: Veil vs bare grpc-js, one grpc-js client",
-      rows,
+      rows: shown,
       notes: [
         `One independent @grpc/grpc-js client (proto-loader, no generated code) for every row, one HTTP/2 connection per server; servers in child processes: bare grpc-js (\`bench/lib/grpcjs-server.ts\`) and Veil (\`bench/conversation-server.ts\`: the app's routes, interceptors and listener plus BenchService, ${veil.ready.from === "dist" ? "the compiled dist/ that npm start runs" : "from the sources through tsx: run npm run build first for the compiled server users run"}), sandbox off.`,
-        `Unary: ${CONCURRENCY} in flight, ${rounds} alternating rounds of ${roundMs} ms after 1 s warm-up each. CPU µs per call, server + client: ${perCall.join(", ")}.`,
-        `Streaming: ${streamRounds} runs of ${streamBytes / MiB} MiB per kind, alternating (order reversed every other round); per run MB/s: ${Object.entries(streams).map(([k, v]) => `${k} ${v.runs.map((x) => x.toFixed(0)).join(", ")}`).join("; ")}. Server CPU µs per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.serverUsPerMiB}`).join(", ")}; the client's: ${Object.entries(streams).map(([k, v]) => `${k} ${v.clientUsPerMiB}`).join(", ")}. A one-byte conversation (start, \`printf x\`, end): ${fixed.conversations > 0 ? Math.round(fixed.serverUs / fixed.conversations / 1000) : 0} ms of server CPU each, ${fixed.conversations > 0 ? Math.round(fixed.serverUs / fixed.conversations / (streamBytes / MiB)) : 0} µs per MiB spread over one ${streamBytes / MiB} MiB run. Output messages per MiB: ${Object.entries(streams).map(([k, v]) => `${k} ${v.messagesPerMiB.toFixed(1)}`).join(", ")}.`,
-        `Dense pair: the same ${DENSE_SECRETS} secrets declared in both, \`cat\` of a ${fileBytes / MiB} MiB file of ${DENSE_EVERY}-byte log lines, one secret value in every line vs the same lines with a same-length non-secret; rate = bytes printed / time.`,
+        ...(perCall.length === 0 ? [] : [`Unary: ${CONCURRENCY} in flight, ${rounds} alternating rounds of ${roundMs} ms after 1 s warm-up each. CPU µs per call, server + client: ${perCall.join(", ")}.`]),
+        ...(ran.length === 0 ? [] : [`Streaming: ${streamRounds} runs of ${streamBytes / MiB} MiB per kind, alternating (order reversed every other round); per run MB/s: ${ran.map(([k, v]) => `${k} ${v.runs.map((x) => x.toFixed(0)).join(", ")}`).join("; ")}. Server CPU µs per MiB: ${ran.map(([k, v]) => `${k} ${v.serverUsPerMiB}`).join(", ")}; the client's: ${ran.map(([k, v]) => `${k} ${v.clientUsPerMiB}`).join(", ")}. A one-byte conversation (start, \`printf x\`, end): ${Math.round(fixed.serverUs / fixed.conversations / 1000)} ms of server CPU each, ${Math.round(fixed.serverUs / fixed.conversations / (streamBytes / MiB))} µs per MiB spread over one ${streamBytes / MiB} MiB run. Output messages per MiB: ${ran.map(([k, v]) => `${k} ${v.messagesPerMiB.toFixed(1)}`).join(", ")}.`]),
+        ...(streams["conversation, secret-dense logs"]!.runs.length === 0 ? [] : [`Dense pair: the same ${DENSE_SECRETS} secrets declared in both, \`cat\` of a ${fileBytes / MiB} MiB file of ${DENSE_EVERY}-byte log lines, one secret value in every line vs the same lines with a same-length non-secret; rate = bytes printed / time.`]),
         `Load average at the end: ${(await import("node:os")).loadavg().map((l) => l.toFixed(1)).join(", ")} (ratios only: rounds alternate so load hits every phase alike). The section took ${Math.round((performance.now() - started) / 1000)} s.`,
       ],
     };
@@ -406,10 +408,15 @@ async function alternateRuns(
   );
 }
 
-/** The phases, with those not named by `only` (when set) replaced by `skip`. */
-function onlyPhases<K extends string>(only: string | undefined, skip: Phase, phases: Record<K, Phase>): Record<K, Phase> {
-  if (only === undefined) return phases;
-  return Object.fromEntries(Object.entries<Phase>(phases).map(([name, phase]) => [name, name.includes(only) ? phase : skip])) as Record<K, Phase>;
+/** A unary phase left out (--stream, --only): NaN rates, so its rows are left out of the table. */
+const NOT_MEASURED: LoadResult = { requests: 0, elapsedMs: 0, perSecond: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN, latencies: [] };
+
+/** runInterleaved over the phases `wanted` selects; the others answer NOT_MEASURED, and none of their rounds are spent. */
+async function runSelected<K extends string>(wanted: (name: K) => boolean, phases: Record<K, Phase>, options: Parameters<typeof runInterleaved>[1]): Promise<Record<K, LoadResult>> {
+  const names = Object.keys(phases) as K[];
+  const chosen = names.filter(wanted);
+  const measured = chosen.length === 0 ? ({} as Partial<Record<K, LoadResult>>) : await runInterleaved(Object.fromEntries(chosen.map((n) => [n, phases[n]])) as Record<K, Phase>, options);
+  return Object.fromEntries(names.map((n) => [n, measured[n] ?? NOT_MEASURED])) as Record<K, LoadResult>;
 }
 
 // Run directly: print this section's table alone.
