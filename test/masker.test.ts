@@ -1,8 +1,10 @@
 // Example-based tests for the streaming masker: each derived form, merging, streaming and passthrough.
 
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { createMaskSet, MASK, MAX_PATTERN_LENGTH, type MaskSet, maskAll } from "../server/domain/masker.js";
+import { createMaskSet, derivedForms, MASK, MAX_PATTERN_LENGTH, type MaskSet, maskAll } from "../server/domain/masker.js";
+import { compileAutomaton, gramState, transition } from "../server/domain/masker/automaton.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString("latin1");
@@ -496,5 +498,36 @@ describe("transparent bytes never hide a raw occurrence (property-test counterex
     expect(Object.values(out).join("")).toBe(`${"L".repeat(64)}\x1b[01;31m\x1b[K${MASK}\r\x1b[0m`);
     // The CR is decided (not followed by LF) as soon as the escape after it starts.
     expect(out[64 + 11 + 7 + 1]).toBe(`${MASK}\r`);
+  });
+});
+
+describe("first-gram index (the skip loop's candidates)", () => {
+  it("leads every gram to the state four transitions from the root do, and none that starts no pattern", () => {
+    const values = Array.from({ length: 40 }, (_, i) => `sk-${i}-${createHash("sha256").update(String(i)).digest("hex").slice(0, 28)}`);
+    const patterns = values.flatMap((v) => derivedForms(v, 4));
+    const automaton = compileAutomaton(patterns);
+    const index = automaton.firstGrams!;
+    const walk = (g: number): number => {
+      let o = automaton.root;
+      for (let k = 24; k >= 0; k -= 8) o = Math.abs(transition(automaton.pool, o, automaton.classOf[(g >>> k) & 0xff]!));
+      return automaton.pool[o - 1] === 4 ? o : 0;
+    };
+    // Every first gram, and every gram one byte away from one: most start nothing, some start another pattern.
+    const grams = new Set<number>();
+    const firsts = new Set<number>();
+    for (const p of patterns) {
+      const g = (p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!;
+      firsts.add(g);
+      grams.add(g);
+      for (let k = 0; k < 32; k += 8) for (const b of [0x00, 0x0a, 0x2d, 0x30, 0x61, 0x7a, 0xff]) grams.add((g & ~(0xff << k)) | (b << k));
+    }
+    let starts = 0;
+    for (const g of grams) {
+      const expected = walk(g);
+      if (expected !== 0) starts++;
+      expect(gramState(index, g)).toBe(expected);
+    }
+    expect(starts).toBe(firsts.size);
+    expect(grams.size).toBeGreaterThan(10 * starts);
   });
 });

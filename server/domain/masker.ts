@@ -90,7 +90,11 @@ export function createMaskSet(values: readonly string[], options: MaskSetOptions
     patterns: automaton.patterns,
     states: automaton.states,
     denseStates: automaton.denseStates,
-    bytes: automaton.pool.byteLength + automaton.chainBytes.byteLength + (skip ? skip.shift.byteLength + skip.starts.byteLength + skip.pairs.byteLength : 0),
+    bytes:
+      automaton.pool.byteLength +
+      automaton.chainBytes.byteLength +
+      (skip ? skip.shift.byteLength + skip.starts.byteLength + skip.pairs.byteLength : 0) +
+      (automaton.firstGrams ? automaton.firstGrams.grams.byteLength + automaton.firstGrams.states.byteLength : 0),
     maxHoldBack: automaton.maxDepth,
   };
   return {

@@ -49,6 +49,8 @@ export interface Automaton {
   readonly pool: Int32Array;
   /** The byte of each chain step (see the top of this file), at its state's offset / CHAIN_STRIDE. */
   readonly chainBytes: Uint8Array;
+  /** Each pattern's first gram and the state it leads to, for the skip loop's candidates (null without a skip table). */
+  readonly firstGrams: GramIndex | null;
   /** Offset of the root state. */
   readonly root: number;
   /** Length of the longest pattern: the most a stream ever holds back. */
@@ -60,6 +62,20 @@ export interface Automaton {
   /** Number of states, and how many of them have dense rows. */
   readonly states: number;
   readonly denseStates: number;
+}
+
+/**
+ * An open-addressing table from a gram (four bytes as one int32, the skip loop's way) to the
+ * state at depth GRAM that the gram leads to from the root: one probe where walking it took
+ * four transitions, on every candidate the skip loop finds.
+ */
+export interface GramIndex {
+  /** `Math.imul(gram, hash) >>> bits` is the first slot to probe; slots follow linearly. */
+  readonly hash: number;
+  readonly bits: number;
+  readonly grams: Int32Array;
+  /** The state's offset, 0 for an empty slot (no state sits at offset 0). */
+  readonly states: Int32Array;
 }
 
 /** Tuning for {@link compileAutomaton}; the defaults were picked with bench/masker.ts. */
@@ -82,6 +98,16 @@ export function transition(pool: Int32Array, o: number, c: number): number {
       if ((pool[k] & CLASS_MASK) === c) return pool[k + 1];
     }
     o = pool[o];
+  }
+}
+
+/** The state `gram` (a pattern's first GRAM bytes as one int32) leads to from the root, or 0 when it starts no pattern. */
+export function gramState(index: GramIndex, gram: number): number {
+  const { grams, states } = index;
+  const mask = states.length - 1;
+  for (let x = Math.imul(gram, index.hash) >>> index.bits; ; x = (x + 1) & mask) {
+    const o = states[x];
+    if (o === 0 || grams[x] === gram) return o;
   }
 }
 
@@ -237,6 +263,7 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
   }
 
   const chainBytes = markChains(pool, { offset, firstKid, label, labelByte, depth, stateCount, shallowBelow });
+  const firstGrams = skip === null ? null : indexFirstGrams(patterns, pool, classOf, root, skip.hash);
 
   return {
     skip,
@@ -245,6 +272,7 @@ export function compileAutomaton(input: readonly Uint8Array[], options: CompileO
     classes,
     pool,
     chainBytes,
+    firstGrams,
     root,
     maxDepth,
     lineFeedInside: patterns.some((p) => p.includes(0x0a)),
@@ -278,4 +306,25 @@ function markChains(
     bytes[Math.floor(o / CHAIN_STRIDE)] = labelByte[kid];
   }
   return bytes;
+}
+
+/** Indexes the first gram of every pattern (all at least GRAM bytes long) by the state it leads to. */
+function indexFirstGrams(patterns: readonly Uint8Array[], pool: Int32Array, classOf: Uint16Array, root: number, hash: number): GramIndex {
+  const firsts = new Set<number>();
+  for (const p of patterns) firsts.add((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]);
+  // At most half full, so a miss ends after a probe or two.
+  let bits = 4;
+  while (1 << bits < 2 * firsts.size) bits++;
+  const grams = new Int32Array(1 << bits);
+  const states = new Int32Array(1 << bits);
+  const mask = (1 << bits) - 1;
+  for (const g of firsts) {
+    let o = root;
+    for (let k = 24; k >= 0; k -= 8) o = Math.abs(transition(pool, o, classOf[(g >>> k) & 0xff]));
+    let x = Math.imul(g, hash) >>> (32 - bits);
+    while (states[x] !== 0) x = (x + 1) & mask;
+    grams[x] = g;
+    states[x] = o;
+  }
+  return { hash, bits: 32 - bits, grams, states };
 }

@@ -8,7 +8,7 @@
 // The skip loop handles a transparent LF through its table (skip.ts); CR and ESC are rare
 // "stop" bytes it never jumps over: the automaton walks each of them.
 
-import { type Automaton, CHAIN_STRIDE, CLASS_MASK, MATCH_SHIFT, transition } from "./automaton.js";
+import { type Automaton, CHAIN_STRIDE, CLASS_MASK, type GramIndex, gramState, MATCH_SHIFT, transition } from "./automaton.js";
 import { MaskedOutput } from "./output.js";
 import { GRAM, type SkipTable } from "./skip.js";
 
@@ -45,6 +45,7 @@ export class AutomatonStream {
   private readonly chainBytes: Uint8Array;
   private readonly chainWords: DataView;
   private readonly skip: SkipTable | null;
+  private readonly firstGrams: GramIndex | null;
   private readonly shallowBelow: number;
   private readonly root: number;
   private readonly minLength: number;
@@ -86,6 +87,7 @@ export class AutomatonStream {
     this.chainBytes = automaton.chainBytes;
     this.chainWords = new DataView(automaton.chainBytes.buffer, automaton.chainBytes.byteOffset, automaton.chainBytes.length);
     this.skip = automaton.skip;
+    this.firstGrams = automaton.firstGrams;
     this.shallowBelow = automaton.shallowBelow;
     this.root = automaton.root;
     this.lineFeedInside = automaton.lineFeedInside;
@@ -514,7 +516,7 @@ export class AutomatonStream {
       const g0 = (chunk[s] << 24) | (chunk[s + 1] << 16) | (chunk[s + 2] << 8) | chunk[s + 3];
       const y = Math.imul(g0, hash) >>> startBits;
       if ((starts[y >>> 5] & (1 << (y & 31))) !== 0) {
-        const verdict = this.isStart(chunk, s, limit);
+        const verdict = this.isStart(chunk, s, limit, g0);
         if (verdict > 0) return s;
         if (verdict < 0) return ~s;
       }
@@ -535,7 +537,7 @@ export class AutomatonStream {
       const g = (chunk[s] << 24) | (chunk[s + 1] << 16) | (chunk[s + 2] << 8) | chunk[s + 3];
       const y = Math.imul(g, hash) >>> startBits;
       if ((starts[y >>> 5] & (1 << (y & 31))) !== 0) {
-        const verdict = this.isStart(chunk, s, limit);
+        const verdict = this.isStart(chunk, s, limit, g);
         if (verdict > 0) return s;
         if (verdict < 0) return ~s;
       }
@@ -546,9 +548,18 @@ export class AutomatonStream {
   /**
    * Whether the first GRAM view bytes from chunk index `s` really start some pattern (the
    * bitsets hash, so they can only rule starts out): 1 with `entry` and `entryEnd` set, 0 if
-   * not, -1 when a transparent LF pushes the gram past `limit`.
+   * not, -1 when a transparent LF pushes the gram past `limit`. `gram` is the four bytes at `s`
+   * as one int32.
    */
-  private isStart(chunk: Uint8Array, s: number, limit: number): number {
+  private isStart(chunk: Uint8Array, s: number, limit: number, gram: number): number {
+    if (s + GRAM <= limit && chunk[s + 1] !== LF && chunk[s + 2] !== LF && chunk[s + 3] !== LF) {
+      // No LF after its first byte, and CR or ESC only from `limit` on: the gram is its own view.
+      const o = gramState(this.firstGrams!, gram);
+      if (o === 0) return 0;
+      this.entry = o;
+      this.entryEnd = s + GRAM;
+      return 1;
+    }
     const pool = this.pool;
     const classOf = this.classOf;
     let o = this.root;
