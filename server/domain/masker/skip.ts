@@ -52,7 +52,6 @@ export function buildSkipTable(patterns: readonly Uint8Array[], window: number):
       starts[y >>> 5] |= 1 << (y & 31);
     }
   };
-  const raw = new Uint8Array(window);
   for (const p of patterns) {
     pairs[(p[0] << 8) | p[1]] = 1;
     let g = (p[0] << 16) | (p[1] << 8) | p[2];
@@ -61,18 +60,21 @@ export function buildSkipTable(patterns: readonly Uint8Array[], window: number):
       // At `end`, or one later when an LF came before it.
       enter(g, end === window - 1 ? end : end + 1, end === GRAM - 1);
     }
+    pairs[(p[0] << 8) | 0x0a] = 1;
     for (let at = 1; at < window; at++) {
       // The first `window` raw bytes with an LF after `at` pattern bytes: only grams holding it are new.
-      raw.set(p.subarray(0, at), 0);
-      raw[at] = 0x0a;
-      raw.set(p.subarray(at, window - 1), at + 1);
-      if (at === 1) pairs[(p[0] << 8) | 0x0a] = 1;
       for (let end = Math.max(GRAM - 1, at); end <= Math.min(at + GRAM - 1, window - 1); end++) {
-        enter((raw[end - 3] << 24) | (raw[end - 2] << 16) | (raw[end - 1] << 8) | raw[end], end, end === GRAM - 1);
+        const g = (withLf(p, at, end - 3) << 24) | (withLf(p, at, end - 2) << 16) | (withLf(p, at, end - 1) << 8) | withLf(p, at, end);
+        enter(g, end, end === GRAM - 1);
       }
     }
   }
   return { window, hash: HASH, shiftBits: 32 - shiftLog2, shift, startBits: 32 - startLog2, starts, pairs };
+}
+
+/** Byte `j` of pattern `p` with an LF inserted after its first `at` bytes (read in place: a copy per LF position was most of the build's time). */
+function withLf(p: Uint8Array, at: number, j: number): number {
+  return j < at ? p[j] : j === at ? 0x0a : p[j - 1];
 }
 
 function log2AtLeast(n: number, min: number, max: number): number {
