@@ -34,6 +34,19 @@ describe("veil CLI for scripts", () => {
     expect(veil(["secret", "ls", "--url", "ftp://x"])).toMatchObject({ code: 2, stderr: expect.stringContaining("--url: must be an http:// or https:// URL") });
   });
 
+  it("answers to list and delete as it does to ls and rm, and lists the aliases in its help", () => {
+    expect(veil(["secret", "set", "ALIASED"], "v1\n").code).toBe(0);
+    const listed = veil(["secret", "list", "--json"]);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toBe(veil(["secret", "ls", "--json"]).stdout);
+    expect(listed.stdout).toContain('"ALIASED"');
+    expect(veil(["secret", "delete", "ALIASED"]).code).toBe(0);
+    expect(veil(["secret", "ls", "--json"]).stdout).not.toContain('"ALIASED"');
+    expect(veil(["token", "list", "--json"]).code).toBe(0);
+    expect(veil(["secret", "--help"]).stdout).toMatch(/ls, list\s+list secret names/);
+    expect(veil(["secret", "lsit"])).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown command 'veil secret lsit'") });
+  });
+
   it("--keep-value keeps the description, metadata and grants it is not given", () => {
     expect(veil(["secret", "set", "KEPT", "--description", "the key", "--meta", "owner=ops", "--agent", "coder"], "v1\n").code).toBe(0);
     const kept = veil(["secret", "set", "KEPT", "--keep-value", "--meta", "owner=dev", "--json"]);

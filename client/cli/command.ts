@@ -13,6 +13,8 @@ export interface Command {
   isGroup?: boolean;
   /** A group's subcommands (for shell completion). */
   commands?: Command[];
+  /** Other names a group answers to for this subcommand (`list` for `ls`): what people type first. */
+  aliases?: readonly string[];
 }
 
 /** parseArgs that turns its errors into usage errors. */
@@ -46,7 +48,7 @@ export function parseDuration(text: string, flag: string): number {
 /** Dispatches a command group (`veil secret set|ls|...`). */
 export function group(name: string, summary: string, commands: Command[]): Command {
   const help = `Usage: veil ${name} <command> [options]\n\n${summary[0]!.toUpperCase()}${summary.slice(1)}.\n\nCommands:\n${commands
-    .map((c) => `  ${c.name.padEnd(8)} ${c.summary}`)
+    .map((c) => `  ${[c.name, ...(c.aliases ?? [])].join(", ").padEnd(12)} ${c.summary}`)
     .join("\n")}\n\nRun 'veil ${name} <command> --help' for its options.`;
   return {
     name,
@@ -60,7 +62,7 @@ export function group(name: string, summary: string, commands: Command[]): Comma
         process.stdout.write(`${help}\n`);
         return sub === undefined ? 2 : 0;
       }
-      const command = commands.find((c) => c.name === sub);
+      const command = commands.find((c) => c.name === sub || c.aliases?.includes(sub) === true);
       if (command === undefined) throw new UsageError(`unknown command 'veil ${name} ${sub}' (try 'veil ${name} --help')`);
       const flags = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest;
       if (flags.includes("--help") || flags.includes("-h")) {

@@ -7,6 +7,7 @@ const SESSION = { session: { type: "string" } } as const;
 
 const ls: Command = {
   name: "ls",
+  aliases: ["list"],
   summary: "list the agents known from tokens and grants",
   help: `Usage: veil agent ls [--session S] [--json]
 

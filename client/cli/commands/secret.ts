@@ -165,6 +165,7 @@ function lookupFrom(values: { lookup?: string; header?: string[]; "json-pointer"
 
 const ls: Command = {
   name: "ls",
+  aliases: ["list"],
   summary: "list secret names and metadata (never values)",
   help: `Usage: veil secret ls [options]
 
@@ -229,6 +230,7 @@ ${CONNECTION_HELP}`,
 
 const rm: Command = {
   name: "rm",
+  aliases: ["delete"],
   summary: "delete a secret and all its versions",
   help: `Usage: veil secret rm NAME [options]
 

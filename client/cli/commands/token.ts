@@ -73,6 +73,7 @@ ${CONNECTION_HELP}`,
 
 const ls: Command = {
   name: "ls",
+  aliases: ["list"],
   summary: "list tokens (never their plaintext)",
   help: `Usage: veil token ls [--tenant T] [--json]\n\n${CONNECTION_HELP}`,
   async run(argv) {
