@@ -22,8 +22,7 @@ export function readProcFile(path: string): string | undefined {
     if (size < buffer.length) return buffer.toString("latin1", 0, size);
     // Longer than the buffer (a status with very many groups): read on, in pieces.
     const parts = [Buffer.from(buffer.subarray(0, size))];
-    for (let more = size; more > 0; ) {
-      more = readSync(fd, buffer, 0, buffer.length, null);
+    for (let more = readSync(fd, buffer, 0, buffer.length, null); more > 0; more = readSync(fd, buffer, 0, buffer.length, null)) {
       parts.push(Buffer.from(buffer.subarray(0, more)));
     }
     return Buffer.concat(parts).toString("latin1");

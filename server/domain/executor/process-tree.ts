@@ -1,5 +1,4 @@
 // Killing a shell and everything it started, found through /proc, and waiting until they are gone.
-import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { processIdsNow, readProcFile } from "./proc-files.js";
 
@@ -92,19 +91,12 @@ export async function killProcessTree(root: number, options: { rootReaped?: bool
 
 /** The clock-tick count processes started now will show in /proc/<pid>/stat (USER_HZ is 100 on Linux). */
 export function nowTicks(): number {
-  try {
-    return Math.floor(Number(readFileSync("/proc/uptime", "latin1").split(" ")[0]) * 100);
-  } catch {
-    return 0;
-  }
+  const uptime = readProcFile("/proc/uptime");
+  return uptime === undefined ? 0 : Math.floor(Number(uptime.split(" ")[0]) * 100);
 }
 
 function commOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, "latin1").trim();
-  } catch {
-    return "";
-  }
+  return readProcFile(`/proc/${pid}/comm`)?.trim() ?? "";
 }
 
 /**
