@@ -33,7 +33,7 @@ export interface GapBenchOptions {
    * second Veil server; its ceiling and conversation alternate with this one's, for a same-run before/after.
    */
   compareWith?: string;
-  /** Run only the unary phases and streaming kinds whose name contains this (e.g. "Veil GetSecret", or "logs" for the dense pair), to profile one alone; the others read NaN. */
+  /** Run only the unary phases and streaming kinds whose name contains this (e.g. "Veil GetSecret", or "logs" for the dense pair), to profile one alone; the others are not run and get no row. */
   only?: string;
 }
 
