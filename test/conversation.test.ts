@@ -1,5 +1,6 @@
 // Conversations over the network: injection, masking of every form, terminal state, limits, cleanup.
 import { createHash } from "node:crypto";
+import { readdirSync, readlinkSync, realpathSync } from "node:fs";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect, createVeilClient, Inject, Role, type VeilClient } from "../client/index.js";
@@ -7,6 +8,7 @@ import { expectCode } from "./support/expect-code.js";
 import { type grpc, grpcJsClient } from "./support/grpc-js.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import { pidsWith } from "./support/processes.js";
+import { tempDir } from "./support/temp-dir.js";
 
 // The server runs in this process: its environment must never reach a command.
 process.env.VEIL_SERVER_CANARY = "canary-SERVER-ENV-d00d";
@@ -284,3 +286,91 @@ describe("conversations: idle expiry and the unsandboxed path", () => {
     }
   });
 });
+
+describe("conversations: the shell opened ahead of the next one", () => {
+  // The shell's age (seconds since it started), its directory, and whether its own start-up environment held the secret.
+  const probe = [
+    'echo "greeting=$GREETING key=$API_KEY"',
+    "pwd",
+    "cat ../../notes/a.txt; echo",
+    "echo $(ls -A ../..)",
+    "echo age=$(awk -v up=\"$(cut -d' ' -f1 /proc/uptime)\" -v hz=\"$(getconf CLK_TCK)\" '{print up - $22 / hz}' /proc/$$/stat)",
+    "echo environ=$(tr '\\0' '\\n' < /proc/$$/environ | grep -c '^API_KEY=')",
+  ].join("; ");
+
+  it("hands the next conversation a shell already started, yet as its own: env, secrets, directory, files, an empty workspace", async () => {
+    const s = await startTestServer();
+    try {
+      const veil = await createVeilClient({ baseUrl: s.url, token: s.token, protocol: "grpc" });
+      await veil.secrets.setSecrets({ secrets: [{ name: "API_KEY", text: API_KEY }] });
+      await collect(veil.startConversation({ commands: ["true"], endWhenDone: true }));
+      // Long enough for the standby to be up, and for its age to tell it from a shell started by the call.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const run = await collect(
+        veil.startConversation({
+          secrets: ["API_KEY"],
+          env: { GREETING: "hello there" },
+          workingDir: "sub/dir",
+          files: { "notes/a.txt": "file text" },
+          commands: [probe, 'export LATER=kept; cd ..; echo "$GREETING"'],
+          endWhenDone: true,
+        }),
+      );
+      const [cmd, next] = run.commands;
+      const lines = cmd!.stdoutText.trim().split("\n");
+      expect(lines[0]).toBe("greeting=hello there key=<secret-hidden>");
+      expect(lines[1]).toMatch(/\/sub\/dir$/);
+      expect(lines[2]).toBe("file text");
+      // Only what this conversation put there: the standby left nothing in its workspace.
+      expect(lines[3]!.split(/\s+/).sort()).toEqual(["notes", "sub"]);
+      // Started before the call: the standby. Its own environment never held the secret (it was exported to its children only).
+      expect(Number(lines[4]!.replace("age=", ""))).toBeGreaterThan(1);
+      expect(lines[5]).toBe("environ=0");
+      expect(cmd!.exitCode).toBe(0);
+      expect(next!.stdoutText).toBe("hello there\n");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("refuses a working_dir outside the workspace on the standby path too, and the next start still works", async () => {
+    const s = await startTestServer();
+    try {
+      const veil = await createVeilClient({ baseUrl: s.url, token: s.token, protocol: "grpc" });
+      await collect(veil.startConversation({ commands: ["true"], endWhenDone: true }));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await expectCode(collect(veil.startConversation({ workingDir: "../..", commands: ["pwd"], endWhenDone: true })), Code.InvalidArgument, /working_dir/);
+      const ok = await collect(veil.startConversation({ commands: ["echo fine"], endWhenDone: true }));
+      expect(ok.commands[0]?.stdoutText).toBe("fine\n");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("stops the standby shell with the server: nothing is left running in its work dir", async () => {
+    const work = tempDir();
+    const s = await startTestServer({ extraFlags: ["--work-dir", work.path] });
+    const veil = await createVeilClient({ baseUrl: s.url, token: s.token, protocol: "grpc" });
+    await collect(veil.startConversation({ commands: ["true"], endWhenDone: true }));
+    // The standby: a live process whose directory is in the work dir, though no conversation is left.
+    await expect.poll(() => pidsIn(work.path).length, { timeout: 5000 }).toBeGreaterThan(0);
+    await s.close();
+    await expect.poll(() => pidsIn(work.path)).toEqual([]);
+    work.cleanup();
+  });
+});
+
+/** Live processes whose working directory is at or below `dir`. */
+function pidsIn(dir: string): number[] {
+  const real = realpathSync(dir);
+  return readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .filter((pid) => {
+      try {
+        return readlinkSync(`/proc/${pid}/cwd`).startsWith(`${real}/`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}

@@ -261,6 +261,22 @@ for (const mode of modes) {
       expect(stdout).toBe(`${join(realWorkspace(session), "d")}\n1\n`);
     });
 
+    it("adopt() gives a shell opened ahead its environment and directory, also when that shell died meanwhile", async () => {
+      const live = await open({ sandbox: mode.sandbox });
+      live.adopt({ GIVEN: "it's here" }, "a/b");
+      expect(await run(live, 'pwd; echo "$GIVEN"')).toMatchObject({ stdout: `${join(realWorkspace(live), "a", "b")}\nit's here\n` });
+      expect(() => live.adopt({}, ".")).toThrow(/no command/);
+      const dead = await open({ sandbox: mode.sandbox });
+      process.kill(dead.pid!, "SIGKILL");
+      await eventually(() => (dead.pid === undefined ? [1] : []));
+      // The replacement shell starts with what was adopted, as a shell opened with it would.
+      dead.adopt({ GIVEN: "after a death" }, "c");
+      expect((await run(dead, 'pwd; echo "$GIVEN"')).stdout).toBe(`${join(realWorkspace(dead), "c")}\nafter a death\n`);
+      const outside = await open({ sandbox: mode.sandbox });
+      expect(() => outside.adopt({}, "../..")).toThrow(/workingDir must stay inside the workspace/);
+      expect(() => outside.adopt({ "BAD-NAME": "x" }, ".")).toThrow(/must match/);
+    });
+
     it("times out: kills the command and its background child, then keeps working", async () => {
       const session = await open({ sandbox: mode.sandbox });
       await run(session, "export AFTER=still-here");

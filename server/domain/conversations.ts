@@ -3,11 +3,12 @@ import type { Server } from "node:net";
 import { newConversationId } from "./conversation-id.js";
 import { Conversation, type ConversationNetwork, type ConversationObserver, type ConversationOwner, type ConversationSettings } from "./conversation.js";
 import { fail } from "../errors.js";
-import { type EgressFiles, EgressNeedsSandboxError, mountWorkspace, openShellSession, type ResourceLimits, type SandboxStatus } from "./executor.js";
+import { type EgressFiles, EgressNeedsSandboxError, mountWorkspace, openShellSession, type ResourceLimits, type SandboxStatus, type ShellSession } from "./executor.js";
 import { DynamicUsers, isRoot, type RunAs } from "./executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./executor/sandbox.js";
 import { createMaskSet } from "./masker.js";
 import { authorize } from "./policy.js";
+import { Standby } from "./standby.js";
 import type { Principal } from "./principal.js";
 import type { WorkDir } from "./work-dir.js";
 import { writeWorkspaceFiles } from "./workspace-files.js";
@@ -45,6 +46,13 @@ export interface StartRequest extends ConversationSettings, Partial<Conversation
   workingDir: string;
   /** Unrestricted network (never together with networkMode "egress"). */
   network: boolean;
+}
+
+/** A shell opened before its conversation, with the workspace and uid it runs in. */
+interface StandbyShell {
+  session: ShellSession;
+  workspace: string;
+  user: RunAs | undefined;
 }
 
 /** Creates the registry. Call `closeAll()` on shutdown: it kills every conversation's processes. */
@@ -114,6 +122,46 @@ export function createConversations(limits: ConversationLimits) {
     return { files: gateway.files, attach: (listener: Server) => gateway.attach(identity, listener) };
   }
 
+  /** A fresh workspace for `user`, size-capped: the cap keeps a full workspace off every other disk (the data dir's above all). */
+  async function newWorkspace(user: RunAs | undefined): Promise<string> {
+    const workspace = limits.workDir.create(user);
+    if (limits.resources) await mountWorkspace({ path: workspace, sizeBytes: limits.resources.diskBytes });
+    return workspace;
+  }
+
+  /** What every shell of this server is opened with, whatever the request. */
+  function shellOptions(workspace: string, user: RunAs | undefined) {
+    return {
+      workspace,
+      sandbox: shellSandbox,
+      hidden,
+      ...(user !== undefined ? { user } : {}),
+      ...(limits.resources ? { limits: limits.resources } : {}),
+    };
+  }
+
+  /** The next conversation's shell, opened with no request in hand: a uid, a workspace, no network, the base environment. */
+  const standby = new Standby<StandbyShell>(
+    async () => {
+      const user = users?.allocate();
+      let workspace: string | undefined;
+      try {
+        workspace = await newWorkspace(user);
+        const session = await openShellSession({ ...shellOptions(workspace, user), env: {}, network: "none" });
+        return { session, workspace, user };
+      } catch (error) {
+        if (workspace !== undefined) cleanUp(workspace, user);
+        else if (user !== undefined) users?.release(user);
+        throw error;
+      }
+    },
+    async ({ session, workspace, user }) => {
+      await session.close();
+      cleanUp(workspace, user);
+    },
+    ({ session }) => session.pid !== undefined,
+  );
+
   return {
     assertCanRun,
 
@@ -123,29 +171,32 @@ export function createConversations(limits: ConversationLimits) {
       const release = reserve(request.owner.tenant);
       let user: RunAs | undefined;
       let workspace: string | undefined;
+      let shell: ShellSession | undefined;
       try {
         const masks = createMaskSet(request.secrets.flatMap((s) => s.values));
         const secretEnv = request.inject === "declared" ? Object.assign({}, ...request.secrets.map((s) => s.env)) : {};
-        user = users?.allocate();
-        workspace = limits.workDir.create(user);
-        // The cap keeps a full workspace off every other disk (the data dir's above all).
-        if (limits.resources) await mountWorkspace({ path: workspace, sizeBytes: limits.resources.diskBytes });
-        if (request.files !== undefined) writeWorkspaceFiles(workspace, request.files, user);
+        const env = { ...request.env, ...secretEnv };
         // The gateway serves each shell's listener as this conversation, read once its binding exists
         // (the first connection comes from a command, after the conversation is built).
         let binding: Conversation["egress"];
-        const egress = request.networkMode === "egress" ? egressFor(() => binding) : undefined;
-        const shell = await openShellSession({
-          workspace,
-          env: { ...request.env, ...secretEnv },
-          sandbox: shellSandbox,
-          hidden,
-          network: egress !== undefined ? "egress" : request.network,
-          ...(egress !== undefined ? { egress } : {}),
-          ...(user !== undefined ? { user } : {}),
-          ...(request.workingDir !== "" ? { workingDir: request.workingDir } : {}),
-          ...(limits.resources ? { limits: limits.resources } : {}),
-        });
+        const ready = fitsStandby(request, env) ? await standby.take() : undefined;
+        if (ready !== undefined) {
+          ({ user, workspace, session: shell } = ready);
+          if (request.files !== undefined) writeWorkspaceFiles(workspace, request.files, user);
+          shell.adopt(env, request.workingDir);
+        } else {
+          user = users?.allocate();
+          workspace = await newWorkspace(user);
+          if (request.files !== undefined) writeWorkspaceFiles(workspace, request.files, user);
+          const egress = request.networkMode === "egress" ? egressFor(() => binding) : undefined;
+          shell = await openShellSession({
+            ...shellOptions(workspace, user),
+            env,
+            network: egress !== undefined ? "egress" : request.network,
+            ...(egress !== undefined ? { egress } : {}),
+            ...(request.workingDir !== "" ? { workingDir: request.workingDir } : {}),
+          });
+        }
         const path = workspace;
         const owner = user;
         const network: ConversationNetwork = { networkMode: request.networkMode ?? "none", egressAllow: request.egressAllow ?? [], tokenId: request.tokenId ?? "" };
@@ -166,8 +217,12 @@ export function createConversations(limits: ConversationLimits) {
         binding = conversation.egress;
         live.set(conversation.id, conversation);
         if (conversation.egress?.networkMode === "egress") byEgressId.set(conversation.egress.egressId, conversation);
+        // The next start finds its shell ready. Made after this call returns: the uid scan and the
+        // spawn are synchronous, and this conversation's first command must not wait behind them.
+        setImmediate(() => standby.prepare());
         return conversation;
       } catch (error) {
+        await shell?.close();
         if (workspace !== undefined) cleanUp(workspace, user);
         else if (user !== undefined) users?.release(user);
         if (request.workingDir !== "" && /workingDir/.test((error as Error).message)) throw fail.invalid("working_dir: must stay inside the workspace");
@@ -214,7 +269,7 @@ export function createConversations(limits: ConversationLimits) {
     async closeAll(): Promise<void> {
       closing = true;
       clearInterval(sweep);
-      await Promise.all([...live.values()].map((c) => c.end()));
+      await Promise.all([standby.close(), ...[...live.values()].map((c) => c.end())]);
       limits.workDir.close();
     },
   };
@@ -239,4 +294,21 @@ function lazyBinding(get: () => Conversation["egress"]): unknown {
       },
     },
   );
+}
+
+/** Variables bash reads when it starts, or keeps for itself: set later (as a standby shell gets them) they would not act as at a spawn. */
+const STARTUP_NAMES = /^(BASH.*|ENV|SHELLOPTS|POSIXLY_CORRECT|SHLVL|PWD|OLDPWD|UID|EUID|PPID|GROUPS|IFS|PS4|HOSTNAME|HOSTTYPE|MACHTYPE|OSTYPE|OPTIND|OPTERR|RANDOM|SRANDOM|SECONDS|LINENO|HISTCMD|DIRSTACK|FUNCNAME|EPOCHREALTIME|EPOCHSECONDS|_)$/;
+
+/** Past this, exporting into a running shell (which reads its input a byte at a time) costs more than a spawn. */
+const STANDBY_ENV_BYTES = 16 * 1024;
+
+/** A standby shell has no network and only the base environment: a start that needs more opens its own shell. */
+function fitsStandby(request: StartRequest, env: Record<string, string>): boolean {
+  if (request.network || (request.networkMode ?? "none") !== "none") return false;
+  let bytes = 0;
+  for (const [name, value] of Object.entries(env)) {
+    if (STARTUP_NAMES.test(name)) return false;
+    bytes += name.length + Buffer.byteLength(value) + 16;
+  }
+  return bytes <= STANDBY_ENV_BYTES;
 }

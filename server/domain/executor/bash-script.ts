@@ -30,6 +30,16 @@ export function prologue(cwd: string | undefined): string {
 }
 
 /**
+ * Hands a shell opened ahead of its conversation (with the base environment only) the conversation's
+ * environment and directory, before its first command: the variables exported, as a spawn with them
+ * would have had them, and a `cd`. Quiet: a refused name must not reach the first command's output.
+ */
+export function adoptLine(env: Record<string, string>, cwd: string): string {
+  const exports = Object.entries(env).map(([name, value]) => `builtin export ${name}=${shellQuote(value)}; `).join("");
+  return `{ ${exports}builtin cd -- ${shellQuote(cwd)}; } 2>/dev/null\n`;
+}
+
+/**
  * Wraps one command. Each command starts with stdout/stderr on the pipes again (an `exec >file` or
  * `exec 2>&1` lasts until the end of its command, so streams stay apart for the next). It runs through
  * `eval` of a single-quoted word, so any text (quotes, heredocs, syntax errors) stays inside it, in the

@@ -2,6 +2,7 @@
 import { chownSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { ConversationCgroup, detectCgroups } from "./cgroup.js";
+import { adoptLine } from "./bash-script.js";
 import { CommandRun, EXIT_CODE_KILLED } from "./command-run.js";
 import type { ShellState } from "./control-channel.js";
 import { isRoot, killUserProcesses, type RunAs } from "./dynamic-user.js";
@@ -108,6 +109,8 @@ class Session implements ShellSession {
   private starting: Promise<{ shell: ShellProcess }> | undefined;
   private current: CommandRun | undefined;
   private closed = false;
+  /** A command was asked for: the session can no longer be adopted. */
+  private used = false;
   private closing: Promise<void> | undefined;
   private queue: Promise<void> = Promise.resolve();
   /** What a replacement shell starts with: the last state a shell reported. */
@@ -139,6 +142,15 @@ class Session implements ShellSession {
     this.current?.cut();
   }
 
+  adopt(env: Record<string, string>, workingDir: string): void {
+    if (this.closed || this.used) throw new Error("adopt: only a session that has run no command yet");
+    const shellEnv = buildShellEnv(this.config.workspace, env);
+    const cwd = workingDirectory(this.config.workspace, workingDir === "" ? "." : workingDir, this.config.user);
+    this.env = shellEnv;
+    this.cwd = cwd;
+    if (this.shell !== undefined && !this.shell.exited && !this.shell.killed) this.shell.write(adoptLine(env, cwd));
+  }
+
   async close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true;
@@ -163,6 +175,7 @@ class Session implements ShellSession {
   private async *runSerialized(command: string, options: CommandOptions): AsyncGenerator<CommandEvent> {
     if (command.includes("\0")) throw new Error("command contains a NUL byte");
     if (!(options.timeoutMs > 0)) throw new Error("timeoutMs must be positive");
+    this.used = true;
     const release = await this.turn();
     this.idle?.stop();
     try {

@@ -97,6 +97,13 @@ export interface ShellSession {
    * was not yielded yet. No-op when no command runs.
    */
   cutCurrent(): void;
+  /**
+   * For a session opened ahead of its use with no `env` and the workspace as its directory (a standby
+   * shell): from now on it is as if it had been opened with `env` and `workingDir`. The live shell
+   * gets them before any command, and a replacement shell starts with them. Only before the first
+   * command; throws on a name or value `openShellSession` would refuse, or a directory outside the workspace.
+   */
+  adopt(env: Record<string, string>, workingDir: string): void;
   /** Kills every process the session started (background ones included) and waits for them to be gone. Idempotent. */
   close(): Promise<void>;
   /** Host pid of the shell (of setpriv/bwrap when wrapped); undefined while no shell runs. */
