@@ -217,9 +217,9 @@ export function createConversations(limits: ConversationLimits) {
         binding = conversation.egress;
         live.set(conversation.id, conversation);
         if (conversation.egress?.networkMode === "egress") byEgressId.set(conversation.egress.egressId, conversation);
-        // The next start finds its shell ready. Made after this call returns: the uid scan and the
-        // spawn are synchronous, and this conversation's first command must not wait behind them.
-        setImmediate(() => standby.prepare());
+        // The next start finds its shell ready. Made a little later: the uid scan and the spawn are
+        // synchronous, and this conversation's audit record and first command must not wait behind them.
+        setTimeout(() => standby.prepare(), STANDBY_DELAY_MS).unref();
         return conversation;
       } catch (error) {
         await shell?.close();
@@ -298,6 +298,9 @@ function lazyBinding(get: () => Conversation["egress"]): unknown {
 
 /** Variables bash reads when it starts, or keeps for itself: set later (as a standby shell gets them) they would not act as at a spawn. */
 const STARTUP_NAMES = /^(BASH.*|ENV|SHELLOPTS|POSIXLY_CORRECT|SHLVL|PWD|OLDPWD|UID|EUID|PPID|GROUPS|IFS|PS4|HOSTNAME|HOSTTYPE|MACHTYPE|OSTYPE|OPTIND|OPTERR|RANDOM|SRANDOM|SECONDS|LINENO|HISTCMD|DIRSTACK|FUNCNAME|EPOCHREALTIME|EPOCHSECONDS|_)$/;
+
+/** After a start, how long the next standby shell waits to be made (bench/README.md, "Conversation start"). */
+const STANDBY_DELAY_MS = 30;
 
 /** Past this, exporting into a running shell (which reads its input a byte at a time) costs more than a spawn. */
 const STANDBY_ENV_BYTES = 16 * 1024;
