@@ -109,6 +109,12 @@ export function createConversations(limits: ConversationLimits) {
     });
   }
 
+  /** What a start that failed half-way held: its workspace (and with it the uid), or the uid alone. */
+  function giveBack(workspace: string | undefined, user: RunAs | undefined) {
+    if (workspace !== undefined) cleanUp(workspace, user);
+    else if (user !== undefined) users?.release(user);
+  }
+
   /** FAILED_PRECONDITION, saying how to fix it, when commands cannot run here (no usable bubblewrap). */
   function assertCanRun(): void {
     if (sandbox.kind === "unavailable") throw fail.precondition(sandboxUnavailableMessage(sandbox.problem));
@@ -150,8 +156,7 @@ export function createConversations(limits: ConversationLimits) {
         const session = await openShellSession({ ...shellOptions(workspace, user), env: {}, network: "none" });
         return { session, workspace, user };
       } catch (error) {
-        if (workspace !== undefined) cleanUp(workspace, user);
-        else if (user !== undefined) users?.release(user);
+        giveBack(workspace, user);
         throw error;
       }
     },
@@ -223,8 +228,7 @@ export function createConversations(limits: ConversationLimits) {
         return conversation;
       } catch (error) {
         await shell?.close();
-        if (workspace !== undefined) cleanUp(workspace, user);
-        else if (user !== undefined) users?.release(user);
+        giveBack(workspace, user);
         if (request.workingDir !== "" && /workingDir/.test((error as Error).message)) throw fail.invalid("working_dir: must stay inside the workspace");
         // Egress with --sandbox off: no network namespace to fail closed in.
         if (error instanceof EgressNeedsSandboxError) throw fail.precondition(error.message);
