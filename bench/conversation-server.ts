@@ -79,7 +79,7 @@ try {
   };
   // The options and wrappers of server/server.ts's startServer, so both RPCs share one transport path.
   const handler = connectNodeAdapter({ routes, interceptors: app.interceptors, readMaxBytes: LIMITS.messageBytes, acceptCompression: [] });
-  const listener = await listen(withRequestId(withCors(withSpecGrpcMessage(unaryPath === "connect" ? handler : unary.wrap(handler)))), { host: config.host, port: 0 });
+  const listener = await listen(withRequestId(withCors(withSpecGrpcMessage(handler))), { host: config.host, port: 0, ...(unaryPath === "connect" ? {} : { streams: unary.take }) });
   closeServer = async () => {
     app.serving = false;
     await app.conversations.closeAll();

@@ -53,12 +53,11 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
   const app = await createApp(config, { ...options, logger, metrics: createMetrics({ processMetrics: true }) }).catch((error: unknown) => {
     throw rollback(error);
   });
-  // Unary gRPC over HTTP/2 on a lean path in front of the adapter (server/net/grpc-lean.ts); everything else is the adapter's.
+  // Unary gRPC over HTTP/2 on a lean path, served on its stream before the wrappers and adapter (server/net/grpc-lean.ts); everything else is the adapter's.
   const unary = createGrpcLeanPath({
     interceptors: app.interceptors,
     readMaxBytes: LIMITS.messageBytes,
     encoders: HAND_ENCODERS,
-    onReplayFailure: (procedure, code) => logger.log("warn", "rpc response not written", { procedure, code }),
   });
   const handler = connectNodeAdapter({
     routes: (router) => {
@@ -78,10 +77,10 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     createConsoleRoute(loadConsoleFiles(config.consoleDir ?? defaultConsoleDir())),
     createMcpRoute({ app, logger }),
   ];
-  const served = withRequestId(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(unary.wrap(handler)), { allowedOrigins: corsOrigins(config) })));
+  const served = withRequestId(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(handler), { allowedOrigins: corsOrigins(config) })));
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
-    listener = await listen(served, { host: config.host, port: config.port, ...(tls !== undefined ? { tls: { ...tls, anonymous: isAnonymousRequest } } : {}) });
+    listener = await listen(served, { host: config.host, port: config.port, streams: unary.take, ...(tls !== undefined ? { tls: { ...tls, anonymous: isAnonymousRequest } } : {}) });
   } catch (error) {
     await app.close();
     throw rollback(error);

@@ -11,7 +11,7 @@ import { createLogger } from "../server/log.js";
 import { withCors } from "../server/net/cors.js";
 import { createGrpcLeanPath } from "../server/net/grpc-lean.js";
 import { withSpecGrpcMessage } from "../server/net/grpc-message.js";
-import { listen, type RequestHandler } from "../server/net/listener.js";
+import { listen, type RequestHandler, type StreamTaker } from "../server/net/listener.js";
 import { withRequestId } from "../server/net/request-id.js";
 import { guardDecoding } from "../server/rpc/decode-guard.js";
 import { LIMITS } from "../server/rpc/schemas.js";
@@ -84,9 +84,9 @@ async function leanAndConnect(routes: (router: ConnectRouter) => void, intercept
       acceptCompression: [],
       ...limits,
     });
-  const serve = (handler: RequestHandler) => listen(withRequestId(withCors(withSpecGrpcMessage(handler))), { host: "127.0.0.1", port: 0 });
+  const serve = (handler: RequestHandler, streams?: StreamTaker) => listen(withRequestId(withCors(withSpecGrpcMessage(handler))), { host: "127.0.0.1", port: 0, ...(streams !== undefined ? { streams } : {}) });
   const listeners = [await serve(adapter(false))];
-  if (options.leanUrl === undefined) listeners.push(await serve(lean.wrap(adapter(true))));
+  if (options.leanUrl === undefined) listeners.push(await serve(adapter(true), lean.take));
   const leanUrl = options.leanUrl ?? listeners[1]!.url;
   const sessions = [http2.connect(listeners[0]!.url), http2.connect(leanUrl)] as const;
   return {
@@ -336,6 +336,29 @@ describe("lean gRPC path: a deadline runs out as on Connect's path", () => {
     expect(lean).toEqual(connect);
     expect(lean.headers["x-late-aborted"]).toBe("true");
     expect(lean.headers["x-late-reason"]).toBe("DeadlineExceeded");
+  });
+
+  it("a client that resets its stream (mid-body or mid-call, with an error code) ends that call only; the server answers the next", async () => {
+    const frame = (body: Uint8Array) => {
+      const out = Buffer.alloc(5 + body.length);
+      out.writeUInt32BE(body.length, 1);
+      out.set(body, 5);
+      return out;
+    };
+    const reset = (whole: boolean) =>
+      new Promise<void>((resolve) => {
+        const req = pair.lean.request({ ":method": "POST", ":path": CHECK, "content-type": "application/grpc", te: "trailers" });
+        req.on("error", () => {});
+        req.on("close", () => resolve());
+        const body = frame(check("wait"));
+        if (whole) req.end(body);
+        else req.write(body.subarray(0, 3));
+        setTimeout(() => req.close(http2.constants.NGHTTP2_INTERNAL_ERROR), 100);
+      });
+    await reset(false);
+    await reset(true);
+    const after = await rawCall(pair.lean, CHECK, check(), {});
+    expect(after.trailers["grpc-status"]).toBe("0");
   });
 
   it("a finished call leaves no timer behind", async () => {

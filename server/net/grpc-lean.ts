@@ -1,4 +1,4 @@
-// A lean path for unary gRPC over HTTP/2: Connect's own implementations, interceptors and status encoding, without its per-call stream machinery.
+// A lean path for unary gRPC over HTTP/2: Connect's own implementations, interceptors and status encoding, without its per-call stream machinery or Node's compatibility layer.
 import { create, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import {
   Code,
@@ -12,13 +12,14 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { createMethodSerializationLookup, createMethodUrl, type UniversalHandler, validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
+import { createMethodSerializationLookup, createMethodUrl, validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { contentTypeProto, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import type { NodeRequest, NodeResponse, RequestHandler } from "./listener.js";
+import type { ServerHttp2Stream } from "node:http2";
+import { rewriteGrpcMessage } from "./grpc-message.js";
+import type { StreamTaker } from "./listener.js";
 import { NodeRequestHeaders } from "./node-headers.js";
+import { assignRequestId, REQUEST_ID_HEADER } from "./request-id.js";
 
 /**
  * Why this exists: Connect serves every gRPC call, unary ones too, as a pipeline of async
@@ -28,10 +29,13 @@ import { NodeRequestHeaders } from "./node-headers.js";
  * call's server CPU. Here a unary call with the common framing (HTTP/2, `application/grpc` or
  * `+proto`, no compression, one uncompressed message that parses) is read whole,
  * handed to Connect's own `invokeUnaryImplementation` with the same interceptors, and answered
- * with Connect's own trailer encoding (`setTrailerStatus`). Server streams stay on Connect's
- * path: a lean variant of them measured no better (bench/README.md). Anything else, and any body that is
- * not exactly one such message, goes to Connect's handler for the path, body replayed unchanged:
- * framing errors, decode errors (the decode guard) and limits keep their exact answers. A
+ * with Connect's own trailer encoding (`setTrailerStatus`). It is served on the HTTP/2 stream
+ * itself (the listener's `streams`), before Node wraps it in a request and response, doing for it
+ * what the wrappers in front of the adapter do for a call without an Origin (the request id, the
+ * spec's grpc-message, the date Node adds). Server streams stay on Connect's path: a lean variant of
+ * them measured no better (bench/README.md). Anything else (an Origin, an Expect) goes to the request
+ * handler untouched, and a body that is not exactly one such message goes to it with the bytes read
+ * put back: framing errors, decode errors (the decode guard) and limits keep their exact answers. A
  * `grpc-timeout` is parsed with Connect's own `parseTimeout` and run as Connect's handler context
  * runs it (one timer, the same DEADLINE_EXCEEDED reason, the same `timeoutMs()`); a header Connect
  * refuses goes to Connect untouched (nothing read yet), so its INVALID_ARGUMENT is its own.
@@ -57,14 +61,9 @@ export interface GrpcLeanOptions {
   encoders?: ReadonlyMap<string, (message: never) => Uint8Array>;
   /** The adapter's `maxTimeoutMs`, when it sets one (Connect's default: none), so a longer grpc-timeout is refused alike. */
   maxTimeoutMs?: number;
-  /**
-   * Told of a replayed call whose response could not be written (the client went away mid-write):
-   * the procedure and the error's code only, never the error itself, whose causes could carry request data.
-   */
-  onReplayFailure?: (procedure: string, code: string) => void;
 }
 
-/** Builds the lean path; `record` wraps the router the routes register on, `seal` takes the final handlers, `wrap` puts it in front of the adapter. */
+/** Builds the lean path; `record` wraps the router the routes register on, `seal` takes the final handlers, `take` is the listener's `streams`. */
 export function createGrpcLeanPath(options: GrpcLeanOptions) {
   const opt = validateUniversalHandlerOptions({
     interceptors: options.interceptors,
@@ -73,7 +72,6 @@ export function createGrpcLeanPath(options: GrpcLeanOptions) {
     ...(options.maxTimeoutMs !== undefined ? { maxTimeoutMs: options.maxTimeoutMs } : {}),
   });
   const routes = new Map<string, UnaryRoute>();
-  const connectHandlers = new Map<string, UniversalHandler>();
   const envelopeMax = opt.readMaxBytes + 5;
 
   const addService = (service: DescService, impl: object) => {
@@ -109,30 +107,32 @@ export function createGrpcLeanPath(options: GrpcLeanOptions) {
       };
       return recording;
     },
-    /** Takes Connect's handlers as finally registered (decode guard in front), for the fallback. */
+    /** Keeps only the routes Connect serves as finally registered (decode guard in front), so a declined call always has its handler. */
     seal(router: ConnectRouter): void {
-      for (const h of router.handlers) connectHandlers.set(h.requestPath, h);
-      for (const path of routes.keys()) if (!connectHandlers.has(path)) routes.delete(path);
+      const served = new Set(router.handlers.map((h) => h.requestPath));
+      for (const path of routes.keys()) if (!served.has(path)) routes.delete(path);
     },
-    /** Serves eligible calls on the lean path and hands every other request to `handler` (the Connect adapter). */
-    wrap(handler: RequestHandler): RequestHandler {
-      return (req, res) => {
-        const route = req.httpVersionMajor === 2 && req.method === "POST" ? routes.get(req.url ?? "") : undefined;
-        const timeout = route === undefined ? undefined : req.headers["grpc-timeout"];
-        const deadline = timeout === undefined ? undefined : readDeadline(timeout, opt.maxTimeoutMs);
-        if (route === undefined || !eligible(req.headers) || deadline === null) {
-          handler(req, res);
-          return;
-        }
-        readBody(req as Http2ServerRequest, envelopeMax, (chunks, size, whole) => {
-          const message = whole ? singleMessage(chunks, size, route) : undefined;
-          if (message === undefined) replayToConnect(connectHandlers.get(req.url!)!, req, res, chunks, options.onReplayFailure);
-          else void serveUnary(route, opt.interceptors, req as Http2ServerRequest, res as Http2ServerResponse, message, deadline);
-        });
-      };
-    },
+    /** Serves an eligible call on its stream; declines (false) every other, for the request handler (the Connect adapter behind its wrappers). */
+    take: ((stream, headers, handOver) => {
+      const route = headers[":method"] === "POST" ? routes.get(headers[":path"] ?? "") : undefined;
+      // A browser's call (Origin: CORS headers) and an Expect are the wrappers' and Node's to answer.
+      if (route === undefined || !eligible(headers) || headers.origin !== undefined || headers.expect !== undefined) return false;
+      const timeout = headers["grpc-timeout"];
+      const deadline = timeout === undefined ? undefined : readDeadline(timeout, opt.maxTimeoutMs);
+      if (deadline === null) return false;
+      // Node's compatibility layer swallows stream errors (a reset mid-call) the same way; the call sees them as its close.
+      stream.on("error", ignore);
+      readStream(stream, envelopeMax, (chunks, size, whole) => {
+        const message = whole ? singleMessage(chunks, size, route) : undefined;
+        if (message === undefined) handOver(chunks, whole);
+        else void serveUnary(route, opt.interceptors, stream, headers, message, deadline);
+      });
+      return true;
+    }) satisfies StreamTaker,
   };
 }
+
+function ignore(): void {}
 
 /** The framing the lean path serves; everything else is Connect's to answer. */
 function eligible(headers: IncomingHttpHeaders): boolean {
@@ -201,33 +201,38 @@ export class CallSignal {
   }
 }
 
-/** Reads the body up to `max` bytes; `whole` is false when it was larger (the rest is left unread for Connect). */
-function readBody(req: Http2ServerRequest, max: number, done: (chunks: Buffer[], size: number, whole: boolean) => void): void {
+/**
+ * Reads the body up to `max` bytes; `whole` is false when it was larger, the rest left unread. Read
+ * with 'readable' and read(), not 'data': once the listener is off the stream is as a new one, so a
+ * request the body is handed over to starts it flowing again with its own 'data' listener.
+ */
+function readStream(stream: ServerHttp2Stream, max: number, done: (chunks: Buffer[], size: number, whole: boolean) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
-  const onData = (chunk: Buffer) => {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size > max) {
-      cleanup();
-      req.pause();
-      done(chunks, size, false);
+  const onReadable = () => {
+    for (let chunk = stream.read() as Buffer | null; chunk !== null; chunk = stream.read() as Buffer | null) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > max) {
+        stop();
+        done(chunks, size, false);
+        return;
+      }
     }
   };
   const onEnd = () => {
-    cleanup();
+    stop();
     done(chunks, size, true);
   };
   // A reset or a dropped connection before the end: nothing to answer.
-  const onClose = () => cleanup();
-  const cleanup = () => {
-    req.off("data", onData);
-    req.off("end", onEnd);
-    req.off("close", onClose);
+  const stop = () => {
+    stream.off("readable", onReadable);
+    stream.off("end", onEnd);
+    stream.off("close", stop);
   };
-  req.on("data", onData);
-  req.once("end", onEnd);
-  req.once("close", onClose);
+  stream.on("readable", onReadable);
+  stream.once("end", onEnd);
+  stream.once("close", stop);
 }
 
 /** The request message when the body is exactly one uncompressed envelope that parses; else undefined. */
@@ -243,56 +248,60 @@ function singleMessage(chunks: Buffer[], size: number, route: UnaryRoute): unkno
   }
 }
 
-/** Connect's own handler for the path, as the adapter would call it, with the bytes already read put back in front. */
-function replayToConnect(uHandler: UniversalHandler, req: NodeRequest, res: NodeResponse, chunks: Buffer[], onFailure?: (procedure: string, code: string) => void): void {
-  const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
-  uHandler({ ...uReq, body: replayed(chunks, req) })
-    .then((uRes) => universalResponseToNodeResponse(uRes, res))
-    .catch((reason: unknown) => {
-      const code = ConnectError.from(reason).code;
-      if (code !== Code.Aborted) onFailure?.(`${uHandler.service.typeName}/${uHandler.method.name}`, Code[code]);
-    });
-}
-
-async function* replayed(chunks: Buffer[], req: NodeRequest): AsyncGenerator<Uint8Array> {
-  yield* chunks;
-  if (!req.readableEnded) for await (const chunk of req) yield chunk as Buffer;
-}
-
 /** Shared by every call: the reason the signal carries once a call is over (Connect makes a new DOMException each time). */
 const CALL_OVER = new DOMException("This operation was aborted", "AbortError");
 
 /** Runs one unary call through the interceptors and implementation and writes the gRPC answer. */
-async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], req: Http2ServerRequest, res: Http2ServerResponse, input: unknown, deadline: Deadline | undefined): Promise<void> {
+async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], stream: ServerHttp2Stream, headers: IncomingHttpHeaders, input: unknown, deadline: Deadline | undefined): Promise<void> {
+  const requestId = assignRequestId(headers);
   const call = new CallSignal();
   // No timer (nor anything else) for a call without a deadline.
   const timer = deadline === undefined ? undefined : armDeadline(deadline, call);
   let over = false;
   // A client that resets the stream cancels the call, as Connect's adapter signals it.
   const onClose = () => {
-    if (!over) call.abort(resetError(req.stream.rstCode));
+    if (!over) call.abort(resetError(stream.rstCode));
   };
-  req.once("close", onClose);
+  stream.once("close", onClose);
   const responseHeader = new Headers({ "content-type": contentTypeProto });
   const responseTrailer = new Headers({ "grpc-status": "0" });
   let error: unknown;
   let body: Buffer | undefined;
   try {
-    const output = await invokeUnary(route, interceptors, requestOf(route, req, call, input), deadline, responseHeader, responseTrailer);
+    const output = await invokeUnary(route, interceptors, requestOf(route, stream, headers, call, input), deadline, responseHeader, responseTrailer);
     body = envelope(route.serialize(output));
   } catch (e) {
     error = e;
   }
   over = true;
   if (timer !== undefined) clearTimeout(timer);
-  req.off("close", onClose);
+  stream.off("close", onClose);
   call.abort(error ?? CALL_OVER);
   if (error !== undefined) setErrorStatus(responseTrailer, error);
-  if (res.stream.destroyed || res.writableEnded) return;
-  res.writeHead(200, nodeHeaders(responseHeader));
-  if (body !== undefined) res.write(body);
-  res.addTrailers(nodeHeaders(responseTrailer));
-  res.end();
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  // As the wrappers and Node's compatibility layer would write it: the request id first, the date last.
+  // (what the call set overrides what the wrapper set, as writeHead's headers override setHeader's).
+  const head: OutgoingHttpHeaders = Object.assign({ ":status": 200, [REQUEST_ID_HEADER]: requestId }, nodeHeaders(responseHeader, {}));
+  head.date ??= httpDate();
+  rewriteGrpcMessage(head);
+  const trailers = nodeHeaders(responseTrailer, Object.create(null) as OutgoingHttpHeaders);
+  rewriteGrpcMessage(trailers);
+  stream.respond(head, { waitForTrailers: true });
+  stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+  stream.end(body);
+}
+
+/** The Date header's value, made once a second (as Node's own utcDate). */
+let dateSecond = -1;
+let dateText = "";
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
 }
 
 /**
@@ -363,16 +372,18 @@ function setErrorStatus(trailer: Headers, error: unknown): void {
 const NO_TIMEOUT = () => undefined;
 
 /** The request the interceptors see, as Connect's gRPC handler builds it (requestCommon), its signal read through `call`. */
-function requestOf(route: UnaryRoute, req: Http2ServerRequest, call: CallSignal, input: unknown): UnaryRequest {
-  // As Connect's adapter converts them (pseudo-headers left out, x-request-id as withRequestId set it), read in place until changed.
-  const header = new NodeRequestHeaders(req.headers);
-  const secure = "encrypted" in req.socket && (req.socket as { encrypted?: boolean }).encrypted === true;
+function requestOf(route: UnaryRoute, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, call: CallSignal, input: unknown): UnaryRequest {
+  // As Connect's adapter converts them (pseudo-headers left out, x-request-id as assignRequestId set it), read in place until changed.
+  const header = new NodeRequestHeaders(headers);
+  const secure = stream.session?.encrypted === true;
+  // The request's authority as Node's compatibility layer gives it (`:authority`, else Host).
+  const authority = headers[":authority"] ?? headers.host;
   return {
     stream: false,
     message: input as never,
     method: route.method as never,
     requestMethod: "POST",
-    url: `${secure ? "https" : "http"}://${req.authority}${req.url}`,
+    url: `${secure ? "https" : "http"}://${authority}${headers[":path"]}`,
     get signal() {
       return call.signal;
     },
@@ -388,9 +399,8 @@ function remaining(deadline: Deadline): () => number {
   return () => end - Date.now();
 }
 
-/** Web headers as Node's outgoing headers (repeated names as arrays), as Connect's adapter writes them. */
-function nodeHeaders(headers: Headers): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = Object.create(null);
+/** Web headers as Node's outgoing headers (repeated names as arrays), as Connect's adapter writes them, into `out`. */
+function nodeHeaders(headers: Headers, out: OutgoingHttpHeaders): OutgoingHttpHeaders {
   headers.forEach((value, key) => {
     const existing = out[key];
     out[key] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [String(existing), value];

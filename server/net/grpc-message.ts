@@ -22,7 +22,8 @@ export function specGrpcMessage(connectEncoded: string): string {
   return out;
 }
 
-function rewrite(headers: OutgoingHttpHeaders | undefined) {
+/** Rewrites a grpc-message among `headers` (response headers or trailers) to the spec's form, in place. */
+export function rewriteGrpcMessage(headers: OutgoingHttpHeaders | undefined): void {
   const value = headers?.["grpc-message"];
   if (headers !== undefined && typeof value === "string") headers["grpc-message"] = specGrpcMessage(value);
 }
@@ -33,11 +34,11 @@ export function withSpecGrpcMessage(handler: RequestHandler): RequestHandler {
     const writeHead = res.writeHead.bind(res) as (status: number, headers?: OutgoingHttpHeaders) => unknown;
     const addTrailers = res.addTrailers.bind(res) as (headers: OutgoingHttpHeaders) => void;
     (res as { writeHead: unknown }).writeHead = (status: number, headers?: OutgoingHttpHeaders) => {
-      rewrite(headers);
+      rewriteGrpcMessage(headers);
       return writeHead(status, headers);
     };
     (res as { addTrailers: unknown }).addTrailers = (headers: OutgoingHttpHeaders) => {
-      rewrite(headers);
+      rewriteGrpcMessage(headers);
       addTrailers(headers);
     };
     handler(req, res);

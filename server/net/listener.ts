@@ -17,6 +17,17 @@ export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 /** A request listener that works for both HTTP/1.1 and HTTP/2, such as `connectNodeAdapter(...)`. */
 export type RequestHandler = (req: NodeRequest, res: NodeResponse) => void;
 
+/**
+ * Offered every HTTP/2 stream before Node's compatibility layer wraps it: returns true when it
+ * serves the stream itself on the stream API, false to leave it (untouched, nothing read) to the
+ * request handler. A stream it took and read from can still be given to the request handler with
+ * `handOver`: the bytes it read come first in the request's body, then whatever is left unread.
+ */
+export type StreamTaker = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, handOver: HandOver) => boolean;
+
+/** Gives a stream to the request handler as Node would have, with `read` (and the end, if `ended`) put back in front. */
+export type HandOver = (read: readonly Buffer[], ended: boolean) => void;
+
 /** Where to listen. */
 export interface ListenOptions {
   host: string;
@@ -30,6 +41,8 @@ export interface ListenOptions {
   prefaceTimeoutMs?: number;
   /** Serve TLS (h2 and HTTP/1.1 by ALPN) instead of cleartext. */
   tls?: TlsMaterial;
+  /** Serves some HTTP/2 streams before the handler sees them (the lean gRPC path); under mutual TLS only those of verified connections. */
+  streams?: StreamTaker;
 }
 
 /** The port's certificate (PEM), and for mutual TLS the CA client certificates must chain to. */
@@ -88,6 +101,7 @@ export async function listen(handler: RequestHandler, opts: ListenOptions): Prom
   const h1 = http.createServer(track.http1(handler));
   const h2 = http2.createServer(handler);
   h2.on("session", track.session);
+  if (opts.streams !== undefined) offerStreams(h2, opts.streams, () => true);
 
   // noDelay: small RPC frames must not wait for Nagle; the HTTP servers never accepted
   // these sockets themselves, so their own noDelay defaults do not apply.
@@ -156,6 +170,8 @@ async function listenTls(handler: RequestHandler, opts: ListenOptions, material:
   });
   // Handshake failures (wrong CA, plain HTTP on the TLS port) are the client's problem, not the process's.
   server.on("tlsClientError", () => {});
+  // Streams of a connection without a verified certificate go to the request listener, which refuses them.
+  if (opts.streams !== undefined) offerStreams(server, opts.streams, (stream) => !mutual || verified.has(stream.session as object));
   const port = await bind(server, opts);
   return {
     port,
@@ -167,6 +183,29 @@ async function listenTls(handler: RequestHandler, opts: ListenOptions, material:
       server.setSecureContext(secureOptions({ ...material, ...next }));
     },
   };
+}
+
+/**
+ * Puts `take` in front of the listener Node's compatibility layer installed for 'stream' events
+ * (it makes an Http2ServerRequest and Http2ServerResponse per stream, with eight listeners and a
+ * socket proxy, then emits 'request'). Why: on a unary call that wrapping cost more than the rest of
+ * the HTTP/2 handling (bench/README.md). What `take` declines reaches Node's listener unchanged.
+ */
+function offerStreams(server: http2.Http2Server | http2.Http2SecureServer, take: StreamTaker, may: (stream: http2.ServerHttp2Stream) => boolean): void {
+  const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
+  server.removeAllListeners("stream");
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+    const handOver: HandOver = (read, ended) => {
+      // What Node's listener does for a request that is neither CONNECT nor expects anything (take declines those).
+      const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+      const res = new http2.Http2ServerResponse(stream);
+      for (const chunk of read) req.push(chunk);
+      if (ended) req.push(null);
+      server.emit("request", req, res);
+    };
+    if (may(stream) && take(stream, headers, handOver)) return;
+    for (const listener of compat) listener(stream, headers, flags, rawHeaders);
+  });
 }
 
 /** The options of a secure context: the pair, and under mutual TLS the CA a client certificate must chain to. */

@@ -1,5 +1,6 @@
 // Request ids: every request on the port gets one (the caller's `x-request-id` if sane, else a new one), echoed in the response.
 import { randomFillSync } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
 import type { RequestHandler } from "./listener.js";
 
 /** The header that carries it both ways. */
@@ -33,10 +34,15 @@ export function newRequestId(): string {
  */
 export function withRequestId(handler: RequestHandler): RequestHandler {
   return (req, res) => {
-    const given = req.headers[REQUEST_ID_HEADER];
-    const id = saneRequestId(Array.isArray(given) ? given[0] : given) ?? newRequestId();
-    req.headers[REQUEST_ID_HEADER] = id;
-    res.setHeader(REQUEST_ID_HEADER, id);
+    res.setHeader(REQUEST_ID_HEADER, assignRequestId(req.headers));
     handler(req, res);
   };
+}
+
+/** The request's id (the caller's if sane, else a new one), written into its headers for everything after; for paths that serve a request without withRequestId. */
+export function assignRequestId(headers: IncomingHttpHeaders): string {
+  const given = headers[REQUEST_ID_HEADER];
+  const id = saneRequestId(Array.isArray(given) ? given[0] : given) ?? newRequestId();
+  headers[REQUEST_ID_HEADER] = id;
+  return id;
 }
