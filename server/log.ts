@@ -8,8 +8,8 @@ export interface Logger {
   log(level: Level, msg: string, fields?: Record<string, unknown>): void;
 }
 
-/** Writes JSON lines to a stream (stderr by default). */
-export function createLogger(write: (line: string) => void = (line) => process.stderr.write(line)): Logger {
+/** Writes JSON lines to a stream (stderr by default, a turn's lines at a time: batchedStderr). */
+export function createLogger(write: (line: string) => void = batchedStderr()): Logger {
   return {
     log(level, msg, fields = {}) {
       write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
@@ -34,4 +34,28 @@ export function atLevel(logger: Logger, level: Level): Logger {
   const min = RANK[level];
   if (min === RANK.debug) return logger;
   return { log: (lineLevel, msg, fields) => (RANK[lineLevel] >= min ? logger.log(lineLevel, msg, fields) : undefined) };
+}
+
+let stderrWriter: ((line: string) => void) | undefined;
+
+/**
+ * Writes the lines of one event-loop turn to stderr together, on setImmediate, and what is left when
+ * the process exits. Why: one access line per call was one write(2) per call; 32 calls in flight end
+ * in a handful of turns. A line waits at most for the turn it was logged in; only a SIGKILL in that
+ * window loses it (the audit trail, not this log, is what is kept durably). One writer per process.
+ */
+export function batchedStderr(): (line: string) => void {
+  if (stderrWriter !== undefined) return stderrWriter;
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const text = pending.length === 1 ? pending[0]! : pending.join("");
+    pending = [];
+    process.stderr.write(text);
+  };
+  process.on("exit", flush);
+  stderrWriter = (line) => {
+    if (pending.push(line) === 1) setImmediate(flush);
+  };
+  return stderrWriter;
 }
