@@ -229,6 +229,11 @@ describe("lean gRPC path: a deadline runs out as on Connect's path", () => {
         keptContexts.push(ctx);
         return { status: Status.SERVING };
       }
+      if (req.service === "bad-header") {
+        // A header HTTP/2 forbids (connection-specific): Node refuses to send it.
+        ctx.responseHeader.set("connection", "keep-alive");
+        return { status: Status.SERVING };
+      }
       if (req.service === "late") {
         // First read once the deadline has passed: it must show the deadline, as on Connect's path.
         await new Promise((r) => setTimeout(r, 150));
@@ -357,6 +362,12 @@ describe("lean gRPC path: a deadline runs out as on Connect's path", () => {
       });
     await reset(false);
     await reset(true);
+    const after = await rawCall(pair.lean, CHECK, check(), {});
+    expect(after.trailers["grpc-status"]).toBe("0");
+  });
+
+  it("a response header Node refuses to send fails that call with a reset, and the server answers the next", async () => {
+    await expect(rawCall(pair.lean, CHECK, check("bad-header"), {})).rejects.toMatchObject({ code: "ERR_HTTP2_STREAM_ERROR" });
     const after = await rawCall(pair.lean, CHECK, check(), {});
     expect(after.trailers["grpc-status"]).toBe("0");
   });

@@ -15,6 +15,7 @@ import {
 import { createMethodSerializationLookup, createMethodUrl, validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { contentTypeProto, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import * as http2 from "node:http2";
 import type { ServerHttp2Stream } from "node:http2";
 import { rewriteGrpcMessage } from "./grpc-message.js";
 import type { StreamTaker } from "./listener.js";
@@ -286,9 +287,14 @@ async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], stream
   rewriteGrpcMessage(head);
   const trailers = nodeHeaders(responseTrailer, Object.create(null) as OutgoingHttpHeaders);
   rewriteGrpcMessage(trailers);
-  stream.respond(head, { waitForTrailers: true });
-  stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-  stream.end(body);
+  try {
+    stream.respond(head, { waitForTrailers: true });
+    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    stream.end(body);
+  } catch {
+    // Headers Node refuses to send (a connection-specific name set by a handler): the call fails, the process does not.
+    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  }
 }
 
 /** The Date header's value, made once a second (as Node's own utcDate). */
