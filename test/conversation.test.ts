@@ -9,6 +9,9 @@ import { type grpc, grpcJsClient } from "./support/grpc-js.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import { pidsWith } from "./support/processes.js";
 import { tempDir } from "./support/temp-dir.js";
+import { createConversations } from "../server/domain/conversations.js";
+import type { Conversation } from "../server/domain/conversation.js";
+import { openWorkDir } from "../server/domain/work-dir.js";
 
 // The server runs in this process: its environment must never reach a command.
 process.env.VEIL_SERVER_CANARY = "canary-SERVER-ENV-d00d";
@@ -330,6 +333,45 @@ describe("conversations: the shell opened ahead of the next one", () => {
       expect(next!.stdoutText).toBe("hello there\n");
     } finally {
       await s.close();
+    }
+  });
+
+  it("makes the next shell as soon as a conversation ends, not only once the delay after a start has passed", async () => {
+    const dir = tempDir();
+    // A delay no test waits out: only a conversation's end can have made the next shell.
+    const conversations = createConversations({ workDir: openWorkDir(`${dir.path}/work`), sandbox: { kind: "none" }, hidden: [], idleTimeoutMs: 60_000, maxPerTenant: 10, standbyDelayMs: 3_600_000 });
+    const start = () =>
+      conversations.start({
+        owner: { tenant: "t", agent: "" },
+        env: {},
+        workingDir: "",
+        network: false,
+        inject: "declared",
+        secrets: [{ name: "API_KEY", env: { API_KEY }, values: [API_KEY] }],
+        defaultTimeoutMs: 30_000,
+        outputLimitBytes: 1 << 20,
+        keepOnDisconnect: false,
+      });
+    // Whether the shell's own start-up environment held the secret: 1 for a shell spawned for the call, 0 for one made ahead.
+    const spawnedWithSecret = async (c: Conversation) => {
+      let out = "";
+      for await (const e of c.run("tr '\\0' '\\n' < /proc/$$/environ | grep -c '^API_KEY=' || true")) if (e.type === "output") out += Buffer.from(e.data).toString();
+      return out.trim();
+    };
+    try {
+      const first = await start();
+      expect(await spawnedWithSecret(first)).toBe("1");
+      // Started while the first is still open: nothing made ahead yet.
+      const second = await start();
+      expect(await spawnedWithSecret(second)).toBe("1");
+      await first.end();
+      const third = await start();
+      expect(await spawnedWithSecret(third)).toBe("0");
+      await second.end();
+      await third.end();
+    } finally {
+      await conversations.closeAll();
+      dir.cleanup();
     }
   });
 

@@ -35,6 +35,8 @@ export interface ConversationLimits {
   observer?: ConversationObserver;
   /** This server's id: every conversation id names it, so other servers can route calls here. */
   serverId?: string;
+  /** After a start, how long before the next standby shell is made (default STANDBY_DELAY_MS); a conversation's end makes it at once. */
+  standbyDelayMs?: number;
 }
 
 /** What a new conversation needs besides its settings. */
@@ -215,6 +217,8 @@ export function createConversations(limits: ConversationLimits) {
             live.delete(c.id);
             if (c.egress !== undefined) byEgressId.delete(c.egress.egressId);
             cleanUp(path, owner);
+            // Its commands are done: nothing to compete with, so the next start need not wait for the delay below.
+            if (!closing) standby.prepare();
           },
           network,
           limits.observer,
@@ -224,7 +228,7 @@ export function createConversations(limits: ConversationLimits) {
         if (conversation.egress?.networkMode === "egress") byEgressId.set(conversation.egress.egressId, conversation);
         // The next start finds its shell ready. Made a little later: the uid scan and the spawn are
         // synchronous, and this conversation's audit record and first command must not wait behind them.
-        setTimeout(() => standby.prepare(), STANDBY_DELAY_MS).unref();
+        setTimeout(() => standby.prepare(), limits.standbyDelayMs ?? STANDBY_DELAY_MS).unref();
         return conversation;
       } catch (error) {
         await shell?.close();
