@@ -49,7 +49,7 @@ export function batchedStderr(): (line: string) => void {
   let pending: string[] = [];
   const flush = () => {
     if (pending.length === 0) return;
-    const text = pending.length === 1 ? pending[0]! : pending.join("");
+    const text = pending.join("");
     pending = [];
     process.stderr.write(text);
   };

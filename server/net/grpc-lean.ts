@@ -15,8 +15,7 @@ import {
 import { createMethodSerializationLookup, createMethodUrl, validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { contentTypeProto, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
-import * as http2 from "node:http2";
-import type { ServerHttp2Stream } from "node:http2";
+import { constants as h2, type ServerHttp2Stream } from "node:http2";
 import { rewriteGrpcMessage } from "./grpc-message.js";
 import type { StreamTaker } from "./listener.js";
 import { NodeRequestHeaders } from "./node-headers.js";
@@ -282,10 +281,10 @@ async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], stream
   if (stream.destroyed || stream.closed || stream.headersSent) return;
   // As the wrappers and Node's compatibility layer would write it: the request id first, the date last.
   // (what the call set overrides what the wrapper set, as writeHead's headers override setHeader's).
-  const head: OutgoingHttpHeaders = Object.assign({ ":status": 200, [REQUEST_ID_HEADER]: requestId }, nodeHeaders(responseHeader, {}));
+  const head: OutgoingHttpHeaders = Object.assign({ ":status": 200, [REQUEST_ID_HEADER]: requestId }, nodeHeaders(responseHeader));
   head.date ??= httpDate();
   rewriteGrpcMessage(head);
-  const trailers = nodeHeaders(responseTrailer, Object.create(null) as OutgoingHttpHeaders);
+  const trailers = nodeHeaders(responseTrailer);
   rewriteGrpcMessage(trailers);
   try {
     stream.respond(head, { waitForTrailers: true });
@@ -293,7 +292,7 @@ async function serveUnary(route: UnaryRoute, interceptors: Interceptor[], stream
     stream.end(body);
   } catch {
     // Headers Node refuses to send (a connection-specific name set by a handler): the call fails, the process does not.
-    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    stream.close(h2.NGHTTP2_INTERNAL_ERROR);
   }
 }
 
@@ -405,8 +404,9 @@ function remaining(deadline: Deadline): () => number {
   return () => end - Date.now();
 }
 
-/** Web headers as Node's outgoing headers (repeated names as arrays), as Connect's adapter writes them, into `out`. */
-function nodeHeaders(headers: Headers, out: OutgoingHttpHeaders): OutgoingHttpHeaders {
+/** Web headers as Node's outgoing headers (repeated names as arrays), as Connect's adapter writes them. */
+function nodeHeaders(headers: Headers): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = Object.create(null);
   headers.forEach((value, key) => {
     const existing = out[key];
     out[key] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [String(existing), value];
