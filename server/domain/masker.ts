@@ -1,6 +1,6 @@
 // Masks secret values, and the encoded forms they take, in streamed command output.
 
-import { compileAutomaton } from "./masker/automaton.js";
+import { type Automaton, compileAutomaton } from "./masker/automaton.js";
 import { codePointLength, derivedForms, trimBreaks } from "./masker/forms.js";
 import { AutomatonStream } from "./masker/stream.js";
 
@@ -67,11 +67,27 @@ export interface StreamMasker {
 }
 
 /**
+ * A mask set as plain data: typed arrays, numbers and strings only, so it can be compiled in
+ * another thread and handed over by structured clone (its arrays transferred, not copied).
+ */
+export interface CompiledMaskSet {
+  readonly unmaskedValues: readonly string[];
+  readonly stats: MaskSetStats;
+  readonly automaton: Automaton;
+  readonly minLength: number;
+}
+
+/**
  * Compiles the patterns for a set of secret values (derived forms included). Build once per
  * conversation. Throws a RangeError if a value's longest form exceeds MAX_PATTERN_LENGTH
  * bytes (2 MiB; a 64 KiB value stays far below), so such a set fails before anything runs.
  */
 export function createMaskSet(values: readonly string[], options: MaskSetOptions = {}): MaskSet {
+  return maskSetOf(compileMaskSet(values, options));
+}
+
+/** The compiling half of createMaskSet: the set as data (see CompiledMaskSet). Throws as createMaskSet does. */
+export function compileMaskSet(values: readonly string[], options: MaskSetOptions = {}): CompiledMaskSet {
   const minLength = options.minLength ?? 4;
   if (!Number.isInteger(minLength) || minLength < 1) {
     throw new RangeError("minLength must be a positive integer");
@@ -97,11 +113,24 @@ export function createMaskSet(values: readonly string[], options: MaskSetOptions
       (automaton.firstGrams ? automaton.firstGrams.grams.byteLength + automaton.firstGrams.states.byteLength : 0),
     maxHoldBack: automaton.maxDepth,
   };
+  return { unmaskedValues, stats, automaton, minLength };
+}
+
+/** The mask set a compiled one describes (in the thread that will mask with it). */
+export function maskSetOf(compiled: CompiledMaskSet): MaskSet {
+  const { automaton, minLength } = compiled;
   return {
-    unmaskedValues: Object.freeze(unmaskedValues),
-    stats: Object.freeze(stats),
+    unmaskedValues: Object.freeze([...compiled.unmaskedValues]),
+    stats: Object.freeze({ ...compiled.stats }),
     stream: () => new AutomatonStream(automaton, MASK_BYTES, minLength),
   };
+}
+
+/** The memory a compiled set's arrays hold, each buffer once: what a thread hands over instead of copying. */
+export function buffersOf(compiled: CompiledMaskSet): ArrayBuffer[] {
+  const { automaton } = compiled;
+  const arrays = [automaton.classOf, automaton.pool, automaton.chainBytes, automaton.skip?.shift, automaton.skip?.starts, automaton.skip?.pairs, automaton.firstGrams?.grams, automaton.firstGrams?.states];
+  return [...new Set(arrays.flatMap((a) => (a === undefined ? [] : [a.buffer as ArrayBuffer])))];
 }
 
 /** Masks a whole buffer, or a sequence of chunks, through one stream: for one-shot callers and tests. */
