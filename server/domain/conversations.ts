@@ -6,7 +6,7 @@ import { fail } from "../errors.js";
 import { type EgressFiles, EgressNeedsSandboxError, mountWorkspace, openShellSession, type ResourceLimits, type SandboxStatus, type ShellSession } from "./executor.js";
 import { DynamicUsers, isRoot, type RunAs } from "./executor/dynamic-user.js";
 import { sandboxUnavailableMessage } from "./executor/sandbox.js";
-import { createMaskSet } from "./masker.js";
+import { compileMaskSetOffThread, warmMaskCompiler } from "./mask-compiler.js";
 import { authorize } from "./policy.js";
 import { Standby } from "./standby.js";
 import type { Principal } from "./principal.js";
@@ -66,6 +66,8 @@ export function createConversations(limits: ConversationLimits) {
   /** Starts under way, per tenant: they hold a slot of the cap from before their first await. */
   const starting = new Map<string, number>();
   const { sandbox } = limits;
+  // Loaded now, so the first conversation does not wait for the thread to start.
+  if (sandbox.kind !== "unavailable") warmMaskCompiler();
   // As root, each conversation gets its own uid (in both sandbox modes); otherwise commands keep the server's.
   // Not when bwrap must run as root (no unprivileged user namespaces): it maps root to uid 1000 inside,
   // which could not enter a workspace owned by another uid; its PID namespace is what ends every process then.
@@ -179,8 +181,11 @@ export function createConversations(limits: ConversationLimits) {
       let user: RunAs | undefined;
       let workspace: string | undefined;
       let shell: ShellSession | undefined;
+      // Compiled in its own thread while the shell is found or spawned here.
+      const compiling = compileMaskSetOffThread(request.secrets.flatMap((s) => s.values));
+      // A start that fails first still hears the compile's outcome (no unhandled rejection).
+      compiling.catch(() => {});
       try {
-        const masks = createMaskSet(request.secrets.flatMap((s) => s.values));
         const secretEnv = request.inject === "declared" ? Object.assign({}, ...request.secrets.map((s) => s.env)) : {};
         const env = { ...request.env, ...secretEnv };
         // The gateway serves each shell's listener as this conversation, read once its binding exists
@@ -204,6 +209,7 @@ export function createConversations(limits: ConversationLimits) {
             ...(request.workingDir !== "" ? { workingDir: request.workingDir } : {}),
           });
         }
+        const masks = await compiling;
         const path = workspace;
         const owner = user;
         const network: ConversationNetwork = { networkMode: request.networkMode ?? "none", egressAllow: request.egressAllow ?? [], tokenId: request.tokenId ?? "" };
