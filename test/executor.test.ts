@@ -261,6 +261,16 @@ for (const mode of modes) {
       expect(stdout).toBe(`${join(realWorkspace(session), "d")}\n1\n`);
     });
 
+    it("carries every export to a replacement shell, with hundreds of them, and when the state report cannot fork for its names", async () => {
+      const session = await open({ sandbox: mode.sandbox });
+      // 500 exports, one array (never carried), and the report's own fork made impossible: mapfile disabled.
+      await run(session, "for i in $(seq 500); do export \"MANY_$i=v$i\"; done; declare -a ARR=(1 2); enable -n mapfile; export LAST=z");
+      await run(session, "(sleep 0.2; kill -9 $$) &");
+      await sleep(500);
+      const { stdout } = await run(session, 'echo "$MANY_1 $MANY_250 $MANY_500 $LAST ${ARR-none}"; compgen -e | grep -c "^MANY_"');
+      expect(stdout).toBe("v1 v250 v500 z none\n500\n");
+    });
+
     it("adopt() gives a shell opened ahead its environment and directory, also when that shell died meanwhile", async () => {
       const live = await open({ sandbox: mode.sandbox });
       live.adopt({ GIVEN: "it's here" }, "a/b");
