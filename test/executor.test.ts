@@ -261,14 +261,17 @@ for (const mode of modes) {
       expect(stdout).toBe(`${join(realWorkspace(session), "d")}\n1\n`);
     });
 
-    it("carries every export to a replacement shell, with hundreds of them, and when the state report cannot fork for its names", async () => {
-      const session = await open({ sandbox: mode.sandbox });
-      // 500 exports, one array (never carried), and the report's own fork made impossible: mapfile disabled.
-      await run(session, "for i in $(seq 500); do export \"MANY_$i=v$i\"; done; declare -a ARR=(1 2); enable -n mapfile; export LAST=z");
-      await run(session, "(sleep 0.2; kill -9 $$) &");
-      await sleep(500);
-      const { stdout } = await run(session, 'echo "$MANY_1 $MANY_250 $MANY_500 $LAST ${ARR-none}"; compgen -e | grep -c "^MANY_"');
-      expect(stdout).toBe("v1 v250 v500 z none\n500\n");
+    it("carries every export to a replacement shell, with hundreds of them and any bytes, also when a command disabled declare", async () => {
+      for (const disable of ["", "enable -n declare typeset; "]) {
+        const session = await open({ sandbox: mode.sandbox });
+        // 500 exports, one array (never carried), a value that looks like more declarations, and (second
+        // round) the builtin the report lists them with disabled, so it lists them name by name.
+        await run(session, `for i in $(seq 500); do export "MANY_$i=v$i"; done; declare -a ARR=(1 2); ${disable}export LAST=$'z"\\ndeclare -x FORGED="1"\\n\\x01\\''`);
+        await run(session, "(sleep 0.2; kill -9 $$) &");
+        await sleep(500);
+        const { stdout } = await run(session, 'printf "%q\\n" "$MANY_1 $MANY_250 $MANY_500 $LAST ${ARR-none} ${FORGED-none}"; compgen -e | grep -c "^MANY_"');
+        expect({ disable, stdout }).toEqual({ disable, stdout: `${String.raw`$'v1 v250 v500 z"\ndeclare -x FORGED="1"\n\001\' none none'`}\n500\n` });
+      }
     });
 
     it("adopt() gives a shell opened ahead its environment and directory, also when that shell died meanwhile", async () => {

@@ -10,19 +10,20 @@ export function shellQuote(text: string): string {
 const ALL_NAMES = [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"].map((c) => `"\${!${c}@}"`).join(" ");
 
 /**
- * Reports `R<exit code>\0C<cwd>\0NAME=VALUE\0...\0` on fd 3: exported, set, non-array variables only.
- * The names come from one `compgen -e` (a fork, ~1 ms): the 53 `${!X@}` lists each scan every
- * variable, which made the report quadratic, 250 ms at 1,000 variables and 2.3 s at 3,000, after
- * every command. When that fork fails (a command used up its process limit), the lists are the
- * fallback: every exported variable is always found, so a replacement shell keeps them.
+ * Reports `R<exit code>\0C<cwd>\0E<declare -px>\0\0` on fd 3 (control-channel.ts reads it). The
+ * variables come from `declare -px`, a builtin that lists the exported ones in one pass: no fork,
+ * which can fail, or stall in bash's fork retries for 15 s, when a command left a fork bomb at its
+ * process limit; and no per-name work, which made a report by the 53 `${!X@}` lists quadratic (250 ms
+ * at 1,000 variables, 2.3 s at 3,000, after every command). When a command disabled that builtin
+ * (`enable -n declare typeset`), the lists are the fallback, printed as `NAME=VALUE\0` fields after
+ * the empty `E`: every exported variable is always found, so a replacement shell keeps them.
  */
 const REPORT_STATE =
-  `{ builtin printf 'R%s\\0C%s\\0' "$__veil_rc" "\${PWD-}"; ` +
-  `__veil_ns=(); builtin mapfile -t __veil_ns < <(builtin compgen -e) 2>/dev/null; ` +
-  `(( \${#__veil_ns[@]} > 0 )) || __veil_ns=(${ALL_NAMES}); ` +
-  `for __veil_n in "\${__veil_ns[@]}"; do case \${!__veil_n@a} in *[aA]*) ;; *x*) ` +
-  `if [[ -n \${!__veil_n+y} ]]; then builtin printf '%s=%s\\0' "$__veil_n" "\${!__veil_n}"; fi;; esac; done; ` +
-  `builtin unset __veil_ns; builtin printf '\\0'; } >&3`;
+  `{ builtin printf 'R%s\\0C%s\\0E' "$__veil_rc" "\${PWD-}"; ` +
+  `if builtin declare -px 2>/dev/null || builtin typeset -px 2>/dev/null; then builtin printf '\\0'; ` +
+  `else builtin printf '\\0'; for __veil_n in ${ALL_NAMES}; do case \${!__veil_n@a} in *[aA]*) ;; *x*) ` +
+  `if [[ -n \${!__veil_n+y} ]]; then builtin printf '%s=%s\\0' "$__veil_n" "\${!__veil_n}"; fi;; esac; done; fi; ` +
+  `builtin printf '\\0'; } >&3`;
 
 /**
  * Run once when the shell starts: keeps copies of stdout/stderr on fds 4 and 5 so end markers still

@@ -1,5 +1,7 @@
 // Parses the shell's control channel (fd 3): after each command, its exit code, cwd and exported variables.
 
+import { parseExportedDeclarations } from "./declarations.js";
+
 /** What the shell reported after a command (or at start-up). */
 export interface ShellState {
   exitCode: number;
@@ -10,11 +12,13 @@ export interface ShellState {
 }
 
 /**
- * Records are NUL-separated fields ended by an empty field: `R<exit code>`, `C<cwd>`, then `NAME=VALUE`
- * for each exported variable (bash strings cannot hold NUL, so the framing is unambiguous).
+ * Records are NUL-separated fields ended by an empty field: `R<exit code>`, `C<cwd>`, `E` followed by
+ * the shell's `declare -px`, then `NAME=VALUE` for each exported variable when that builtin was
+ * disabled and the shell listed them itself (bash strings cannot hold NUL, so the framing is
+ * unambiguous).
  */
 export class ControlParser {
-  private fields: string[] = [];
+  private fields: Buffer[] = [];
   private partial: Buffer[] = [];
   private fieldBytes = 0;
   private recordBytes = 0;
@@ -46,7 +50,7 @@ export class ControlParser {
   }
 
   private endField(): void {
-    const field = Buffer.concat(this.partial).toString("utf8");
+    const field = Buffer.concat(this.partial);
     const empty = this.fieldBytes === 0;
     this.partial = [];
     this.fieldBytes = 0;
@@ -54,8 +58,8 @@ export class ControlParser {
       if (!this.overflow || this.fields.length < 2) this.fields.push(field);
       return;
     }
-    const [code = "", cwd = "", ...vars] = this.fields;
-    const env: Record<string, string> = {};
+    const [code = "", cwd = "", declarations = "", ...vars] = this.fields.map((field, i) => field.toString(i === 2 ? "latin1" : "utf8"));
+    const env = declarations.startsWith("E") ? parseExportedDeclarations(declarations.slice(1)) : {};
     for (const entry of vars) {
       const eq = entry.indexOf("=");
       if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
