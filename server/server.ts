@@ -9,6 +9,7 @@ import { createConsoleRoute, defaultConsoleDir, loadConsoleFiles } from "./net/c
 import { atLevel, type Logger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { withCors } from "./net/cors.js";
+import { withDeadlineCap } from "./net/deadline-cap.js";
 import { withSpecGrpcMessage } from "./net/grpc-message.js";
 import { createGrpcLeanPath } from "./net/grpc-lean.js";
 import { HAND_ENCODERS } from "./rpc/secret-wire.js";
@@ -77,7 +78,7 @@ export async function startServer(config: ServerConfig, options: { logger: Logge
     createConsoleRoute(loadConsoleFiles(config.consoleDir ?? defaultConsoleDir())),
     createMcpRoute({ app, logger }),
   ];
-  const served = withRequestId(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(handler), { allowedOrigins: corsOrigins(config) })));
+  const served = withRequestId(withHttpRoutes(httpRoutes, withCors(withSpecGrpcMessage(withDeadlineCap(handler)), { allowedOrigins: corsOrigins(config) })));
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
     listener = await listen(served, { host: config.host, port: config.port, streams: unary.take, ...(tls !== undefined ? { tls: { ...tls, anonymous: isAnonymousRequest } } : {}) });

@@ -16,6 +16,7 @@ import { createMethodSerializationLookup, createMethodUrl, validateUniversalHand
 import { contentTypeProto, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { constants as h2, type ServerHttp2Stream } from "node:http2";
+import { capDeadlineHeaders } from "./deadline-cap.js";
 import { rewriteGrpcMessage } from "./grpc-message.js";
 import type { StreamTaker } from "./listener.js";
 import { NodeRequestHeaders } from "./node-headers.js";
@@ -117,6 +118,7 @@ export function createGrpcLeanPath(options: GrpcLeanOptions) {
       const route = headers[":method"] === "POST" ? routes.get(headers[":path"] ?? "") : undefined;
       // A browser's call (Origin: CORS headers) and an Expect are the wrappers' and Node's to answer.
       if (route === undefined || !eligible(headers) || headers.origin !== undefined || headers.expect !== undefined) return false;
+      capDeadlineHeaders(headers);
       const timeout = headers["grpc-timeout"];
       const deadline = timeout === undefined ? undefined : readDeadline(timeout, opt.maxTimeoutMs);
       if (deadline === null) return false;
@@ -150,14 +152,11 @@ interface Deadline {
   start: number;
 }
 
-/** Node runs a longer setTimeout after 1 ms (with a warning); Connect's timer does exactly that, so such calls are left to it. */
-const TIMER_MAX_MS = 0x7fffffff;
-
-/** The deadline of a `grpc-timeout` header (read as Connect reads it), or null where Connect is to answer: a value it refuses, or one past Node's timer range. */
+/** The deadline of a `grpc-timeout` header (read as Connect reads it, capped as capDeadlineHeaders caps it), or null where Connect is to answer: a value it refuses. */
 function readDeadline(header: string | string[], maxTimeoutMs: number): Deadline | null {
   if (typeof header !== "string") return null;
   const timeout = parseTimeout(header, maxTimeoutMs);
-  if (timeout.error !== undefined || timeout.timeoutMs === undefined || timeout.timeoutMs > TIMER_MAX_MS) return null;
+  if (timeout.error !== undefined || timeout.timeoutMs === undefined) return null;
   return { timeoutMs: timeout.timeoutMs, start: Date.now() };
 }
 
