@@ -18,7 +18,8 @@ export function parseExportedDeclarations(text: string): Record<string, string> 
     const space = text.indexOf(" ", at + 9);
     if (space < 0) break;
     const flags = text.slice(at + 9, space);
-    const name = NAME.exec(text.slice(space + 1, space + 1 + MAX_NAME))?.[0];
+    NAME.lastIndex = space + 1;
+    const name = NAME.exec(text)?.[0];
     if (name === undefined) break;
     at = space + 1 + name.length;
     if (text[at] === "\n") {
@@ -28,14 +29,14 @@ export function parseExportedDeclarations(text: string): Record<string, string> 
     if (text[at] !== "=") break;
     const word = readWord(text, at + 1);
     if (word === undefined) break;
-    if (!/[aA]/.test(flags)) env[name] = Buffer.from(word.value, "latin1").toString("utf8");
+    if (!flags.includes("a") && !flags.includes("A")) env[name] = NON_ASCII.test(word.value) ? Buffer.from(word.value, "latin1").toString("utf8") : word.value;
     at = word.end + 1;
   }
   return env;
 }
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*/;
-const MAX_NAME = 4096;
+const NAME = /[A-Za-z_][A-Za-z0-9_]*/y;
+const NON_ASCII = /[\x80-\xff]/;
 
 /** A shell word up to an unquoted newline: quoted parts decoded, `(`...`)` of arrays read past. */
 function readWord(text: string, from: number): Decoded {
