@@ -262,10 +262,11 @@ for (const mode of modes) {
     });
 
     it("carries every export to a replacement shell, with hundreds of them and any bytes, also when a command disabled declare", async () => {
-      for (const disable of ["", "enable -n declare typeset; "]) {
+      for (const disable of ["", "enable -n declare typeset; ", "set -o posix; "]) {
         const session = await open({ sandbox: mode.sandbox });
-        // 500 exports, one array (never carried), a value that looks like more declarations, and (second
-        // round) the builtin the report lists them with disabled, so it lists them name by name.
+        // 500 exports, one array (never carried), a value that looks like more declarations; in the second
+        // round the builtin the report lists them with is disabled, so it lists them name by name, and in
+        // the third the shell is in POSIX mode (where `export -p` would print another format).
         await run(session, `for i in $(seq 500); do export "MANY_$i=v$i"; done; declare -a ARR=(1 2); ${disable}export LAST=$'z"\\ndeclare -x FORGED="1"\\n\\x01\\''`);
         await run(session, "(sleep 0.2; kill -9 $$) &");
         await sleep(500);
