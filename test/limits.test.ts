@@ -131,7 +131,7 @@ describe.skipIf(!hasBwrap)(hasBwrap ? "limits in bubblewrap" : "limits in bubble
     // The classic bomb backgrounds itself and runs on between commands. It starts a moment after its
     // command ended: started at once, it can reach the cap before the shell's own second fork of `:|:&`,
     // and then the command itself reached the limit (the test above).
-    expect(await runIn(a.id, "(sleep 0.3; :(){ :|:& };:) &")).toMatchObject({ exitCode: 0, limit: "" });
+    expect(await runIn(a.id, "(sleep 1; :(){ :|:& };:) &")).toMatchObject({ exitCode: 0, limit: "" });
     const current = pidsFile(a.home, "pids.current");
     const deadline = Date.now() + 5_000;
     // The shell and the bomb are gone (no processes left in the cgroup) soon after the bomb reaches the cap.
