@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { ControlParser, type ShellState } from "../server/domain/executor/control-channel.js";
 import { parseExportedDeclarations } from "../server/domain/executor/declarations.js";
 
 // The shell's state report is bash's own `declare -px`; these compare the parse with what bash holds.
@@ -80,5 +81,37 @@ describe("parseExportedDeclarations", () => {
     expect(parseExportedDeclarations('declare -x A="1"\ndeclare -x B="unterminated\n')).toEqual({ A: "1" });
     expect(parseExportedDeclarations('declare -x A="1"\nsomething else\ndeclare -x C="3"\n')).toEqual({ A: "1" });
     expect(parseExportedDeclarations("")).toEqual({});
+  });
+});
+
+describe("ControlParser: the shell's report after each command", () => {
+  const record = (...fields: string[]) => Buffer.from(`${fields.join("\0")}\0\0`, "latin1");
+
+  it("reads exit code, cwd and the declare -px field, cut anywhere between reads", () => {
+    const seen: ShellState[] = [];
+    const parser = new ControlParser(1024, (state) => seen.push(state));
+    const bytes = Buffer.concat([record("R3", "C/work/a b", 'Edeclare -x A="1"\ndeclare -x B=$\'x\\ny\'\n'), record("R0", "C/w", "E")]);
+    for (let i = 0; i < bytes.length; i += 3) parser.push(bytes.subarray(i, i + 3));
+    expect(seen).toEqual([
+      { exitCode: 3, cwd: "/work/a b", env: { A: "1", B: "x\ny" } },
+      { exitCode: 0, cwd: "/w", env: {} },
+    ]);
+  });
+
+  it("reads the name-by-name fields a shell with declare disabled sends after an empty E", () => {
+    const seen: ShellState[] = [];
+    new ControlParser(1024, (state) => seen.push(state)).push(record("R0", "C/w", "E", "A=1", "B=x=y"));
+    expect(seen).toEqual([{ exitCode: 0, cwd: "/w", env: { A: "1", B: "x=y" } }]);
+  });
+
+  it("over the size limit keeps exit code and cwd, says nothing of the variables, and reads the next record whole", () => {
+    const seen: ShellState[] = [];
+    const parser = new ControlParser(64, (state) => seen.push(state));
+    parser.push(record("R1", "C/w", `Edeclare -x HUGE="${"a".repeat(500)}"\n`));
+    parser.push(record("R0", "C/v", 'Edeclare -x SMALL="s"\n'));
+    expect(seen).toEqual([
+      { exitCode: 1, cwd: "/w", env: undefined },
+      { exitCode: 0, cwd: "/v", env: { SMALL: "s" } },
+    ]);
   });
 });
