@@ -9,6 +9,7 @@ import { nowTicks } from "./process-tree.js";
 import { SentinelScanner } from "./sentinel.js";
 import type { ShellProcess, ShellSink, StreamName } from "./shell-process.js";
 import type { CommandOptions } from "./types.js";
+import { MAX_TIMER_MS } from "../timer-range.js";
 
 /** Exit code reported when the timeout killed the command (as coreutils `timeout` does); `timedOut` is true too. */
 export const EXIT_CODE_TIMED_OUT = 124;
@@ -21,9 +22,6 @@ export type RunItem =
   | { kind: "exit"; exitCode: number; durationMs: number; timedOut: boolean; limit: LimitName | undefined };
 
 type KillReason = "timeout" | "abort" | "cut" | "limit";
-
-// setTimeout fires at once for delays above 2^31-1 ms.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Starts the command on construction; the session pulls `queue` and disposes the run when it stops pulling. */
 export class CommandRun implements ShellSink {
